@@ -1,0 +1,1 @@
+"""State sources: build the engine's ClusterState from a snapshot file or a live cluster."""
