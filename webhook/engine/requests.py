@@ -1,0 +1,127 @@
+"""What one pod asks of a node: CPU, memory, ephemeral storage, and whether it needs a pod IP.
+
+The rules are the scheduler's (``k8s.io/component-helpers/resource``):
+regular containers and restartable init containers ("sidecars") add up; each classic
+init container runs alone next to the sidecars started before it, so the pod needs the
+larger of the two; ``spec.overhead`` is added on top. Containers without requests get
+what the LimitRanger admission plugin will give them later: the namespace LimitRange's
+``defaultRequest``, else its ``default`` (which is also the request the API server
+defaults from a limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .quantity import QuantityError, milli, units
+
+
+class ObjectError(ValueError):
+    """An object the engine cannot read; ``field`` is the JSON path that is wrong."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU in millicores, memory and ephemeral storage in bytes."""
+
+    cpu: int = 0
+    memory: int = 0
+    ephemeral: int = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.cpu + other.cpu, self.memory + other.memory, self.ephemeral + other.ephemeral)
+
+    def __sub__(self, other: "Resources") -> "Resources":
+        return Resources(self.cpu - other.cpu, self.memory - other.memory, self.ephemeral - other.ephemeral)
+
+    def scaled(self, factor: int) -> "Resources":
+        return Resources(self.cpu * factor, self.memory * factor, self.ephemeral * factor)
+
+    def maximum(self, other: "Resources") -> "Resources":
+        return Resources(max(self.cpu, other.cpu), max(self.memory, other.memory), max(self.ephemeral, other.ephemeral))
+
+
+ZERO = Resources()
+_FIELDS = (("cpu", "cpu", milli), ("memory", "memory", units), ("ephemeral-storage", "ephemeral", units))
+
+
+def resources_from(mapping: Mapping | None, path: str) -> Resources:
+    """Read a ``{cpu, memory, ephemeral-storage}`` quantity map (allocatable, requests...)."""
+    values = {}
+    for key, attr, convert in _FIELDS:
+        raw = (mapping or {}).get(key)
+        if raw is None:
+            continue
+        try:
+            values[attr] = convert(raw)
+        except QuantityError as exc:
+            raise ObjectError(f"{path}.{key}", str(exc)) from None
+    return Resources(**values)
+
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """A namespace's LimitRange defaults for containers, already merged over all LimitRanges."""
+
+    default_request: Mapping[str, object]
+    default_limit: Mapping[str, object]
+
+    @staticmethod
+    def from_limit_ranges(limit_ranges: Iterable[Mapping]) -> "ContainerDefaults":
+        request: dict = {}
+        limit: dict = {}
+        for lr in limit_ranges:
+            for item in (lr.get("spec") or {}).get("limits") or []:
+                if item.get("type") != "Container":
+                    continue
+                for key, value in (item.get("defaultRequest") or {}).items():
+                    request.setdefault(key, value)
+                for key, value in (item.get("default") or {}).items():
+                    limit.setdefault(key, value)
+        return ContainerDefaults(request, limit)
+
+
+NO_DEFAULTS = ContainerDefaults({}, {})
+
+
+def container_requests(container: Mapping, defaults: ContainerDefaults, path: str) -> Resources:
+    """A container's effective requests after API defaulting and the LimitRanger."""
+    resources = container.get("resources") or {}
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+    merged = {}
+    for key, _, _ in _FIELDS:
+        for source in (requests, limits, defaults.default_request, defaults.default_limit):
+            if key in source:
+                merged[key] = source[key]
+                break
+    return resources_from(merged, f"{path}.resources.requests")
+
+
+def pod_requests(pod_spec: Mapping, defaults: ContainerDefaults = NO_DEFAULTS, path: str = "spec") -> Resources:
+    """The requests the scheduler will see for a pod built from ``pod_spec``."""
+    total = ZERO
+    for i, container in enumerate(pod_spec.get("containers") or []):
+        total += container_requests(container, defaults, f"{path}.containers[{i}]")
+    sidecars = ZERO
+    init_peak = ZERO
+    for i, container in enumerate(pod_spec.get("initContainers") or []):
+        needs = container_requests(container, defaults, f"{path}.initContainers[{i}]")
+        if container.get("restartPolicy") == "Always":
+            sidecars += needs
+            init_peak = init_peak.maximum(sidecars)
+        else:
+            init_peak = init_peak.maximum(sidecars + needs)
+    total = (total + sidecars).maximum(init_peak)
+    return total + resources_from(pod_spec.get("overhead"), f"{path}.overhead")
+
+
+def uses_pod_ip(pod_spec: Mapping) -> bool:
+    """Host-network pods share the node's IP; every other pod takes one VPC IP slot."""
+    return not pod_spec.get("hostNetwork", False)
