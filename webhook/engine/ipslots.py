@@ -1,0 +1,115 @@
+"""Pod IP slots under the AWS VPC CNI.
+
+Every pod that is not host-network takes one VPC IP from an ENI attached to its node.
+A node holds ``ENIs x (IPv4 per ENI - 1)`` such pods in secondary-IP mode (the first IP
+of each ENI is the ENI's own). With prefix delegation each of those slots is a /28
+prefix of 16 IPs, on Nitro and bare-metal types only (Xen types keep secondary IPs).
+Custom networking keeps the primary ENI for the node, so one ENI fewer serves pods.
+Only the default network card's ENIs count. The official max-pods figure adds 2 for
+the host-network ``aws-node`` and ``kube-proxy`` pods, which need a kubelet slot but no IP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .instance_types import InstanceLimits
+
+PREFIX_IPS = 16
+HOST_NETWORK_PODS = 2  # aws-node and kube-proxy
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class CniConfig:
+    """What the ``aws-node`` DaemonSet in kube-system tells about pod networking."""
+
+    aws_vpc_cni: bool = False
+    prefix_delegation: bool = False
+    custom_networking: bool = False
+    ipv6: bool = False
+
+    @staticmethod
+    def from_daemonset(daemonset: Mapping | None) -> "CniConfig":
+        if not daemonset:
+            return CniConfig()
+        env: dict[str, object] = {}
+        containers = (((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        for container in containers:
+            if container.get("name") == "aws-node" or not env:
+                for item in container.get("env") or []:
+                    if "value" in item:
+                        env[item.get("name")] = item["value"]
+        return CniConfig(
+            aws_vpc_cni=True,
+            prefix_delegation=_truthy(env.get("ENABLE_PREFIX_DELEGATION")),
+            custom_networking=_truthy(env.get("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG")),
+            ipv6=_truthy(env.get("ENABLE_IPv6")),
+        )
+
+    def describe(self) -> str:
+        if not self.aws_vpc_cni:
+            return "no AWS VPC CNI"
+        if self.ipv6:
+            return "IPv6"
+        parts = ["prefix delegation" if self.prefix_delegation else "secondary IPs"]
+        if self.custom_networking:
+            parts.append("custom networking")
+        return " + ".join(parts)
+
+
+@dataclass(frozen=True)
+class IpCapacity:
+    """How many IP-consuming pods a node can hold; ``slots is None`` means no IP rule applies."""
+
+    slots: int | None
+    mode: str
+    instance_type: str | None = None
+
+    @property
+    def max_pods(self) -> int | None:
+        """The official max-pods figure: IP slots plus the two host-network pods."""
+        return None if self.slots is None else self.slots + HOST_NETWORK_PODS
+
+
+def ip_slots(limits: InstanceLimits, prefix_delegation: bool = False, custom_networking: bool = False) -> int:
+    """IP-consuming pods for one instance type under the given CNI settings."""
+    enis = limits.enis - (1 if custom_networking else 0)
+    slots = max(enis, 0) * max(limits.ipv4_per_eni - 1, 0)
+    if prefix_delegation and limits.supports_prefix_delegation:
+        slots *= PREFIX_IPS
+    return slots
+
+
+def recommended_max_pods(limits: InstanceLimits, custom_networking: bool = False) -> int:
+    """kubelet maxPods AWS recommends with prefix delegation (max-pods-calculator.sh).
+
+    Prefix delegation gives far more IPs than a kubelet should run, so AWS caps the
+    figure at 110 below 30 vCPUs and 250 above; small types stay under the cap.
+    """
+    uncapped = ip_slots(limits, True, custom_networking) + HOST_NETWORK_PODS
+    if not limits.supports_prefix_delegation:
+        return uncapped
+    cap = 250 if (limits.vcpus or 0) >= 30 else 110
+    return min(uncapped, cap)
+
+
+def node_ip_capacity(instance_type: str | None, limits: InstanceLimits | None, cni: CniConfig) -> IpCapacity:
+    """The IP rule for one node; nodes without a known AWS type fall back to the kubelet limit."""
+    if not cni.aws_vpc_cni:
+        return IpCapacity(None, "no-vpc-cni", instance_type)
+    if cni.ipv6:
+        return IpCapacity(None, "ipv6", instance_type)
+    if not instance_type:
+        return IpCapacity(None, "not-aws", None)
+    if limits is None:
+        return IpCapacity(None, "unknown-type", instance_type)
+    prefix = cni.prefix_delegation and limits.supports_prefix_delegation
+    mode = "prefix-delegation" if prefix else "secondary-ip"
+    if cni.custom_networking:
+        mode += "+custom-networking"
+    return IpCapacity(ip_slots(limits, prefix, cni.custom_networking), mode, instance_type)

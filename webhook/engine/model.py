@@ -1,0 +1,395 @@
+"""The cluster as the engine sees it: slim records plus per-node aggregates.
+
+``ClusterState`` is fed one Kubernetes object at a time (``apply`` / ``remove``), from a
+snapshot file or from a live watch alike, and keeps per-node sums (requests, pods,
+IP-consuming pods, EBS volumes) up to date incrementally. A decision therefore reads
+per-node totals and never scans every pod. Only the fields the engine needs are kept,
+so a 150,000-pod cluster stays small in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from .instance_types import InstanceLimits, InstanceTable, load_default_table
+from .ipslots import CniConfig, IpCapacity, node_ip_capacity
+from .quantity import QuantityError, units
+from .requests import ZERO, ObjectError, Resources, pod_requests, resources_from, uses_pod_ip
+from .scheduling import PodPlacementRules, Taint
+
+INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
+ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def _first_label(labels: Mapping, keys: Iterable[str]) -> str | None:
+    for key in keys:
+        if labels.get(key):
+            return labels[key]
+    return None
+
+
+def _meta(obj: Mapping) -> Mapping:
+    return obj.get("metadata") or {}
+
+
+def controller_of(obj: Mapping) -> tuple[str, str] | None:
+    """The (kind, name) of the object's controlling owner reference, if any."""
+    for ref in _meta(obj).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("kind"), ref.get("name")
+    return None
+
+
+def _is_ebs_pv(pv: Mapping) -> bool:
+    spec = pv.get("spec") or {}
+    return (spec.get("csi") or {}).get("driver") == "ebs.csi.aws.com" or "awsElasticBlockStore" in spec
+
+
+@dataclass
+class NodeRecord:
+    """One node: what it offers, and (maintained by ClusterState) what its pods use."""
+
+    name: str
+    labels: dict
+    taints: tuple
+    unschedulable: bool
+    ready: bool
+    instance_type: str | None
+    zone: str | None
+    allocatable: Resources
+    allocatable_pods: int
+    used: Resources = ZERO
+    pods: int = 0
+    ip_pods: int = 0
+    claims: dict = field(default_factory=lambda: defaultdict(int))   # "ns/claim" -> pods using it
+
+    @staticmethod
+    def from_object(obj: Mapping) -> "NodeRecord":
+        meta = _meta(obj)
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        labels = dict(meta.get("labels") or {})
+        allocatable = status.get("allocatable") or status.get("capacity") or {}
+        name = meta.get("name", "")
+        try:
+            pods = units(allocatable.get("pods", 110))
+        except QuantityError as exc:
+            raise ObjectError(f"node {name} status.allocatable.pods", str(exc)) from None
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        return NodeRecord(
+            name=name,
+            labels=labels,
+            taints=tuple(Taint(t.get("key", ""), t.get("value") or "", t.get("effect", ""))
+                         for t in spec.get("taints") or []),
+            unschedulable=bool(spec.get("unschedulable")),
+            ready=ready,
+            instance_type=_first_label(labels, INSTANCE_TYPE_LABELS),
+            zone=_first_label(labels, ZONE_LABELS),
+            allocatable=resources_from(allocatable, f"node {name} status.allocatable"),
+            allocatable_pods=pods,
+        )
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """What the engine keeps of a pod: where it runs, what it takes, who owns it."""
+
+    namespace: str
+    name: str
+    node: str | None
+    requests: Resources
+    uses_ip: bool
+    owner: tuple | None
+    claims: tuple = ()
+    rules: PodPlacementRules | None = None   # kept only while the pod waits for a node
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
+
+    @staticmethod
+    def from_object(obj: Mapping) -> "PodRecord | None":
+        """``None`` for pods that hold nothing: Succeeded or Failed."""
+        meta = _meta(obj)
+        if (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
+            return None
+        spec = obj.get("spec") or {}
+        node = spec.get("nodeName") or None
+        claims = tuple(sorted({v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []
+                               if (v.get("persistentVolumeClaim") or {}).get("claimName")}))
+        owner = controller_of(obj)
+        return PodRecord(
+            namespace=meta.get("namespace", "default"),
+            name=meta.get("name", ""),
+            node=node,
+            requests=pod_requests(spec, path=f"pod {meta.get('namespace')}/{meta.get('name')} spec"),
+            uses_ip=uses_pod_ip(spec),
+            owner=owner,
+            claims=claims,
+            rules=None if node else PodPlacementRules.from_pod_spec(
+                spec, meta.get("labels"), daemon=bool(owner and owner[0] == "DaemonSet")),
+        )
+
+
+@dataclass
+class Reservation:
+    """Capacity promised to admitted pods that do not exist yet (see ClusterState.reserve)."""
+
+    workload: tuple
+    per_node: dict
+    requests: Resources
+    uses_ip: bool
+    expires_at: float | None
+
+
+def _trim(obj: Mapping) -> dict:
+    """Drop what the engine never reads (managedFields, status, annotations we don't use)."""
+    meta = dict(_meta(obj))
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = {k: v for k, v in annotations.items()
+                           if not k.startswith("kubectl.kubernetes.io/last-applied")}
+    slim = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    slim["metadata"] = meta
+    return slim
+
+
+class ClusterState:
+    """Everything the engine knows about one cluster, updated one object at a time."""
+
+    def __init__(self, instance_table: InstanceTable | None = None):
+        self.instance_table = instance_table or load_default_table()
+        self.nodes: dict[str, NodeRecord] = {}
+        self.pods: dict[tuple, PodRecord] = {}
+        self.pending: dict[tuple, PodRecord] = {}
+        self.pods_by_owner: dict[tuple, set] = defaultdict(set)       # (kind, ns, name) -> pod keys
+        self.children: dict[tuple, set] = defaultdict(set)            # (kind, ns, name) -> child keys
+        self.workloads: dict[tuple, dict] = {}                        # (kind, ns, name) -> trimmed object
+        self.storage_classes: dict[str, dict] = {}
+        self.persistent_volumes: dict[str, dict] = {}
+        self.claims: dict[tuple, dict] = {}                           # (ns, name) -> PVC
+        self.csinode_ebs_limit: dict[str, int] = {}
+        self.attachments: dict[str, set] = defaultdict(set)           # node -> attached PV names
+        self.attachment_index: dict[str, tuple] = {}                  # VolumeAttachment name -> (node, pv)
+        self.limit_ranges: dict[str, dict] = defaultdict(dict)        # ns -> name -> LimitRange
+        self.namespaces: dict[str, dict] = {}                         # name -> labels
+        self.cni = CniConfig()
+        self.reservations: dict[object, Reservation] = {}
+        self.generation = 0
+        self.skipped: list[str] = []                                   # objects we could not read
+
+    # ---- feeding -------------------------------------------------------------------
+    def apply(self, obj: Mapping) -> None:
+        """Add or replace one Kubernetes object (any kind; unknown kinds are ignored)."""
+        kind = obj.get("kind")
+        meta = _meta(obj)
+        name, namespace = meta.get("name", ""), meta.get("namespace", "default")
+        self.generation += 1
+        if kind == "Node":
+            self._set_node(NodeRecord.from_object(obj))
+        elif kind == "Pod":
+            self._set_pod((namespace, name), PodRecord.from_object(obj))
+        elif kind in WORKLOAD_KINDS:
+            key = (kind, namespace, name)
+            self._unlink(key)
+            self.workloads[key] = _trim(obj)
+            parent = controller_of(obj)
+            if parent:
+                self.children[(parent[0], namespace, parent[1])].add(key)
+            if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
+                self.cni = CniConfig.from_daemonset(obj)
+        elif kind == "StorageClass":
+            self.storage_classes[name] = _trim(obj)
+        elif kind == "PersistentVolume":
+            self.persistent_volumes[name] = obj
+        elif kind == "PersistentVolumeClaim":
+            self.claims[(namespace, name)] = obj
+        elif kind == "CSINode":
+            self._set_csinode(name, obj)
+        elif kind == "VolumeAttachment":
+            self._set_attachment(name, obj)
+        elif kind == "LimitRange":
+            self.limit_ranges[namespace][name] = obj
+        elif kind == "Namespace":
+            self.namespaces[name] = dict(meta.get("labels") or {})
+
+    def remove(self, kind: str, namespace: str | None, name: str) -> None:
+        """Forget one object, as on a watch DELETED event."""
+        namespace = namespace or "default"
+        self.generation += 1
+        if kind == "Node":
+            self.nodes.pop(name, None)
+        elif kind == "Pod":
+            self._set_pod((namespace, name), None)
+        elif kind in WORKLOAD_KINDS:
+            self._unlink((kind, namespace, name))
+            self.workloads.pop((kind, namespace, name), None)
+            if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
+                self.cni = CniConfig()
+        elif kind == "StorageClass":
+            self.storage_classes.pop(name, None)
+        elif kind == "PersistentVolume":
+            self.persistent_volumes.pop(name, None)
+        elif kind == "PersistentVolumeClaim":
+            self.claims.pop((namespace, name), None)
+        elif kind == "CSINode":
+            self.csinode_ebs_limit.pop(name, None)
+        elif kind == "VolumeAttachment":
+            self._set_attachment(name, None)
+        elif kind == "LimitRange":
+            self.limit_ranges[namespace].pop(name, None)
+        elif kind == "Namespace":
+            self.namespaces.pop(name, None)
+
+    def _unlink(self, key: tuple) -> None:
+        old = self.workloads.get(key)
+        if old:
+            parent = controller_of(old)
+            if parent:
+                self.children[(parent[0], key[1], parent[1])].discard(key)
+
+    def _set_node(self, record: NodeRecord) -> None:
+        old = self.nodes.get(record.name)
+        if old:  # keep the aggregates its pods built up
+            record.used, record.pods, record.ip_pods, record.claims = old.used, old.pods, old.ip_pods, old.claims
+        else:
+            for pod in self.pods.values():
+                if pod.node == record.name:
+                    self._account(record, pod, +1)
+        self.nodes[record.name] = record
+
+    def _account(self, node: NodeRecord, pod: PodRecord, sign: int) -> None:
+        node.used = node.used + pod.requests if sign > 0 else node.used - pod.requests
+        node.pods += sign
+        node.ip_pods += sign if pod.uses_ip else 0
+        for claim in pod.claims:
+            key = f"{pod.namespace}/{claim}"
+            node.claims[key] += sign
+            if node.claims[key] <= 0:
+                del node.claims[key]
+
+    def _set_pod(self, key: tuple, record: PodRecord | None) -> None:
+        old = self.pods.pop(key, None)
+        if old:
+            self.pending.pop(key, None)
+            if old.owner:
+                self.pods_by_owner[(old.owner[0], old.namespace, old.owner[1])].discard(key)
+            if old.node in self.nodes:
+                self._account(self.nodes[old.node], old, -1)
+        if record is None:
+            return
+        self.pods[key] = record
+        if record.owner:
+            owner_key = (record.owner[0], record.namespace, record.owner[1])
+            self.pods_by_owner[owner_key].add(key)
+            self._consume_reservation(owner_key, record)
+        if record.node is None:
+            self.pending[key] = record
+        elif record.node in self.nodes:
+            self._account(self.nodes[record.node], record, +1)
+
+    def _set_csinode(self, name: str, obj: Mapping) -> None:
+        for driver in (obj.get("spec") or {}).get("drivers") or []:
+            if driver.get("name") == "ebs.csi.aws.com":
+                count = (driver.get("allocatable") or {}).get("count")
+                if count is not None:
+                    self.csinode_ebs_limit[name] = int(count)
+                    return
+        self.csinode_ebs_limit.pop(name, None)
+
+    def _set_attachment(self, name: str, obj: Mapping | None) -> None:
+        old = self.attachment_index.pop(name, None)
+        if old:
+            self.attachments[old[0]].discard(old[1])
+        if obj is None:
+            return
+        spec = obj.get("spec") or {}
+        pv = (spec.get("source") or {}).get("persistentVolumeName")
+        if spec.get("attacher") == "ebs.csi.aws.com" and pv and spec.get("nodeName"):
+            self.attachment_index[name] = (spec["nodeName"], pv)
+            self.attachments[spec["nodeName"]].add(pv)
+
+    # ---- reservations --------------------------------------------------------------
+    def reserve(self, token: object, workload: tuple, per_node: Mapping[str, int], requests: Resources,
+                uses_ip: bool, expires_at: float | None = None) -> None:
+        """Hold capacity for admitted pods until they appear (or ``expires_at`` passes).
+
+        Two workloads admitted within a second would otherwise both count the same free
+        slots; each pod of ``workload`` that shows up later takes its place.
+        """
+        per_node = {n: c for n, c in per_node.items() if c > 0}
+        if per_node:
+            self.reservations[token] = Reservation(workload, dict(per_node), requests, uses_ip, expires_at)
+            self.generation += 1
+
+    def expire_reservations(self, now: float) -> int:
+        stale = [t for t, r in self.reservations.items() if r.expires_at is not None and r.expires_at <= now]
+        for token in stale:
+            del self.reservations[token]
+        return len(stale)
+
+    def _consume_reservation(self, owner_key: tuple, pod: PodRecord) -> None:
+        if not self.reservations or pod.node is None:
+            return
+        workload = self.top_owner(owner_key)
+        for token, held in list(self.reservations.items()):
+            if held.workload == workload and held.per_node.get(pod.node):
+                held.per_node[pod.node] -= 1
+                if held.per_node[pod.node] <= 0:
+                    del held.per_node[pod.node]
+                if not held.per_node:
+                    del self.reservations[token]
+                return
+
+    def reserved_on(self, node: str) -> tuple[Resources, int, int]:
+        """Requests, pods and IP-consuming pods promised on ``node`` by reservations."""
+        used, pods, ips = ZERO, 0, 0
+        for held in self.reservations.values():
+            count = held.per_node.get(node, 0)
+            if count:
+                used = used + held.requests.scaled(count)
+                pods += count
+                ips += count if held.uses_ip else 0
+        return used, pods, ips
+
+    # ---- questions -------------------------------------------------------------------
+    def limits_for(self, node: NodeRecord) -> InstanceLimits | None:
+        return self.instance_table.get(node.instance_type) if node.instance_type else None
+
+    def ip_capacity(self, node: NodeRecord) -> IpCapacity:
+        return node_ip_capacity(node.instance_type, self.limits_for(node), self.cni)
+
+    def top_owner(self, owner_key: tuple) -> tuple:
+        """Walk ReplicaSet -> Deployment and Job -> CronJob to the object a user applies."""
+        kind, namespace, name = owner_key
+        obj = self.workloads.get(owner_key)
+        parent = controller_of(obj) if obj else None
+        if parent and parent[0] in WORKLOAD_KINDS:
+            return self.top_owner((parent[0], namespace, parent[1]))
+        return owner_key
+
+    def pods_of(self, workload: tuple) -> list[PodRecord]:
+        """The pods a workload owns, through its ReplicaSets or Jobs."""
+        keys = set(self.pods_by_owner.get(workload, ()))
+        for child in self.children.get(workload, ()):
+            keys.update(self.pods_by_owner.get(child, ()))
+        return [self.pods[k] for k in keys if k in self.pods]
+
+    def ebs_volumes_on(self, node: NodeRecord) -> set:
+        """EBS volumes attached to ``node``: VolumeAttachments plus the bound claims its pods mount."""
+        volumes = set(self.attachments.get(node.name, ()))
+        for key in node.claims:
+            namespace, claim_name = key.split("/", 1)
+            claim = self.claims.get((namespace, claim_name))
+            pv_name = ((claim or {}).get("spec") or {}).get("volumeName")
+            pv = self.persistent_volumes.get(pv_name or "")
+            if pv and _is_ebs_pv(pv):
+                volumes.add(pv_name)
+        return volumes
+
+    def limit_ranges_in(self, namespace: str) -> list:
+        return list(self.limit_ranges.get(namespace, {}).values())
