@@ -1,0 +1,143 @@
+"""``evaluate(state, obj, old, mode)``: the one decision every adapter calls.
+
+The walk of one value: ``spec.replicas`` becomes the pods wanted; an update subtracts the
+pods the workload already runs (or gives their room back when a rollout replaces them);
+placement meets each eligible node's free IP slots, kubelet slots, CPU and memory; what
+does not fit leaves as ``pending`` with a reason per limit that stopped it.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from . import explain, storage
+from .model import ClusterState
+from .placement import RoomMap, place
+from .requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
+from .scheduling import PodPlacementRules
+from .verdict import DENY, WARN, Reason, Verdict, clip, decide
+from .workloads import POD_KINDS, Demand, demand_of, same_template
+
+INVALID_OBJECT = "INVALID_OBJECT"
+NO_ELIGIBLE_NODE = "NO_ELIGIBLE_NODE"
+UNKNOWN_INSTANCE_TYPE = "UNKNOWN_INSTANCE_TYPE"
+ROLLOUT_STALL = "ROLLOUT_STALL"
+HANDLED_KINDS = POD_KINDS + ("PersistentVolumeClaim",)
+
+
+def identity(obj: Mapping) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return obj.get("kind") or "", meta.get("namespace") or "default", meta.get("name") or ""
+
+
+def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode: str = "enforce") -> Verdict:
+    """Decide whether ``obj`` (created, or updated from ``old``) fits the cluster.
+
+    Objects the engine cannot read are allowed with an ``INVALID_OBJECT`` warning that
+    names the field: the API server validates objects itself, we only judge capacity.
+    """
+    kind, namespace, name = identity(obj)
+    try:
+        if kind == "PersistentVolumeClaim":
+            verdict = Verdict(kind, namespace, name)
+            verdict.reasons.extend(storage.claim_findings(state, obj, old))
+        elif kind in POD_KINDS:
+            verdict = _evaluate_workload(state, obj, old)
+        else:
+            verdict = Verdict(kind, namespace, name)
+    except ObjectError as exc:
+        verdict = Verdict(kind, namespace, name)
+        verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{kind} {namespace}/{name}: cannot read {exc.field}: "
+                                                        f"{exc.problem}") + "\nThe capacity check was skipped.", WARN)]
+    return decide(verdict, mode)
+
+
+def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -> Verdict:
+    demand = demand_of(obj)
+    old_demand = demand_of(old) if old and old.get("kind") == demand.kind else None
+    label = explain.workload_label(*demand.key)
+    verdict = Verdict(*demand.key)
+    defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
+    requests = pod_requests(demand.pod_spec, defaults, "spec.template.spec" if demand.kind != "Pod" else "spec")
+    uses_ip = uses_pod_ip(demand.pod_spec)
+    rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet")
+    own = state.pods_of(demand.key) if old_demand else []
+    running = [p for p in own if p.node]
+    changed = old_demand is None or not same_template(demand, old_demand)
+
+    if old_demand and (demand.kind == "Pod" or (not changed and (
+            demand.replicas is None or demand.replicas <= max(old_demand.replicas or 0, len(running))))):
+        # Scale-down, label edit, status change, no-op apply: nothing new to place.
+        verdict.requested = verdict.schedulable = demand.replicas if demand.replicas is not None else len(running)
+        return verdict
+
+    volumes = storage.pod_volume_rules(state, demand)
+    verdict.reasons.extend(volumes.findings)
+    if volumes.blocking:
+        verdict.requested = demand.replicas or 0
+        verdict.pending = verdict.requested
+        return verdict
+
+    if not changed:                      # scale-up: only the extra pods need room
+        existing, wanted = len(running), demand.replicas - len(running)
+        rooms = RoomMap(state, ignore_owner=demand.key)
+    else:                                # create, or a rollout that replaces every pod
+        existing, wanted = 0, demand.replicas
+        if old_demand and demand.rolling:
+            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict)
+        rooms = RoomMap(state, ignore_owner=demand.key, give_back=running)
+
+    placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
+                      per_node_cap=volumes.per_node_cap, new_volumes=volumes.new_volumes_per_pod)
+    verdict.placement = placement
+    verdict.requested = existing + placement.wanted
+    verdict.schedulable = existing + placement.placed
+    verdict.pending = placement.pending
+    verdict.reasons.extend(_unknown_types(state, placement))
+    if placement.pending:
+        if volumes.zones is not None and placement.per_node:
+            verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
+        verdict.reasons.extend(_shortfall_reasons(state, demand, placement, requests, label, verdict))
+    return verdict
+
+
+def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, verdict: Verdict) -> list[Reason]:
+    if not placement.per_node:
+        message = explain.no_eligible_message(label, verdict.requested, placement.excluded, len(state.nodes))
+        return [Reason(NO_ELIGIBLE_NODE, message)]
+    lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
+    counts = placement.limits()
+    reasons = []
+    for code in sorted(counts, key=lambda c: (-counts[c], c)):
+        detail = explain.node_list(code, placement, requests)
+        fix = explain.fix_for(code, state, placement, lower, requests)
+        message = explain.shortfall_message(code, label, verdict.requested, verdict.schedulable, verdict.pending,
+                                            detail, fix, placement.excluded)
+        reasons.append(Reason(code, message))
+    return reasons
+
+
+def _unknown_types(state, placement) -> list[Reason]:
+    unknown = sorted({o.room_before.node.instance_type for o in placement.per_node.values()
+                      if o.room_before.capacity.mode == "unknown-type"})
+    if not unknown:
+        return []
+    names = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+    return [Reason(UNKNOWN_INSTANCE_TYPE,
+                   clip(f"Instance type {names} is not in the instance-limits table: its pod IP limit is unknown")
+                   + "\nOnly the kubelet pod limit was checked on those nodes. Refresh the table with "
+                     "scripts/generate_instance_limits.py or give the server AWS credentials.", WARN)]
+
+
+def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label: str, verdict: Verdict) -> None:
+    """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit."""
+    if demand.max_surge <= 0:
+        return
+    rooms = RoomMap(state, ignore_owner=demand.key)
+    surge = place(rooms, rules, requests, uses_ip, demand.max_surge, node_filter=volumes.node_filter,
+                  new_volumes=volumes.new_volumes_per_pod, commit=False)
+    if surge.placed == 0 and demand.max_unavailable == 0:
+        verdict.reasons.append(Reason(ROLLOUT_STALL, clip(
+            f"{label}: the rollout will stall: no room for a surge pod and maxUnavailable is 0")
+            + f"\nmaxSurge allows {demand.max_surge} extra pods but none fits next to the running ones, and no old "
+              "pod may stop first.\nSet maxUnavailable to 1 or more, or free capacity before the rollout.", WARN))

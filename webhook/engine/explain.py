@@ -1,0 +1,118 @@
+"""Messages a person can act on: how many pods, which nodes, what stopped them, what to do.
+
+Every message starts with a one-line summary (<= 120 characters, it becomes an
+admission warning), then the per-node detail, then the fix that matches the cause.
+"""
+
+from __future__ import annotations
+
+from .ipslots import recommended_max_pods
+from .placement import (EBS_ATTACH_LIMIT, INSUFFICIENT_CPU, INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_MEMORY,
+                        POD_IP_EXHAUSTED, POD_LIMIT_REACHED, Placement)
+from .quantity import format_bytes, format_cpu
+from .requests import Resources
+from .verdict import clip
+
+NODES_LISTED = 4
+CAUSES = {
+    POD_IP_EXHAUSTED: "no pod IP slots left",
+    POD_LIMIT_REACHED: "kubelet pod limit (maxPods) reached",
+    INSUFFICIENT_CPU: "not enough CPU",
+    INSUFFICIENT_MEMORY: "not enough memory",
+    INSUFFICIENT_EPHEMERAL_STORAGE: "not enough ephemeral storage",
+    EBS_ATTACH_LIMIT: "EBS volume attach limit reached",
+    "NO_ELIGIBLE_NODE": "no eligible node",
+}
+
+
+def workload_label(kind: str, namespace: str, name: str) -> str:
+    return f"{kind} {namespace}/{name}"
+
+
+def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool) -> str:
+    if code == POD_IP_EXHAUSTED:
+        room = outcome.room_before
+        total = room.capacity.slots
+        if short:
+            return f"node {name}: {outcome.free_ips_before} of {total}"
+        return f"node {name}: {outcome.free_ips_before} IP slots left of {total} on {room.capacity.instance_type}"
+    if code == POD_LIMIT_REACHED:
+        return f"node {name}: {outcome.free_pods_before} of {outcome.room_before.node.allocatable_pods} pod slots left"
+    if code == INSUFFICIENT_CPU:
+        return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
+    if code == INSUFFICIENT_MEMORY:
+        return f"node {name}: {format_bytes(max(outcome.free_before.memory, 0))} memory free"
+    if code == INSUFFICIENT_EPHEMERAL_STORAGE:
+        return f"node {name}: {format_bytes(max(outcome.free_before.ephemeral, 0))} ephemeral storage free"
+    return f"node {name}: {outcome.room_before.volumes} EBS attachments left"
+
+
+def node_list(code: str, placement: Placement, requests: Resources) -> str:
+    nodes = [(n, o) for n, o in sorted(placement.per_node.items()) if o.limit == code]
+    phrases = []
+    first_type = None
+    for name, outcome in nodes[:NODES_LISTED]:
+        itype = outcome.room_before.capacity.instance_type
+        short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
+        phrases.append(_node_phrase(code, name, outcome, requests, short))
+        first_type = first_type or itype
+    if len(nodes) > NODES_LISTED:
+        phrases.append(f"and {len(nodes) - NODES_LISTED} more nodes")
+    return "; ".join(phrases)
+
+
+def _excluded_text(excluded: dict) -> str:
+    if not excluded:
+        return ""
+    parts = [f"{count} {cause}" for cause, count in sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return f" Nodes not eligible: {', '.join(parts[:4])}{' ...' if len(parts) > 4 else ''}."
+
+
+def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
+    """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
+    stopped = [o.room_before for o in placement.per_node.values() if o.limit == code]
+    if code == POD_IP_EXHAUSTED:
+        cni = state.cni
+        pd_ready = [r for r in stopped if (lim := state.limits_for(r.node)) and lim.supports_prefix_delegation]
+        if not cni.prefix_delegation and pd_ready:
+            lim = state.limits_for(pd_ready[0].node)
+            per = recommended_max_pods(lim, cni.custom_networking)
+            return (f"Enable prefix delegation on aws-node ({per} pods per {lim.name}) and raise kubelet maxPods, "
+                    f"add nodes, or lower {lower}.")
+        if not cni.prefix_delegation and stopped:
+            return f"Prefix delegation needs Nitro instance types: use Nitro nodes, add nodes, or lower {lower}."
+        return f"Add nodes or larger instance types, or lower {lower}."
+    if code == POD_LIMIT_REACHED:
+        for room in stopped:
+            if room.capacity.max_pods and room.capacity.max_pods > room.node.allocatable_pods:
+                limits = state.limits_for(room.node)
+                allowed = min(room.capacity.max_pods, recommended_max_pods(limits, state.cni.custom_networking)) \
+                    if state.cni.prefix_delegation and limits else room.capacity.max_pods
+                if allowed > room.node.allocatable_pods:
+                    return (f"Raise kubelet maxPods (the VPC CNI allows {allowed} on {room.capacity.instance_type}), "
+                            f"add nodes, or lower {lower}.")
+        return f"Add nodes or lower {lower}."
+    if code == INSUFFICIENT_CPU:
+        return f"Each pod requests {format_cpu(requests.cpu)} CPU: lower the requests, add nodes, or lower {lower}."
+    if code == INSUFFICIENT_MEMORY:
+        return (f"Each pod requests {format_bytes(requests.memory)} memory: lower the requests, add nodes, "
+                f"or lower {lower}.")
+    if code == INSUFFICIENT_EPHEMERAL_STORAGE:
+        return (f"Each pod requests {format_bytes(requests.ephemeral)} ephemeral storage: lower the requests, "
+                f"add nodes, or lower {lower}.")
+    return f"Spread the pods over more nodes, use fewer EBS volumes per pod, or lower {lower}."
+
+
+def shortfall_message(code: str, label: str, requested: int, schedulable: int, pending: int, detail: str,
+                      fix: str, excluded: dict) -> str:
+    summary = clip(f"{label}: {pending} of {requested} pods would stay Pending: {CAUSES.get(code, code)}")
+    body = f"{label} wants {requested} pods; {schedulable} fit ({detail}); {pending} would stay Pending."
+    return f"{summary}\n{body}{_excluded_text(excluded)}\n{fix}"
+
+
+def no_eligible_message(label: str, requested: int, excluded: dict, total_nodes: int) -> str:
+    summary = clip(f"{label}: none of {requested} pods can be scheduled: no eligible node")
+    if total_nodes == 0:
+        return f"{summary}\nThe cluster has no nodes.\nAdd nodes before deploying."
+    return (f"{summary}\nAll {total_nodes} nodes refuse its pods.{_excluded_text(excluded)}\n"
+            "Fix the pod's tolerations, nodeSelector or node affinity, uncordon nodes, or add matching nodes.")

@@ -1,0 +1,169 @@
+"""Greedy placement of identical pods onto the free capacity of eligible nodes.
+
+For pods that all ask the same, filling each node up to its tightest limit places as
+many pods as any scheduler order could, so the count that fits is the sum of per-node
+fits. Each node's fit names the limit that stopped it (IP slots, kubelet pods, CPU,
+memory, ephemeral storage), which is what the verdict explains to the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .ipslots import IpCapacity
+from .model import ClusterState, NodeRecord, PodRecord
+from .requests import Resources
+from .scheduling import PodPlacementRules, ineligibility
+
+# Tie order: when two limits stop a node at the same count, the first is the root cause
+# (kubelet maxPods on EKS is derived from the IP limit, so IPs explain it better).
+POD_IP_EXHAUSTED = "POD_IP_EXHAUSTED"
+POD_LIMIT_REACHED = "POD_LIMIT_REACHED"
+INSUFFICIENT_CPU = "INSUFFICIENT_CPU"
+INSUFFICIENT_MEMORY = "INSUFFICIENT_MEMORY"
+INSUFFICIENT_EPHEMERAL_STORAGE = "INSUFFICIENT_EPHEMERAL_STORAGE"
+EBS_ATTACH_LIMIT = "EBS_ATTACH_LIMIT"
+LIMIT_ORDER = (POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU, INSUFFICIENT_MEMORY,
+               INSUFFICIENT_EPHEMERAL_STORAGE, EBS_ATTACH_LIMIT)
+
+
+@dataclass
+class NodeRoom:
+    """What is still free on one node, after its pods, reservations and waiting pods."""
+
+    node: NodeRecord
+    capacity: IpCapacity
+    free: Resources
+    pods: int
+    ips: int | None
+    volumes: int | None = None       # EBS attachments left, where the CSINode says
+
+    @staticmethod
+    def of(state: ClusterState, node: NodeRecord) -> "NodeRoom":
+        reserved, reserved_pods, reserved_ips = state.reserved_on(node.name) if state.reservations else (Resources(), 0, 0)
+        capacity = state.ip_capacity(node)
+        ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
+        limit = state.csinode_ebs_limit.get(node.name)
+        volumes = None if limit is None else limit - len(state.ebs_volumes_on(node))
+        return NodeRoom(node, capacity, node.allocatable - node.used - reserved,
+                        node.allocatable_pods - node.pods - reserved_pods, ips, volumes)
+
+    def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> tuple[int, str]:
+        """How many more such pods fit here, and the limit that stops the next one."""
+        limits = {POD_LIMIT_REACHED: self.pods}
+        if uses_ip and self.ips is not None:
+            limits[POD_IP_EXHAUSTED] = self.ips
+        for code, free, ask in ((INSUFFICIENT_CPU, self.free.cpu, requests.cpu),
+                                (INSUFFICIENT_MEMORY, self.free.memory, requests.memory),
+                                (INSUFFICIENT_EPHEMERAL_STORAGE, self.free.ephemeral, requests.ephemeral)):
+            if ask > 0:
+                limits[code] = free // ask
+        if new_volumes and self.volumes is not None:
+            limits[EBS_ATTACH_LIMIT] = self.volumes // new_volumes
+        code = min(LIMIT_ORDER, key=lambda c: (limits.get(c, float("inf")), LIMIT_ORDER.index(c)))
+        return max(0, min(limits.values())), code
+
+    def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> None:
+        self.free = self.free - requests.scaled(count)
+        self.pods -= count
+        if uses_ip and self.ips is not None:
+            self.ips -= count
+        if new_volumes and self.volumes is not None:
+            self.volumes -= count * new_volumes
+
+
+@dataclass
+class NodeOutcome:
+    room_before: NodeRoom | None
+    placed: int
+    limit: str
+    free_pods_before: int = 0
+    free_ips_before: int | None = None
+    free_before: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Placement:
+    """The result of placing ``wanted`` pods: where they went and what stopped the rest."""
+
+    wanted: int
+    placed: int
+    per_node: dict                    # node name -> NodeOutcome (eligible nodes only)
+    excluded: dict                    # cause -> number of nodes
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.wanted - self.placed)
+
+    def limits(self) -> dict:
+        """How many eligible nodes each limit stopped, for nodes that filled up."""
+        counts: dict[str, int] = {}
+        for outcome in self.per_node.values():
+            counts[outcome.limit] = counts.get(outcome.limit, 0) + 1
+        return counts
+
+
+class RoomMap:
+    """Free room of the nodes, computed lazily, with waiting pods already subtracted."""
+
+    def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
+                 give_back: Iterable[PodRecord] = ()):
+        self.state = state
+        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node) for name, node in state.nodes.items()}
+        for pod in give_back:            # pods a rollout will replace free their room
+            room = self.rooms.get(pod.node)
+            if room:
+                room.take(-1, pod.requests, pod.uses_ip)
+        self._subtract_waiting(ignore_owner)
+
+    def _subtract_waiting(self, ignore_owner: tuple | None) -> None:
+        """Pods already Pending are demand ahead of ours: they take the same free room first."""
+        eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
+        for pod in sorted(self.state.pending.values(), key=lambda p: p.key):
+            owner = pod.owner and self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1]))
+            if ignore_owner and owner == ignore_owner:
+                continue
+            rules = pod.rules or PodPlacementRules()
+            if rules not in eligible_cache:
+                eligible_cache[rules] = [r for _, r in sorted(self.rooms.items())
+                                         if ineligibility(r.node, rules) is None]
+            for room in eligible_cache[rules]:
+                if room.fit(pod.requests, pod.uses_ip)[0] >= 1:
+                    room.take(1, pod.requests, pod.uses_ip)
+                    break
+
+
+def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
+          node_filter=None, per_node_cap: int | None = None, new_volumes: int = 0, commit: bool = True) -> Placement:
+    """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
+
+    ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
+    ``per_node_cap`` caps pods per node (required anti-affinity to itself). With
+    ``commit`` the room is spent so the next object in the same run sees less.
+    """
+    excluded: dict[str, int] = {}
+    eligible: list[NodeRoom] = []
+    for name in sorted(rooms.rooms):
+        room = rooms.rooms[name]
+        cause = ineligibility(room.node, rules) or (node_filter(room.node) if node_filter else None)
+        if cause:
+            excluded[cause] = excluded.get(cause, 0) + 1
+        else:
+            eligible.append(room)
+    cap = 1 if (wanted is None or rules.one_per_node) else per_node_cap
+    if wanted is None:
+        wanted = len(eligible)
+    remaining = wanted
+    per_node: dict[str, NodeOutcome] = {}
+    # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
+    fits = [(room, *room.fit(requests, uses_ip, new_volumes)) for room in eligible]
+    fits.sort(key=lambda item: (-item[1], item[0].node.name))
+    for room, fit, limit in fits:
+        count = min(fit, cap) if cap is not None else fit
+        take = min(count, remaining)
+        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free)
+        if take and commit:
+            room.take(take, requests, uses_ip, new_volumes)
+        remaining -= take
+    return Placement(wanted, wanted - remaining, per_node, excluded)
