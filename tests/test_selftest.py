@@ -1,0 +1,277 @@
+"""`capacity-webhook selftest` against a real HTTPS server on 127.0.0.1.
+
+The server is the standard library's http.server wrapped in TLS with a
+certificate from a throwaway CA made with `cryptography`, so the client's
+certificate and hostname verification are exercised for real.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from webhook import selftest
+from webhook.selftest import build_review, check_response, run_selftest, selftest_command
+
+x509 = pytest.importorskip("cryptography.x509")
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+
+def _name(cn: str) -> Any:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A CA; server certs signed by it (one for 127.0.0.1/localhost, one for another name);
+    and an unrelated CA."""
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def ca(cn: str) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn)).issuer_name(_name(cn))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return key, cert
+
+    def leaf(ca_key: Any, ca_cert: Any, sans: list[Any]) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("selftest-server")).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return key, cert
+
+    pem = serialization.Encoding.PEM
+    paths: dict[str, Path] = {}
+
+    def write(name: str, key: Any, cert: Any) -> None:
+        paths[f"{name}.crt"] = directory / f"{name}.crt"
+        paths[f"{name}.crt"].write_bytes(cert.public_bytes(pem))
+        if key is not None:
+            paths[f"{name}.key"] = directory / f"{name}.key"
+            paths[f"{name}.key"].write_bytes(
+                key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    ca_key, ca_cert = ca("selftest-ca")
+    write("ca", None, ca_cert)
+    write("other-ca", None, ca("someone-else")[1])
+    write("tls", *leaf(ca_key, ca_cert, [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
+    write("wrong-name", *leaf(ca_key, ca_cert, [x509.DNSName("capacity-webhook.elsewhere.svc")]))
+    return paths
+
+
+Responder = Callable[[dict[str, Any]], tuple[int, bytes]]
+
+
+def well_formed(allowed: bool, **extra: Any) -> Responder:
+    def respond(review: dict[str, Any]) -> tuple[int, bytes]:
+        resp = {"uid": review["request"]["uid"], "allowed": allowed, **extra}
+        return 200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}).encode()
+    return respond
+
+
+class StubServer:
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.responder: Responder = well_formed(True)
+        self.received: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                review = json.loads(body)
+                stub.received.append({"path": self.path, "headers": dict(self.headers), "review": review})
+                status, payload = stub.responder(review)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}/validate"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def server(pki: dict[str, Path]) -> Iterator[StubServer]:
+    srv = StubServer(pki["tls.crt"], pki["tls.key"])
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(selftest_command, list(args))
+
+
+def test_command_is_named_selftest() -> None:
+    assert selftest_command.name == "selftest"
+    opts = {o for p in selftest_command.params for o in p.opts}
+    assert {"--url", "--ca-file"} <= opts
+    assert "--insecure" not in opts
+
+
+def test_allowed_answer_exits_0_and_sends_a_dry_run_review(server: StubServer, pki: dict[str, Path]) -> None:
+    result = invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "OK" in lines[0] and "allowed" in lines[0]
+
+    (got,) = server.received
+    assert got["path"] == "/validate"
+    assert got["headers"]["Content-Type"] == "application/json"
+    review = got["review"]
+    assert review["apiVersion"] == "admission.k8s.io/v1" and review["kind"] == "AdmissionReview"
+    req = review["request"]
+    assert req["dryRun"] is True and req["operation"] == "CREATE"
+    assert req["kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    obj = req["object"]
+    assert obj["spec"]["replicas"] == 1
+    assert obj["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "10m"
+
+
+def test_uid_is_random_per_run(server: StubServer, pki: dict[str, Path]) -> None:
+    invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
+    invoke("--url", server.url("localhost"), "--ca-file", str(pki["ca.crt"]))
+    uids = {r["review"]["request"]["uid"] for r in server.received}
+    assert len(uids) == 2
+
+
+def test_denied_answer_is_still_healthy(server: StubServer, pki: dict[str, Path]) -> None:
+    server.responder = well_formed(False, status={"code": 403, "message": "no pod IP slots\nleft"},
+                                   warnings=["would be Pending"])
+    result = invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
+    assert result.exit_code == 0, result.output
+    assert "denied (no pod IP slots left)" in result.output
+    assert "1 warning(s)" in result.output
+
+
+@pytest.mark.parametrize(
+    "responder, fragment",
+    [
+        (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                     "response": {"uid": "not-the-uid", "allowed": True}}).encode()), "does not echo"),
+        (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                     "response": {"uid": r["request"]["uid"], "allowed": "yes"}}).encode()), "boolean"),
+        (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode()),
+         "missing"),
+        (lambda r: (200, json.dumps({"kind": "Status"}).encode()), "kind"),
+        (lambda r: (200, b"<html>"), "not JSON"),
+        (lambda r: (500, b"{}"), "HTTP 500"),
+    ],
+    ids=["uid", "allowed-type", "no-response", "wrong-kind", "not-json", "http-500"],
+)
+def test_malformed_answers_exit_1(server: StubServer, pki: dict[str, Path], responder: Responder, fragment: str) -> None:
+    server.responder = responder
+    result = invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output and fragment in result.output
+
+
+def test_untrusted_ca_exits_1(server: StubServer, pki: dict[str, Path]) -> None:
+    result = invoke("--url", server.url(), "--ca-file", str(pki["other-ca.crt"]))
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "CERTIFICATE_VERIFY_FAILED" in result.output
+    assert server.received == []
+
+
+def test_hostname_is_verified(pki: dict[str, Path]) -> None:
+    # Signed by the trusted CA, but for another name than the one in the URL.
+    srv = StubServer(pki["wrong-name.crt"], pki["wrong-name.key"])
+    try:
+        code, line = run_selftest(srv.url(), str(pki["ca.crt"]), timeout=3)
+    finally:
+        srv.close()
+    assert code == 1 and "FAIL" in line and "mismatch" in line.lower(), line
+    assert srv.received == []
+
+
+def test_connection_refused_exits_1(pki: dict[str, Path]) -> None:
+    srv = StubServer(pki["tls.crt"], pki["tls.key"])
+    url = srv.url()
+    srv.close()
+    result = invoke("--url", url, "--ca-file", str(pki["ca.crt"]), "--timeout", "2")
+    assert result.exit_code == 1 and "FAIL" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--url", "https://127.0.0.1:1/validate"],
+        ["--url", "http://127.0.0.1:1/validate", "--ca-file", "CA"],
+        ["--url", "https://127.0.0.1:1/validate", "--ca-file", "/nonexistent/ca.crt"],
+        ["--url", "https://127.0.0.1:1/validate", "--ca-file", "CA", "--insecure"],
+    ],
+    ids=["nothing", "no-ca", "http-url", "missing-ca-file", "insecure"],
+)
+def test_usage_errors_exit_2(pki: dict[str, Path], args: list[str]) -> None:
+    args = [str(pki["ca.crt"]) if a == "CA" else a for a in args]
+    assert invoke(*args).exit_code == 2
+
+
+def test_ca_file_that_is_not_a_certificate_exits_2(tmp_path: Path) -> None:
+    bogus = tmp_path / "ca.crt"
+    bogus.write_text("not a certificate\n")
+    assert invoke("--url", "https://127.0.0.1:1/validate", "--ca-file", str(bogus)).exit_code == 2
+
+
+def test_check_response_unit() -> None:
+    review = build_review("u-1", "team-a")
+    assert review["request"]["namespace"] == "team-a"
+    assert review["request"]["object"]["metadata"]["namespace"] == "team-a"
+    ok, detail = check_response(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u-1", "allowed": True}},
+        "u-1",
+    )
+    assert ok and detail == "allowed"
+    assert check_response([], "u-1")[0] is False
+    assert selftest.EXIT_USAGE == 2
