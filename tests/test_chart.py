@@ -1,0 +1,446 @@
+"""The Helm chart, rendered by the real `helm` binary.
+
+helm is found via $HELM, then ${CAPACITY_WEBHOOK_TOOLS:-~/.cache/capacity-webhook/tools}/helm
+(built by .ci/build-control-plane), then PATH. Without it these tests skip, unless
+CAPACITY_WEBHOOK_E2E_REQUIRED=1, where a missing helm is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "capacity-webhook"
+RELEASE = "cw"
+NAMESPACE = "capacity-webhook"
+FULLNAME = "cw-capacity-webhook"
+
+EXPECTED_RBAC = {
+    ("", "nodes"), ("", "pods"), ("", "namespaces"), ("", "limitranges"),
+    ("", "persistentvolumes"), ("", "persistentvolumeclaims"),
+    ("apps", "daemonsets"), ("apps", "replicasets"), ("apps", "deployments"), ("apps", "statefulsets"),
+    ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csinodes"), ("storage.k8s.io", "volumeattachments"),
+}
+KARPENTER = {("karpenter.sh", "nodepools")}
+
+
+def find_helm() -> str | None:
+    env = os.environ.get("HELM")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    tools = Path(os.environ.get("CAPACITY_WEBHOOK_TOOLS") or Path.home() / ".cache" / "capacity-webhook" / "tools")
+    if os.access(tools / "helm", os.X_OK):
+        return str(tools / "helm")
+    return shutil.which("helm")
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    binary = find_helm()
+    if binary is None:
+        msg = ("helm not found ($HELM, $CAPACITY_WEBHOOK_TOOLS/helm or PATH); "
+               "build it with .ci/build-control-plane")
+        if os.environ.get("HELM"):
+            msg = f"$HELM={os.environ['HELM']} is not an executable; " + msg
+        if os.environ.get("CAPACITY_WEBHOOK_E2E_REQUIRED") == "1":
+            pytest.fail(msg + " [CAPACITY_WEBHOOK_E2E_REQUIRED=1]")
+        pytest.skip(msg)
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(os.environ)
+    env.update(
+        HELM_CACHE_HOME=str(home / "cache"),
+        HELM_CONFIG_HOME=str(home / "config"),
+        HELM_DATA_HOME=str(home / "data"),
+        KUBECONFIG=str(home / "no-kubeconfig"),
+    )
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    return run
+
+
+def set_args(values: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in values.items():
+        if isinstance(value, str):
+            out += ["--set-string", f"{key}={value}"]
+        else:
+            out += ["--set-json", f"{key}={json.dumps(value)}"]
+    return out
+
+
+def render(helm: Any, **values: Any) -> list[dict[str, Any]]:
+    proc = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *set_args(values))
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def kinds(docs: list[dict[str, Any]]) -> set[str]:
+    return {d["kind"] for d in docs}
+
+
+def webhook_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    assert len(vwc["webhooks"]) == 1
+    return vwc["webhooks"][0]
+
+
+def load_pem_cert(pem: bytes) -> Any:
+    x509 = pytest.importorskip("cryptography.x509")
+    return x509.load_pem_x509_certificate(pem)
+
+
+@pytest.fixture(scope="module")
+def default_docs(helm: Any) -> list[dict[str, Any]]:
+    return render(helm)
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_helm_lint(helm: Any, strict: bool) -> None:
+    args = ["lint", str(CHART)] + (["--strict"] if strict else [])
+    proc = helm(*args)
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"tls.mode": "certManager"},
+        {"tls.mode": "secret", "tls.secretName": "mine", "tls.caBundle": "Zm9v"},
+        {"webhook.url": "https://127.0.0.1:8443/validate", "deployment.enabled": False},
+    ],
+    ids=["certManager", "secret", "url"],
+)
+def test_helm_lint_strict_other_modes(helm: Any, values: dict[str, Any]) -> None:
+    helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, *set_args(values))
+
+
+# --------------------------------------------------------------------------- default (generate) render
+
+
+def test_default_objects(default_docs: list[dict[str, Any]]) -> None:
+    assert kinds(default_docs) >= {
+        "Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+        "PodDisruptionBudget", "Secret", "ValidatingWebhookConfiguration", "Pod",
+    }
+    for doc in default_docs:
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"):
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+
+
+def test_webhook_defaults(default_docs: list[dict[str, Any]]) -> None:
+    wh = webhook_of(default_docs)
+    assert wh["failurePolicy"] == "Ignore"
+    assert wh["timeoutSeconds"] == 3
+    assert wh["sideEffects"] == "None"
+    assert wh["admissionReviewVersions"] == ["v1"]
+    assert wh["matchPolicy"] == "Equivalent"
+    assert len(wh["name"].split(".")) >= 3
+    assert wh["clientConfig"]["service"] == {
+        "name": FULLNAME, "namespace": NAMESPACE, "path": "/validate", "port": 443,
+    }
+    assert "url" not in wh["clientConfig"]
+
+
+def test_namespace_selector_excludes_system_release_and_ignored(default_docs: list[dict[str, Any]]) -> None:
+    exprs = webhook_of(default_docs)["namespaceSelector"]["matchExpressions"]
+    by_key = {e["key"]: e for e in exprs}
+    name_expr = by_key["kubernetes.io/metadata.name"]
+    assert name_expr["operator"] == "NotIn"
+    assert {"kube-system", NAMESPACE} <= set(name_expr["values"])
+    assert by_key["capacity-webhook/ignore"]["operator"] == "DoesNotExist"
+    assert "values" not in by_key["capacity-webhook/ignore"]
+
+
+def test_rules(default_docs: list[dict[str, Any]]) -> None:
+    rules = webhook_of(default_docs)["rules"]
+    covered: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                covered.setdefault((group, res), set()).update(rule["operations"])
+    create_update = {
+        ("apps", r) for r in ("deployments", "replicasets", "statefulsets", "daemonsets")
+    } | {("batch", "jobs"), ("batch", "cronjobs"), ("", "pods"), ("", "persistentvolumeclaims")}
+    for key in create_update:
+        assert covered.get(key) == {"CREATE", "UPDATE"}, key
+    for res in ("deployments/scale", "replicasets/scale", "statefulsets/scale"):
+        assert covered.get(("apps", res)) == {"UPDATE"}, res
+    assert set(covered) == create_update | {("apps", f"{r}/scale") for r in ("deployments", "replicasets", "statefulsets")}
+
+
+def test_generate_mode_ca_bundle_signs_serving_cert(default_docs: list[dict[str, Any]]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    wh = webhook_of(default_docs)
+    ca_pem = base64.b64decode(wh["clientConfig"]["caBundle"], validate=True)
+    assert ca_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    ca = load_pem_cert(ca_pem)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+
+    secret = one(default_docs, "Secret", f"{FULLNAME}-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert set(data) == {"ca.crt", "tls.crt", "tls.key"}
+    assert data["ca.crt"] == ca_pem, "Secret ca.crt and webhook caBundle must be the same CA"
+    assert b"PRIVATE KEY" in data["tls.key"]
+    leaf = load_pem_cert(data["tls.crt"])
+    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm)
+    sans = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    assert f"{FULLNAME}.{NAMESPACE}.svc" in sans
+
+    dep = one(default_docs, "Deployment")
+    assert "checksum/tls" in dep["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_deployment(default_docs: list[dict[str, Any]]) -> None:
+    dep = one(default_docs, "Deployment", FULLNAME)
+    spec = dep["spec"]
+    assert spec["replicas"] == 2
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == FULLNAME
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[0] == "serve"
+
+    def flag(name: str) -> str:
+        return args[args.index(name) + 1]
+
+    assert flag("--tls-cert-file") == "/tls/tls.crt"
+    assert flag("--tls-private-key-file") == "/tls/tls.key"
+    assert flag("--port") == "8443"
+    assert flag("--bind") == "0.0.0.0"
+    assert flag("--mode") == "warn"
+    assert flag("--workers") == "1"
+    assert flag("--threads") == "8"
+    for name in ("--stale-after", "--headroom-nodes", "--reservation-ttl", "--log-level"):
+        assert name in args
+    assert container["ports"][0]["containerPort"] == 8443
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert (get["scheme"], get["path"], get["port"]) == ("HTTPS", path, "https")
+    res = container["resources"]
+    assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"]
+
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["tls"]["mountPath"] == "/tls" and mounts["tls"]["readOnly"] is True
+    assert mounts["tmp"]["mountPath"] == "/tmp"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == f"{FULLNAME}-tls"
+    assert "emptyDir" in volumes["tmp"]
+
+    term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert "priorityClassName" not in pod
+
+
+def test_security_context(default_docs: list[dict[str, Any]]) -> None:
+    pod = one(default_docs, "Deployment")["spec"]["template"]["spec"]
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532
+    assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+    sc = pod["containers"][0]["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in sc["capabilities"]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+def test_service_and_pdb(default_docs: list[dict[str, Any]]) -> None:
+    svc = one(default_docs, "Service", FULLNAME)
+    (port,) = svc["spec"]["ports"]
+    assert port["port"] == 443 and port["targetPort"] == "https"
+    dep = one(default_docs, "Deployment")
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    pdb = one(default_docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+def rbac_pairs(role: dict[str, Any]) -> set[tuple[str, str]]:
+    pairs = set()
+    for rule in role["rules"]:
+        assert sorted(rule["verbs"]) == ["get", "list", "watch"], rule
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                pairs.add((group, res))
+    return pairs
+
+
+def test_cluster_role_is_read_only_and_exact(default_docs: list[dict[str, Any]], helm: Any) -> None:
+    role = one(default_docs, "ClusterRole")
+    pairs = rbac_pairs(role)
+    assert not any(res == "secrets" or res == "*" for _, res in pairs)
+    assert not any(group == "*" for group, _ in pairs)
+    assert pairs == EXPECTED_RBAC | KARPENTER
+
+    no_karpenter = one(render(helm, **{"rbac.karpenter": False}), "ClusterRole")
+    assert rbac_pairs(no_karpenter) == EXPECTED_RBAC
+
+    binding = one(default_docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+
+
+def test_helm_test_hook_pod(default_docs: list[dict[str, Any]]) -> None:
+    pod = one(default_docs, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    dep = one(default_docs, "Deployment")
+    selector = dep["spec"]["selector"]["matchLabels"]
+    labels = pod["metadata"].get("labels", {})
+    assert not all(labels.get(k) == v for k, v in selector.items()), "test Pod must not match the Service selector"
+    (c,) = pod["spec"]["containers"]
+    assert c["image"] == dep["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert c["args"] == [
+        "selftest", "--url", f"https://{FULLNAME}.{NAMESPACE}.svc:443/validate", "--ca-file", "/tls/ca.crt",
+    ]
+    assert c["securityContext"]["runAsUser"] == 65532
+    assert pod["spec"]["volumes"][0]["secret"]["secretName"] == f"{FULLNAME}-tls"
+
+
+# --------------------------------------------------------------------------- other modes and overrides
+
+
+def test_generate_mode_makes_a_fresh_ca_without_a_cluster(helm: Any) -> None:
+    """Without a cluster, `lookup` finds no Secret to reuse: each render generates a new CA."""
+    a = webhook_of(render(helm))["clientConfig"]["caBundle"]
+    b = webhook_of(render(helm))["clientConfig"]["caBundle"]
+    assert a != b
+
+
+def test_cert_manager_mode(helm: Any) -> None:
+    docs = render(helm, **{"tls.mode": "certManager"})
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{FULLNAME}-serving"
+    assert "caBundle" not in vwc["webhooks"][0]["clientConfig"]
+    assert not [d for d in docs if d["kind"] == "Secret"], "cert-manager owns the Secret"
+    cert = one(docs, "Certificate", f"{FULLNAME}-serving")
+    assert cert["spec"]["secretName"] == f"{FULLNAME}-tls"
+    assert f"{FULLNAME}.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
+    assert cert["spec"]["issuerRef"]["name"] == f"{FULLNAME}-ca"
+    issuers = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Issuer"}
+    assert issuers[f"{FULLNAME}-selfsigned"] == {"selfSigned": {}}
+    assert issuers[f"{FULLNAME}-ca"]["ca"]["secretName"] == f"{FULLNAME}-ca"
+    assert one(docs, "Certificate", f"{FULLNAME}-ca")["spec"]["isCA"] is True
+
+    custom = render(helm, **{"tls.mode": "certManager",
+                             "tls.certManager.issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}})
+    assert not [d for d in custom if d["kind"] == "Issuer"]
+    (cert,) = [d for d in custom if d["kind"] == "Certificate"]
+    assert cert["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
+
+
+def test_secret_mode(helm: Any) -> None:
+    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    docs = render(helm, **{"tls.mode": "secret", "tls.secretName": "my-tls", "tls.caBundle": ca})
+    assert webhook_of(docs)["clientConfig"]["caBundle"] == ca
+    assert not [d for d in docs if d["kind"] in ("Secret", "Certificate", "Issuer")]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["tls"]["secret"]["secretName"] == "my-tls"
+    cm = one(docs, "ConfigMap")
+    assert cm["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    assert cm["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_secret_mode_requires_name_and_ca(helm: Any) -> None:
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "tls.mode=secret",
+                "--set", "tls.secretName=x", check=False)
+    assert proc.returncode != 0 and "tls.caBundle" in proc.stderr
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "tls.mode=secret",
+                "--set", "tls.caBundle=Zm9v", check=False)
+    assert proc.returncode != 0 and "tls.secretName" in proc.stderr
+
+
+def test_url_mode_without_deployment(helm: Any) -> None:
+    url = "https://127.0.0.1:8443/validate"
+    docs = render(helm, **{"webhook.url": url, "webhook.caBundle": "Zm9v", "deployment.enabled": False})
+    assert not kinds(docs) & {"Deployment", "Service", "PodDisruptionBudget", "Secret", "Pod", "Certificate"}
+    cc = webhook_of(docs)["clientConfig"]
+    assert cc == {"url": url, "caBundle": "Zm9v"}
+    wh = webhook_of(docs)
+    assert wh["failurePolicy"] == "Ignore" and wh["timeoutSeconds"] == 3
+
+
+def test_overrides(helm: Any) -> None:
+    docs = render(helm, **{
+        "mode": "enforce", "replicaCount": 3, "priorityClassName": "system-cluster-critical",
+        "webhook.failurePolicy": "Fail", "webhook.timeoutSeconds": 10,
+        "webhook.excludedNamespaces": ["kube-system", "monitoring"],
+        "workers": 2, "threads": 4, "extraArgs": ["--foo"],
+    })
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--mode") + 1] == "enforce"
+    assert args[args.index("--workers") + 1] == "2"
+    assert args[-1] == "--foo"
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert one(docs, "Deployment")["spec"]["replicas"] == 3
+    wh = webhook_of(docs)
+    assert wh["failurePolicy"] == "Fail" and wh["timeoutSeconds"] == 10
+    names = wh["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert set(names) == {"kube-system", "monitoring", NAMESPACE}
+
+    single = render(helm, replicaCount=1)
+    assert "PodDisruptionBudget" not in kinds(single), "minAvailable 1 on one pod would block node drains"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "mode=bogus"],
+        ["--set-string", "replicaCount=two"],
+        ["--set", "webhook.timeoutSeconds=60"],
+        ["--set", "webhook.timeoutSeconds=0"],
+        ["--set", "tls.mode=x"],
+        ["--set", "webhook.failurePolicy=Maybe"],
+        ["--set", "notAValue=1"],
+    ],
+    ids=["mode", "replicaCount", "timeout-high", "timeout-zero", "tls-mode", "failurePolicy", "unknown-key"],
+)
+def test_bad_values_fail_schema(helm: Any, args: list[str]) -> None:
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *args, check=False)
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr.lower(), proc.stderr
+
+
+def test_bad_values_file_fails_schema(helm: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"replicaCount": "two", "mode": "bogus"}))
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "replicaCount" in proc.stderr and "mode" in proc.stderr
+
+
+def test_notes_mention_dry_run_and_enforce() -> None:
+    # NOTES.txt is only rendered by install/upgrade, which needs a cluster: check the source.
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "kubectl apply --dry-run=server" in notes
+    assert "mode=enforce" in notes
+    assert "capacity-webhook/ignore" in notes
