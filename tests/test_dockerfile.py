@@ -1,0 +1,193 @@
+"""Static checks of the Dockerfile (docker itself is not available in CI).
+
+A small parser splits the Dockerfile into instructions (comments dropped,
+backslash continuations joined) and stages (one per FROM); the assertions are
+about the final stage, which is what ships.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+CHART_VALUES = ROOT / "charts" / "capacity-webhook" / "values.yaml"
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+    line: int
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    instructions: list[Instruction] = []
+    buf: list[str] = []
+    start = 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not buf and (not stripped or stripped.startswith("#")):
+            continue  # blank lines and comments (incl. parser directives)
+        if buf and stripped.startswith("#"):
+            continue  # comment lines inside a continuation are dropped by docker too
+        if not buf:
+            start = lineno
+        if stripped.endswith("\\"):
+            buf.append(stripped[:-1].strip())
+            continue
+        buf.append(stripped)
+        joined = " ".join(part for part in buf if part)
+        buf = []
+        keyword, _, args = joined.partition(" ")
+        instructions.append(Instruction(keyword.upper(), args.strip(), start))
+    assert not buf, "Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def split_stages(instructions: list[Instruction]) -> list[Stage]:
+    stages: list[Stage] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            words = [w for w in ins.args.split() if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+            stages.append(Stage(base=words[0], name=name))
+        elif stages:
+            stages[-1].instructions.append(ins)
+    return stages
+
+
+def exec_form(args: str) -> list[str]:
+    """ENTRYPOINT/CMD arguments as a list (exec form is JSON; shell form is split)."""
+    if args.startswith("["):
+        value = json.loads(args)
+        assert isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return value
+    return ["/bin/sh", "-c", args]
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    assert DOCKERFILE.is_file(), "Dockerfile missing at the repo root"
+    parsed = split_stages(parse_dockerfile(DOCKERFILE.read_text()))
+    assert parsed, "no FROM in Dockerfile"
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def final(stages: list[Stage]) -> Stage:
+    return stages[-1]
+
+
+def test_parser_handles_continuations_and_comments() -> None:
+    text = "# syntax=docker/dockerfile:1\nFROM a AS b\nRUN x \\\n  # note\n  && y\nUSER 1\n"
+    ins = parse_dockerfile(text)
+    assert [(i.keyword, i.args) for i in ins] == [("FROM", "a AS b"), ("RUN", "x && y"), ("USER", "1")]
+    assert split_stages(ins)[0].name == "b"
+
+
+def test_multi_stage_with_slim_builder(stages: list[Stage]) -> None:
+    assert len(stages) >= 2, "expected a builder stage and a final stage"
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", stages[0].base), stages[0].base
+
+
+def test_final_base_is_python_311_slim(final: Stage) -> None:
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", final.base), final.base
+
+
+def test_final_stage_copies_only_the_venv_from_builder(stages: list[Stage], final: Stage) -> None:
+    builder_names = {s.name for s in stages[:-1] if s.name} | {str(i) for i in range(len(stages) - 1)}
+    copies = final.all("COPY")
+    assert copies, "final stage copies nothing"
+    for copy in copies:
+        words = shlex.split(copy.args)
+        flags = [w for w in words if w.startswith("--")]
+        src = [w for w in words if not w.startswith("--")][:-1]
+        from_flags = [f.split("=", 1)[1] for f in flags if f.startswith("--from=")]
+        assert from_flags and from_flags[0] in builder_names, f"line {copy.line}: final stage COPY not from builder"
+        assert src == ["/opt/venv"], f"line {copy.line}: final stage should copy only the venv, got {src}"
+    assert not final.all("ADD")
+
+
+def test_user_is_numeric_nonroot_65532(final: Stage) -> None:
+    users = final.all("USER")
+    assert users, "final stage has no USER (would run as root)"
+    uid = users[-1].args.split(":")[0]
+    assert uid.isdigit(), f"USER should be numeric so runAsNonRoot can verify it, got {uid!r}"
+    assert int(uid) == 65532
+
+
+def test_entrypoint_and_cmd(final: Stage) -> None:
+    entry = final.all("ENTRYPOINT")
+    assert entry, "no ENTRYPOINT"
+    assert exec_form(entry[-1].args) == ["capacity-webhook"]
+    cmd = final.all("CMD")
+    assert cmd, "no CMD defaults"
+    args = exec_form(cmd[-1].args)
+    assert args[0] == "serve"
+    for flag in ("--tls-cert-file", "--tls-private-key-file", "--port"):
+        assert flag in args, f"CMD lacks {flag}"
+
+
+def test_env_workdir_expose(final: Stage) -> None:
+    env = " ".join(i.args for i in final.all("ENV"))
+    assert re.search(r"\bPYTHONDONTWRITEBYTECODE=1\b", env)
+    assert re.search(r"\bPYTHONUNBUFFERED=1\b", env)
+    assert final.all("WORKDIR")
+    assert any("8443" in i.args.split() for i in final.all("EXPOSE"))
+
+
+def test_no_healthcheck(stages: list[Stage]) -> None:
+    for stage in stages:
+        assert not stage.all("HEALTHCHECK"), "Kubernetes probes do the health checking; no HEALTHCHECK"
+
+
+def test_no_compilers_or_pip_cache_in_final_stage(final: Stage) -> None:
+    text = " ".join(i.args for i in final.instructions if i.keyword == "RUN")
+    for banned in ("gcc", "g++", "build-essential", "clang", "make ", "pip install", "apt-get install"):
+        assert banned not in text, f"final stage RUN mentions {banned!r}"
+
+
+def test_builder_pip_uses_no_cache(stages: list[Stage]) -> None:
+    for stage in stages[:-1]:
+        for run in stage.all("RUN"):
+            for m in re.finditer(r"pip\s+(install|wheel)\b[^&;]*", run.args):
+                assert "--no-cache-dir" in m.group(0), f"line {run.line}: pip without --no-cache-dir"
+
+
+def test_chart_runs_as_the_image_user(final: Stage) -> None:
+    uid = int(final.all("USER")[-1].args.split(":")[0])
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    assert values["securityContext"]["runAsUser"] == uid
+    assert values["podSecurityContext"]["runAsUser"] == uid
+    assert values["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_dockerignore_keeps_sources_out_of_junk() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for junk in (".git", ".venv", "tests", "charts"):
+        assert junk in patterns, f".dockerignore should exclude {junk}"
+    for needed in ("webhook", "pyproject.toml", "README.md", "certs"):
+        assert needed not in patterns, f".dockerignore must not exclude {needed}"
