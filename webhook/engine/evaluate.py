@@ -89,7 +89,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
 
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       per_node_cap=volumes.per_node_cap, new_volumes=volumes.new_volumes_per_pod)
-    verdict.placement = placement
+    verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     verdict.requested = existing + placement.wanted
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending

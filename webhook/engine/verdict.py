@@ -44,7 +44,15 @@ class Verdict:
     pending: int = 0
     reasons: list = field(default_factory=list)
     placement: object = None     # the engine's Placement, for reservations and reports
+    pod_requests: object = None  # Resources of one new pod, for reservations
+    uses_ip: bool = True
     mode: str = "enforce"
+
+    def reservation(self) -> dict:
+        """Pods placed per node, to hold with ``ClusterState.reserve`` once admitted."""
+        if self.placement is None:
+            return {}
+        return {node: outcome.placed for node, outcome in self.placement.per_node.items() if outcome.placed}
 
     @property
     def codes(self) -> list[str]:
