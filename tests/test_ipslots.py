@@ -1,0 +1,76 @@
+"""The IP-slot model against AWS's own numbers.
+
+Oracles: the VPC CNI's eni-max-pods.txt (shared/data) and the worked examples in the AWS
+docs (EKS "Choosing an instance type", prefix delegation and custom networking pages).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from webhook import synthetic as s
+from webhook.engine.instance_types import load_default_table
+from webhook.engine.ipslots import CniConfig, ip_slots, node_ip_capacity, recommended_max_pods
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TABLE = load_default_table()
+
+
+def official_max_pods() -> dict[str, int]:
+    rows = {}
+    for line in (SHARED / "eni-max-pods.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, value = line.split()
+            rows[name] = int(value)
+    return rows
+
+
+def test_every_official_type_gets_the_official_max_pods():
+    official = official_max_pods()
+    assert len(official) > 1300
+    wrong = {name: (ip_slots(TABLE.get(name)) + 2, want) for name, want in official.items()
+             if TABLE.get(name) is None or ip_slots(TABLE.get(name)) + 2 != want}
+    assert not wrong
+
+
+@pytest.mark.parametrize("itype, secondary, custom", [
+    ("t3.medium", 17, 12), ("m5.large", 29, 20), ("m5.xlarge", 58, 44), ("m4.xlarge", 58, 44)])
+def test_custom_networking_loses_one_eni(itype, secondary, custom):
+    limits = TABLE.get(itype)
+    assert ip_slots(limits) + 2 == secondary
+    assert ip_slots(limits, custom_networking=True) + 2 == custom
+
+
+def test_prefix_delegation_multiplies_slots_by_16_on_nitro_only():
+    assert ip_slots(TABLE.get("t3.medium"), prefix_delegation=True) == 3 * 5 * 16 == 240
+    assert ip_slots(TABLE.get("t3.nano"), prefix_delegation=True) + 2 == 34
+    # m4.xlarge is Xen: prefix delegation does not apply, it keeps 58.
+    assert ip_slots(TABLE.get("m4.xlarge"), prefix_delegation=True) + 2 == 58
+
+
+def test_recommended_kubelet_max_pods_with_prefix_delegation():
+    assert recommended_max_pods(TABLE.get("t3.nano")) == 34      # uncapped: 32 IPs + 2
+    assert recommended_max_pods(TABLE.get("t3.medium")) == 110   # < 30 vCPUs: capped at 110
+    assert recommended_max_pods(TABLE.get("m5.24xlarge")) == 250  # 96 vCPUs: capped at 250
+
+
+def test_multi_card_and_large_types():
+    assert ip_slots(TABLE.get("p5.48xlarge")) + 2 == 100
+    assert ip_slots(TABLE.get("c5.18xlarge")) + 2 == 737
+
+
+def test_cni_config_read_from_the_aws_node_daemonset_env():
+    assert CniConfig.from_daemonset(s.aws_node()) == CniConfig(True, False, False, False)
+    assert CniConfig.from_daemonset(s.aws_node(prefix_delegation=True)).prefix_delegation
+    assert CniConfig.from_daemonset(s.aws_node(custom_networking=True)).custom_networking
+    assert CniConfig.from_daemonset(s.aws_node(ipv6=True)).ipv6
+    assert CniConfig.from_daemonset(None) == CniConfig()
+
+
+def test_no_ip_rule_for_ipv6_other_cnis_non_aws_and_unknown_types():
+    t3 = TABLE.get("t3.medium")
+    assert node_ip_capacity("t3.medium", t3, CniConfig(True)).slots == 15
+    assert node_ip_capacity("t3.medium", t3, CniConfig(True, ipv6=True)).slots is None
+    assert node_ip_capacity("t3.medium", t3, CniConfig()).slots is None
+    assert node_ip_capacity(None, None, CniConfig(True)).mode == "not-aws"
+    assert node_ip_capacity("z9.mega", None, CniConfig(True)).mode == "unknown-type"
