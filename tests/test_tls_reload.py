@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -176,6 +175,26 @@ def test_missing_file_keeps_serving(bundle):
         assert "cannot stat" in rc.last_error
         assert presented_serial(srv.port, cctx) == bundle.serial
         bundle.tls_key.write_bytes(saved)
+
+
+def test_kubelet_style_symlink_swap_is_seen(tmp_path):
+    """A mounted Secret: tls.crt -> ..data/tls.crt, ..data -> ..v1, swapped atomically."""
+    v1 = write_bundle(tmp_path / "..v1", DNS, IPS)
+    (tmp_path / "..v2").mkdir()
+    for name in ("ca.crt", "ca.key"):
+        (tmp_path / "..v2" / name).write_bytes((tmp_path / "..v1" / name).read_bytes())
+    v2 = renew_serving_cert(tmp_path / "..v2", DNS, IPS)
+    os.symlink("..v1", tmp_path / "..data")
+    for name in ("tls.crt", "tls.key"):
+        os.symlink(f"..data/{name}", tmp_path / name)
+    rc = ReloadingTLSContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+    cctx = client_context(tmp_path / "..v1" / "ca.crt")
+    with TLSServer(rc.context) as srv:
+        assert presented_serial(srv.port, cctx) == v1.serial
+        os.symlink("..v2", tmp_path / "..data_tmp")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+        assert rc.maybe_reload() is True
+        assert presented_serial(srv.port, cctx) == v2.serial
 
 
 def test_background_thread_picks_up_rotation(bundle):
