@@ -191,3 +191,23 @@ def test_summary_lines_stay_within_120_characters():
     long = "x" * 200
     verdict = evaluate(cluster(), light(name=long[:63], replicas=30, namespace=long[:63]))
     assert all(len(r.summary) <= 120 for r in verdict.reasons)
+
+
+def test_headroom_nodes_turn_an_absorbable_shortfall_into_a_warning():
+    state = cluster()
+    state.headroom_nodes = 1
+    # A fresh t3.medium keeps aws-node + kube-proxy (host network): 15 IP slots, 15 kubelet slots.
+    verdict = evaluate(state, light(replicas=36))
+    assert (verdict.verdict, verdict.pending) == ("warn", 15)
+    assert "about 1 new t3.medium node(s) of 15 pods each" in verdict.message
+    assert evaluate(state, light(replicas=37)).verdict == "deny"
+
+
+def test_karpenter_node_pool_with_room_under_its_cpu_limit():
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": s.metadata("default"),
+            "spec": {"limits": {"cpu": "8"}, "template": {"spec": {"requirements": []}}},
+            "status": {"resources": {"cpu": "4", "memory": "8Gi", "nodes": "2", "pods": "34"}}}
+    # 4 CPUs left / 1930m per t3.medium = 2 more nodes of 15 pods: up to 30 pending pods absorbed.
+    state = cluster(pool)
+    assert evaluate(state, light(replicas=51)).verdict == "warn"
+    assert evaluate(state, light(replicas=52)).verdict == "deny"

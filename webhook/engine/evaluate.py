@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from . import explain, storage
+from .growth import absorb
 from .model import ClusterState
 from .placement import RoomMap, place
 from .requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
@@ -97,7 +98,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if placement.pending:
         if volumes.zones is not None and placement.per_node:
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
-        verdict.reasons.extend(_shortfall_reasons(state, demand, placement, requests, label, verdict))
+        shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict)
+        growth = absorb(state, placement, requests, uses_ip)
+        if growth:   # the autoscaler only reacts to Pending pods: never block its input
+            shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]
+        verdict.reasons.extend(shortfall)
     return verdict
 
 

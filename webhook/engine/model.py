@@ -66,6 +66,9 @@ class NodeRecord:
     pods: int = 0
     ip_pods: int = 0
     claims: dict = field(default_factory=lambda: defaultdict(int))   # "ns/claim" -> pods using it
+    daemon_used: Resources = ZERO     # what DaemonSet pods take: a new node of this kind starts with it
+    daemon_pods: int = 0
+    daemon_ip_pods: int = 0
 
     @staticmethod
     def from_object(obj: Mapping) -> "NodeRecord":
@@ -178,6 +181,8 @@ class ClusterState:
         self.limit_ranges: dict[str, dict] = defaultdict(dict)        # ns -> name -> LimitRange
         self.namespaces: dict[str, dict] = {}                         # name -> labels
         self.cni = CniConfig()
+        self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
+        self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[object, Reservation] = {}
         self.generation = 0
         self.skipped: list[str] = []                                   # objects we could not read
@@ -216,6 +221,9 @@ class ClusterState:
             self.limit_ranges[namespace][name] = obj
         elif kind == "Namespace":
             self.namespaces[name] = dict(meta.get("labels") or {})
+        elif kind == "NodePool" and str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
+            self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
+                                     "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
 
     def remove(self, kind: str, namespace: str | None, name: str) -> None:
         """Forget one object, as on a watch DELETED event."""
@@ -244,6 +252,8 @@ class ClusterState:
             self.limit_ranges[namespace].pop(name, None)
         elif kind == "Namespace":
             self.namespaces.pop(name, None)
+        elif kind == "NodePool":
+            self.node_pools.pop(name, None)
 
     def _unlink(self, key: tuple) -> None:
         old = self.workloads.get(key)
@@ -256,6 +266,8 @@ class ClusterState:
         old = self.nodes.get(record.name)
         if old:  # keep the aggregates its pods built up
             record.used, record.pods, record.ip_pods, record.claims = old.used, old.pods, old.ip_pods, old.claims
+            record.daemon_used, record.daemon_pods, record.daemon_ip_pods = \
+                old.daemon_used, old.daemon_pods, old.daemon_ip_pods
         else:
             for pod in self.pods.values():
                 if pod.node == record.name:
@@ -266,6 +278,10 @@ class ClusterState:
         node.used = node.used + pod.requests if sign > 0 else node.used - pod.requests
         node.pods += sign
         node.ip_pods += sign if pod.uses_ip else 0
+        if pod.owner and pod.owner[0] == "DaemonSet":
+            node.daemon_used = node.daemon_used + pod.requests if sign > 0 else node.daemon_used - pod.requests
+            node.daemon_pods += sign
+            node.daemon_ip_pods += sign if pod.uses_ip else 0
         for claim in pod.claims:
             key = f"{pod.namespace}/{claim}"
             node.claims[key] += sign
