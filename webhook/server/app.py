@@ -1,0 +1,289 @@
+"""The flask app: ``POST /validate``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+
+``create_app(holder, ...)`` builds it around a ``StateHolder`` (snapshot or live source);
+``AdmissionHandler`` holds the admission policy that surrounds the engine:
+
+* the check is bypassed by ``capacity-webhook/skip: "<reason>"`` on the object (logged with
+  the user and the reason; the response warns that the check was skipped), for objects a
+  workload controller creates (their workload was checked and holds a reservation), and,
+  with a warning, while no cluster state has been loaded yet (never deny on no data);
+* the mode is the server's, overridden by the namespace label ``capacity-webhook/mode``;
+  the HorizontalPodAutoscaler is never denied, and stale data turns a deny into a warning;
+* an allowed, non-dry-run workload reserves the room its pods were placed in, keyed by
+  the request uid, for ``reservation_ttl`` seconds (or until the pods show up);
+* nothing a client sends becomes a 500: bad bodies get a 4xx with one clear sentence, and
+  an unexpected failure on a valid review is allowed with a warning and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from ..engine.evaluate import evaluate
+from ..engine.model import WORKLOAD_KINDS, controller_of
+from ..engine.requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
+from ..engine.verdict import ALLOW, DENY, MODES, WARN
+from ..engine.workloads import POD_KINDS, demand_of
+from . import logs
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
+from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review, review_response,
+                     sanitize_warning, scale_objects, scale_target_key)
+
+SKIP_ANNOTATION = "capacity-webhook/skip"
+MODE_LABEL = "capacity-webhook/mode"
+HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
+
+log = logging.getLogger("capacity_webhook.server")
+
+
+@dataclass
+class Outcome:
+    """What one review answers, and the fields of its log line."""
+
+    allowed: bool = True
+    warnings: list = field(default_factory=list)
+    message: str | None = None
+    audit: dict = field(default_factory=dict)
+    fields: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return DENY if not self.allowed else (WARN if self.warnings else ALLOW)
+
+
+class AdmissionHandler:
+    """Decides one parsed review against the holder's state (no flask, no I/O)."""
+
+    def __init__(self, holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
+                 headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.holder = holder
+        self.mode = mode
+        self.stale_after = stale_after
+        self.reservation_ttl = reservation_ttl
+        self.headroom_nodes = headroom_nodes
+        self.clock = clock
+
+    # ---- the decision ------------------------------------------------------------------
+    def decide(self, review: Review) -> Outcome:
+        out = Outcome(fields={"uid": review.uid, "operation": review.operation, "kind": review.kind,
+                              "resource": review.resource, "subResource": review.sub_resource,
+                              "namespace": review.namespace, "name": review.name, "user": review.user,
+                              "dryRun": review.dry_run})
+        if review.operation not in ("CREATE", "UPDATE"):
+            return self._note(out, f"{review.operation} is not checked")
+        if review.sub_resource and not review.is_scale:
+            return self._note(out, f"subresource {review.sub_resource} is not checked")
+        if review.is_scale and scale_target_key(review) is None:
+            return self._note(out, f"scale of {review.resource or 'an unknown resource'} is not checked")
+        if not review.is_scale:
+            skipped = self._skip(out, review, review.obj)
+            if skipped:
+                return skipped
+        if not self.holder.ready:
+            out.warnings.append("capacity-webhook has no cluster state yet (still loading): the capacity check "
+                                "was skipped")
+            out.fields["note"] = "not ready"
+            return out
+        try:
+            return self._decide_with_state(out, review)
+        except Exception as exc:  # a bug must not block the cluster's API: allow, warn, log
+            log.exception("internal error while deciding review %s", review.uid)
+            out.allowed, out.message = True, None
+            out.warnings = ["capacity-webhook internal error: the capacity check was skipped (see the server log)"]
+            out.fields["error"] = f"{type(exc).__name__}: {exc}"
+            return out
+
+    def _decide_with_state(self, out: Outcome, review: Review) -> Outcome:
+        with self.holder.reading() as state:
+            now = self.clock()
+            state.expire_reservations(now)
+            if self.headroom_nodes is not None and getattr(state, "headroom_nodes", None) != self.headroom_nodes:
+                state.headroom_nodes = self.headroom_nodes
+            obj, old = review.obj, review.old
+            if review.is_scale:
+                key = scale_target_key(review)
+                stored = state.workloads.get(key)
+                if stored is None:
+                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
+                                        "the scale was not checked")
+                    out.fields["note"] = "scale target unknown"
+                    return out
+                skipped = self._skip(out, review, stored)
+                if skipped:
+                    return skipped
+                try:
+                    obj, old = scale_objects(review, stored)
+                except ScaleError as exc:
+                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
+                                        "the capacity check was skipped")
+                    out.fields["reasons"] = ["INVALID_OBJECT"]
+                    return out
+            owner = controller_of(obj) if isinstance(obj.get("metadata"), dict) else None
+            if owner and owner[0] in WORKLOAD_KINDS:
+                # Its workload was checked when it was applied and holds the reservation for
+                # these pods; checking again would count the same pods twice.
+                return self._note(out, f"created by {owner[0]} {owner[1]}")
+
+            mode, engine_mode = self.mode, self.mode
+            label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
+            if label is not None:
+                if label in MODES:
+                    mode = engine_mode = label
+                    out.fields["modeFrom"] = "namespace"
+                else:
+                    out.warnings.append(f"namespace {review.namespace} label {MODE_LABEL}={label!r} is not one of "
+                                        f"{', '.join(MODES)}: using {mode}")
+            stale_for = self.holder.stale_for()
+            stale = stale_for > self.stale_after
+            downgraded = None
+            if engine_mode == "enforce" and review.user == HPA_USER:
+                engine_mode, downgraded = "warn", "hpa"
+            elif engine_mode == "enforce" and stale:
+                engine_mode, downgraded = "warn", "stale"
+            verdict = evaluate(state, obj, old, engine_mode)
+
+            would_deny = any(r.severity == DENY for r in verdict.reasons)
+            out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
+                              schedulable=verdict.schedulable, pending=verdict.pending, reasons=verdict.codes)
+            if downgraded and would_deny:
+                out.fields["downgraded"] = downgraded
+            if stale:
+                out.fields["staleSeconds"] = round(stale_for, 1)
+            if verdict.verdict == DENY:
+                out.allowed = False
+                out.message = verdict.message
+            elif verdict.verdict == WARN:
+                if stale and would_deny:
+                    out.warnings.insert(0, f"capacity data is stale (no watch update for {stale_for:.0f}s): "
+                                           "this would be denied, it is allowed with warnings")
+                out.warnings.extend(r.summary for r in verdict.reasons)
+            elif mode == "audit" and verdict.reasons:
+                out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
+                             "reasons": ",".join(verdict.codes)}
+            if out.allowed and not review.dry_run:
+                out.fields["reserved"] = self._reserve(state, review, obj, verdict, now)
+        return out
+
+    def _reserve(self, state, review: Review, obj: dict, verdict, now: float) -> int:
+        placement = verdict.placement
+        if self.reservation_ttl <= 0 or placement is None or not placement.placed or obj.get("kind") not in POD_KINDS:
+            return 0
+        per_node = {name: outcome.placed for name, outcome in placement.per_node.items() if outcome.placed}
+        try:
+            demand = demand_of(obj)
+            defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
+            requests = pod_requests(demand.pod_spec, defaults, "spec")
+        except ObjectError:
+            return 0
+        state.reserve(review.uid, demand.key, per_node, requests, uses_pod_ip(demand.pod_spec),
+                      now + self.reservation_ttl)
+        return sum(per_node.values())
+
+    # ---- bypasses ----------------------------------------------------------------------
+    @staticmethod
+    def _note(out: Outcome, note: str) -> Outcome:
+        out.fields["note"] = note
+        return out
+
+    @staticmethod
+    def _skip(out: Outcome, review: Review, obj: dict | None) -> Outcome | None:
+        meta = (obj or {}).get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        if not isinstance(annotations, dict) or SKIP_ANNOTATION not in annotations:
+            return None
+        reason = sanitize_warning(annotations.get(SKIP_ANNOTATION) or "", limit=200) or "no reason given"
+        who = review.user or "unknown user"
+        out.warnings.append(f"capacity check skipped by annotation {SKIP_ANNOTATION} ({reason}), requested by {who}")
+        out.fields.update(skipped=True, skipReason=reason, note="skip annotation")
+        return out
+
+
+def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
+               headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic,
+               metrics: Metrics | None = None, review_log: logging.Logger | None = None) -> Flask:
+    """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``)."""
+    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, headroom_nodes, clock)
+    metrics = metrics or Metrics(clock)
+    review_log = review_log or logs.review_logger()
+    app = Flask("capacity_webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["capacity_webhook"] = {"handler": handler, "metrics": metrics}
+
+    def json_response(body: dict, status: int = 200) -> Response:
+        return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+
+    def read_body() -> bytes:
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            stream = request.environ.get("wsgi.input")
+            left = min(length, DRAIN_LIMIT)
+            while stream is not None and left > 0:      # let the client finish sending, then answer
+                chunk = stream.read(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            raise BadReview(413, f"request body is {length} bytes, over the {MAX_BODY_BYTES} byte (3 MiB) limit")
+        try:
+            return request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise BadReview(413, f"request body is over the {MAX_BODY_BYTES} byte (3 MiB) limit") from None
+
+    @app.post("/validate")
+    def validate():
+        started = time.perf_counter()
+        try:
+            review = parse_review(read_body())
+        except BadReview as exc:
+            metrics.reject(exc.status)
+            log.warning("refused request body: %s", exc.message,
+                        extra={"review": {"status": exc.status, "remote": request.remote_addr}})
+            return json_response(error_body(exc.status, exc.message), exc.status)
+        outcome = handler.decide(review)
+        body = review_response(review.uid, outcome.allowed, outcome.warnings, outcome.message,
+                               audit_annotations=outcome.audit)
+        response = json_response(body)
+        seconds = time.perf_counter() - started
+        verdict = outcome.verdict
+        metrics.observe(review.kind, review.operation, verdict, seconds, bool(outcome.fields.get("reserved")))
+        fields = dict(outcome.fields, allowed=outcome.allowed, verdict=verdict, latency_ms=round(seconds * 1000, 3))
+        if outcome.warnings:
+            fields["warnings"] = body["response"].get("warnings", [])
+        logs.log_review(review_log, fields)
+        return response
+
+    @app.get("/healthz")
+    def healthz():
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz():
+        if holder.ready:
+            return Response(f"ok: {holder.description}\n", mimetype="text/plain")
+        return Response("not ready: the cluster state is still loading\n", status=503, mimetype="text/plain")
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        return Response(metrics.render(holder, mode=handler.mode, stale_after=stale_after),
+                        content_type=METRICS_CONTENT_TYPE)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return json_response(error_body(exc.code or 400, exc.description or exc.name), exc.code or 400)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return json_response(error_body(500, "internal error (see the server log)"), 500)
+
+    return app

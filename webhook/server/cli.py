@@ -1,0 +1,114 @@
+"""``capacity-webhook serve``: the admission webhook over HTTPS (gunicorn + flask).
+
+State source: ``--cluster SNAPSHOT`` serves a snapshot file (demos, tests, air-gapped
+evaluation); otherwise the live source (``webhook.state.live``) lists and watches the
+cluster through ``--kubeconfig``/``--context``, or the in-cluster service account.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import click
+
+from ..engine.verdict import MODES
+from . import logs
+
+log = logging.getLogger("capacity_webhook.server")
+
+
+def _check_tls(cert_file: str, key_file: str) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot use --tls-cert-file {cert_file} with --tls-private-key-file {key_file}: "
+                                   f"{exc}") from None
+
+
+def _snapshot_factory(path: str, headroom_nodes: int):
+    from ..manifests import InputError
+    from ..state.holder import snapshot_holder
+
+    try:
+        holder = snapshot_holder(path)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read --cluster {path}: {exc.strerror or exc}") from None
+    holder.state.headroom_nodes = headroom_nodes
+    for skipped in holder.state.skipped:
+        log.warning("snapshot object skipped: %s", skipped)
+    return lambda: holder
+
+
+def _live_factory(kubeconfig: str | None, context: str | None, stale_after: float, headroom_nodes: int):
+    try:
+        from ..state.live import live_holder
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the live cluster source is not available ({exc}); serve a snapshot with --cluster SNAPSHOT "
+            "(kubectl get nodes,pods,... -A -o json) instead") from None
+
+    def factory():
+        # Called in the gunicorn worker: the list/watch threads must live in the serving process.
+        holder = live_holder(kubeconfig=kubeconfig, context=context, stale_after=stale_after)
+        holder.state.headroom_nodes = headroom_nodes
+        return holder
+    return factory
+
+
+@click.command("serve")
+@click.option("--cluster", "snapshot", metavar="SNAPSHOT", type=click.Path(dir_okay=False),
+              help="Serve from a snapshot file (kubectl get ... -A -o json) instead of watching a live cluster.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False),
+              help="Watch the cluster of this kubeconfig (default: in-cluster service account, then ~/.kube/config).")
+@click.option("--context", "kube_context", metavar="NAME", help="kubeconfig context to use.")
+@click.option("--tls-cert-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="PEM serving certificate (reloaded when it changes on disk).")
+@click.option("--tls-private-key-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="PEM private key of the serving certificate (reloaded when it changes on disk).")
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTPS port (0: any free port, printed in the log).")
+@click.option("--mode", type=click.Choice(MODES), default="enforce", show_default=True,
+              help="enforce: deny; warn: allow with warnings; audit: allow, log and metrics only. "
+                   "A namespace label capacity-webhook/mode overrides it.")
+@click.option("--stale-after", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds of broken watches after which denies become warnings.")
+@click.option("--headroom-nodes", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Nodes' worth of capacity to keep free when deciding.")
+@click.option("--reservation-ttl", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds an admitted workload's placement stays reserved until its pods appear (0: off).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="gunicorn worker processes (each keeps its own cluster cache and reservations: keep 1).")
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Threads per worker (concurrent reviews).")
+@click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
+              help="Server log level (review lines are always written).")
+def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, mode,
+                  stale_after, headroom_nodes, reservation_ttl, workers, threads, log_level):
+    """Serve the ValidatingAdmissionWebhook at https://BIND:PORT/validate."""
+    logs.configure(log_level)
+    if snapshot and (kubeconfig or kube_context):
+        raise click.UsageError("--cluster serves a snapshot; it cannot be combined with --kubeconfig/--context")
+    _check_tls(tls_cert_file, tls_private_key_file)
+    if snapshot:
+        holder_factory = _snapshot_factory(snapshot, headroom_nodes)
+    else:
+        holder_factory = _live_factory(kubeconfig, kube_context, stale_after, headroom_nodes)
+
+    from .app import create_app
+    from .gunicorn import WebhookServer, server_options
+
+    def app_factory():
+        return create_app(holder_factory(), mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
+                          headroom_nodes=headroom_nodes)
+
+    options = server_options(bind, port, tls_cert_file, tls_private_key_file, workers=workers, threads=threads,
+                             log_level=log_level)
+    log.info("starting capacity-webhook", extra={"review": {"mode": mode, "source": snapshot or "live",
+                                                             "bind": options["bind"][0], "workers": workers,
+                                                             "threads": threads}})
+    WebhookServer(app_factory, options).run()
