@@ -6,6 +6,8 @@ admission warning), then the per-node detail, then the fix that matches the caus
 
 from __future__ import annotations
 
+import heapq
+
 from .ipslots import recommended_max_pods
 from .placement import (EBS_ATTACH_LIMIT, INSUFFICIENT_CPU, INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_MEMORY,
                         POD_IP_EXHAUSTED, POD_LIMIT_REACHED, Placement)
@@ -48,7 +50,8 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
 
 
 def node_list(code: str, placement: Placement, requests: Resources) -> str:
-    nodes = [(n, o) for n, o in sorted(placement.per_node.items()) if o.limit == code]
+    stopped = [(n, o) for n, o in placement.per_node.items() if o.limit == code]
+    nodes = heapq.nsmallest(NODES_LISTED, stopped, key=lambda item: item[0])
     phrases = []
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
@@ -56,8 +59,8 @@ def node_list(code: str, placement: Placement, requests: Resources) -> str:
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
         phrases.append(_node_phrase(code, name, outcome, requests, short))
         first_type = first_type or itype
-    if len(nodes) > NODES_LISTED:
-        phrases.append(f"and {len(nodes) - NODES_LISTED} more nodes")
+    if len(stopped) > NODES_LISTED:
+        phrases.append(f"and {len(stopped) - NODES_LISTED} more nodes")
     return "; ".join(phrases)
 
 

@@ -185,6 +185,8 @@ class ClusterState:
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[object, Reservation] = {}
         self.generation = 0
+        self._ip_cache: dict = {}
+        self._ip_cache_key: tuple | None = None
         self.skipped: list[str] = []                                   # objects we could not read
 
     # ---- feeding -------------------------------------------------------------------
@@ -377,7 +379,15 @@ class ClusterState:
         return self.instance_table.get(node.instance_type) if node.instance_type else None
 
     def ip_capacity(self, node: NodeRecord) -> IpCapacity:
-        return node_ip_capacity(node.instance_type, self.limits_for(node), self.cni)
+        """The node's IP rule, cached per instance type until the CNI or the table changes."""
+        key = (self.cni, len(self.instance_table))
+        if self._ip_cache_key != key:
+            self._ip_cache, self._ip_cache_key = {}, key
+        capacity = self._ip_cache.get(node.instance_type)
+        if capacity is None:
+            capacity = node_ip_capacity(node.instance_type, self.limits_for(node), self.cni)
+            self._ip_cache[node.instance_type] = capacity
+        return capacity
 
     def top_owner(self, owner_key: tuple) -> tuple:
         """Walk ReplicaSet -> Deployment and Job -> CronJob to the object a user applies."""

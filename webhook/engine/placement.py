@@ -41,28 +41,40 @@ class NodeRoom:
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord) -> "NodeRoom":
-        reserved, reserved_pods, reserved_ips = state.reserved_on(node.name) if state.reservations else (Resources(), 0, 0)
         capacity = state.ip_capacity(node)
+        used, alloc = node.used, node.allocatable
+        if state.reservations:
+            reserved, reserved_pods, reserved_ips = state.reserved_on(node.name)
+        else:
+            reserved, reserved_pods, reserved_ips = None, 0, 0
+        if reserved is None:
+            free = Resources(alloc.cpu - used.cpu, alloc.memory - used.memory, alloc.ephemeral - used.ephemeral)
+        else:
+            free = alloc - used - reserved
         ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
         limit = state.csinode_ebs_limit.get(node.name)
         volumes = None if limit is None else limit - len(state.ebs_volumes_on(node))
-        return NodeRoom(node, capacity, node.allocatable - node.used - reserved,
-                        node.allocatable_pods - node.pods - reserved_pods, ips, volumes)
+        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes)
 
     def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> tuple[int, str]:
-        """How many more such pods fit here, and the limit that stops the next one."""
-        limits = {POD_LIMIT_REACHED: self.pods}
-        if uses_ip and self.ips is not None:
-            limits[POD_IP_EXHAUSTED] = self.ips
-        for code, free, ask in ((INSUFFICIENT_CPU, self.free.cpu, requests.cpu),
-                                (INSUFFICIENT_MEMORY, self.free.memory, requests.memory),
-                                (INSUFFICIENT_EPHEMERAL_STORAGE, self.free.ephemeral, requests.ephemeral)):
-            if ask > 0:
-                limits[code] = free // ask
-        if new_volumes and self.volumes is not None:
-            limits[EBS_ATTACH_LIMIT] = self.volumes // new_volumes
-        code = min(LIMIT_ORDER, key=lambda c: (limits.get(c, float("inf")), LIMIT_ORDER.index(c)))
-        return max(0, min(limits.values())), code
+        """How many more such pods fit here, and the limit that stops the next one.
+
+        On a tie the earlier limit in LIMIT_ORDER is named (written out by hand: this
+        runs once per node per decision).
+        """
+        best, code = self.pods, POD_LIMIT_REACHED
+        if uses_ip and self.ips is not None and self.ips <= best:
+            best, code = self.ips, POD_IP_EXHAUSTED
+        free = self.free
+        if requests.cpu > 0 and free.cpu // requests.cpu < best:
+            best, code = free.cpu // requests.cpu, INSUFFICIENT_CPU
+        if requests.memory > 0 and free.memory // requests.memory < best:
+            best, code = free.memory // requests.memory, INSUFFICIENT_MEMORY
+        if requests.ephemeral > 0 and free.ephemeral // requests.ephemeral < best:
+            best, code = free.ephemeral // requests.ephemeral, INSUFFICIENT_EPHEMERAL_STORAGE
+        if new_volumes and self.volumes is not None and self.volumes // new_volumes < best:
+            best, code = self.volumes // new_volumes, EBS_ATTACH_LIMIT
+        return max(0, best), code
 
     def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> None:
         self.free = self.free - requests.scaled(count)
