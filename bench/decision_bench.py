@@ -1,0 +1,88 @@
+"""How long one admission decision takes, against a baseline that scans every pod.
+
+    python bench/decision_bench.py [--nodes 5000] [--pods-per-node 20] [--decisions 50]
+
+Builds a synthetic cluster (kubectl-shaped objects from webhook.synthetic) into a
+ClusterState, then times ``evaluate`` for a Deployment that fits and one that does not.
+The baseline recomputes every node's usage from the full pod list per decision, which is
+what the per-node aggregates in ClusterState avoid. Prints figures and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from webhook import synthetic as s  # noqa: E402
+from webhook.engine.evaluate import evaluate  # noqa: E402
+from webhook.engine.model import ClusterState  # noqa: E402
+from webhook.engine.requests import ZERO  # noqa: E402
+
+TYPES = ("m5.large", "m5.xlarge", "c5.2xlarge", "m5.4xlarge")
+ALLOCATABLE = {"m5.large": ("1930m", "7220184Ki", "29"), "m5.xlarge": ("3920m", "15147204Ki", "58"),
+               "c5.2xlarge": ("7910m", "14636096Ki", "58"), "m5.4xlarge": ("15890m", "62121476Ki", "234")}
+
+
+def build(nodes: int, pods_per_node: int) -> ClusterState:
+    state = ClusterState()
+    state.apply(s.aws_node())
+    spec = s.pod_spec([s.container(requests={"cpu": "20m", "memory": "32Mi"})])
+    for i in range(nodes):
+        itype = TYPES[i % len(TYPES)]
+        cpu, mem, pods = ALLOCATABLE[itype]
+        name = f"ip-10-{i // 250}-{i % 250}-1.ec2.internal"
+        state.apply(s.node(name, itype, allocatable={"cpu": cpu, "memory": mem, "pods": pods,
+                                                     "ephemeral-storage": "18242267924"}))
+        for j in range(pods_per_node):
+            state.apply(s.pod(f"p-{i}-{j}", "default", name, spec=spec))
+    return state
+
+
+def naive_usage_scan(state: ClusterState) -> dict:
+    """The baseline: rebuild per-node usage from every pod, as a cache without aggregates must."""
+    usage: dict = {}
+    for pod in state.pods.values():
+        if pod.node:
+            used, count, ips = usage.get(pod.node, (ZERO, 0, 0))
+            usage[pod.node] = (used + pod.requests, count + 1, ips + (1 if pod.uses_ip else 0))
+    return usage
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--pods-per-node", type=int, default=20)
+    parser.add_argument("--decisions", type=int, default=50)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    state = build(args.nodes, args.pods_per_node)
+    print(f"cluster: {args.nodes} nodes, {len(state.pods)} pods, built in {time.perf_counter() - start:.1f} s")
+    fits = s.small_web("fits", 200)
+    too_big = s.small_web("too-big", 10**6)
+    evaluate(state, fits)
+    for label, obj in (("fits (allow)", fits), ("does not fit (deny)", too_big)):
+        ms = sorted(timed(lambda: evaluate(state, obj), args.decisions))
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        print(f"evaluate {label:22s} p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms")
+    ours = statistics.median(timed(lambda: evaluate(state, fits), args.decisions))
+    scan = statistics.median(timed(lambda: naive_usage_scan(state), max(3, args.decisions // 10)))
+    print(f"baseline: scanning every pod per decision costs {scan:.2f} ms before placing anything")
+    print(f"ratio: baseline scan / full decision = {scan / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
