@@ -28,9 +28,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
-from ..engine.requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
-from ..engine.workloads import POD_KINDS, demand_of
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
@@ -172,22 +170,15 @@ class AdmissionHandler:
                 out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
                              "reasons": ",".join(verdict.codes)}
             if out.allowed and not review.dry_run:
-                out.fields["reserved"] = self._reserve(state, review, obj, verdict, now)
+                out.fields["reserved"] = self._reserve(state, review, verdict, now)
         return out
 
-    def _reserve(self, state, review: Review, obj: dict, verdict, now: float) -> int:
-        placement = verdict.placement
-        if self.reservation_ttl <= 0 or placement is None or not placement.placed or obj.get("kind") not in POD_KINDS:
+    def _reserve(self, state, review: Review, verdict, now: float) -> int:
+        per_node = verdict.reservation()
+        if self.reservation_ttl <= 0 or not per_node or verdict.pod_requests is None:
             return 0
-        per_node = {name: outcome.placed for name, outcome in placement.per_node.items() if outcome.placed}
-        try:
-            demand = demand_of(obj)
-            defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
-            requests = pod_requests(demand.pod_spec, defaults, "spec")
-        except ObjectError:
-            return 0
-        state.reserve(review.uid, demand.key, per_node, requests, uses_pod_ip(demand.pod_spec),
-                      now + self.reservation_ttl)
+        state.reserve(review.uid, (verdict.kind, verdict.namespace, verdict.name), per_node, verdict.pod_requests,
+                      verdict.uses_ip, now + self.reservation_ttl)
         return sum(per_node.values())
 
     # ---- bypasses ----------------------------------------------------------------------
