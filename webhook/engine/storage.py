@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .model import _is_ebs_pv
 from .quantity import QuantityError, parse_quantity
 from .requests import ObjectError
 from .verdict import DENY, WARN, Reason, clip
@@ -29,6 +30,7 @@ EBS_SIZE_GIB = {"gp2": (1, 16384), "gp3": (1, 65536), "io1": (4, 16384), "io2": 
                 "st1": (125, 16384), "sc1": (125, 16384), "standard": (1, 1024)}
 
 EBS_ACCESS_MODE = "EBS_ACCESS_MODE"
+EBS_ATTACH_LIMIT = "EBS_ATTACH_LIMIT"      # found by placement (NodeRoom.volumes), or here for shared claims
 EBS_SIZE = "EBS_SIZE"
 EBS_SHARED_RWO = "EBS_SHARED_RWO"
 EBS_ZONE = "EBS_ZONE"
@@ -42,10 +44,17 @@ def _meta(obj: Mapping) -> Mapping:
 
 
 def default_class(state) -> str | None:
-    defaults = sorted(name for name, sc in state.storage_classes.items()
-                      if any(str((_meta(sc).get("annotations") or {}).get(a, "")).lower() == "true"
-                             for a in DEFAULT_CLASS_ANNOTATIONS))
-    return defaults[-1] if defaults else None
+    """The class the DefaultStorageClass admission plugin would set.
+
+    As Kubernetes' GetDefaultClass: the annotation must be exactly "true"; of several
+    defaults the newest (creationTimestamp) wins, then the name that sorts first.
+    """
+    defaults = [(str(_meta(sc).get("creationTimestamp") or ""), name) for name, sc in state.storage_classes.items()
+                if any((_meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)]
+    if not defaults:
+        return None
+    newest = max(created for created, _ in defaults)      # RFC 3339 UTC timestamps sort as strings
+    return min(name for created, name in defaults if created == newest)
 
 
 def backend(storage_class: Mapping | None) -> str | None:
@@ -163,18 +172,30 @@ class VolumeRules:
     blocking: bool = False                       # a claim can never bind: every pod stays Pending
     zones: set | None = None
     pinned_node: str | None = None
-    new_volumes_per_pod: int = 0
+    new_volumes_per_pod: int = 0                 # EBS volumes each new pod attaches (its own claims)
     per_node_cap: int | None = None
     node_filter: Callable | None = None
+    max_pods: int | None = None                  # ReadWriteOncePod: at most this many of the workload's pods run
+    node_volumes: int = 0                        # shared EBS claims not attached yet: one attachment per node
 
 
 def _pv_zones(pv: Mapping) -> set:
-    zones = set()
-    terms = ((((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms")) or []
+    """Zones a PV can attach in: its node affinity (terms ORed, expressions ANDed), else its zone label."""
+    spec = pv.get("spec") or {}
+    terms = (((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms")) or []
+    zones: set = set()
     for term in terms:
+        term_zones = None
         for expr in term.get("matchExpressions") or []:
             if expr.get("key") in ZONE_KEYS and expr.get("operator") == "In":
-                zones.update(expr.get("values") or [])
+                values = set(expr.get("values") or [])
+                term_zones = values if term_zones is None else term_zones & values
+        if term_zones is None:
+            return set()                         # a term without a zone: the PV is not zonal
+        zones |= term_zones
+    if not terms:                                # in-tree PVs labelled by the PersistentVolumeLabel plugin
+        labels = _meta(pv).get("labels") or {}
+        zones = {labels[k] for k in ZONE_KEYS if labels.get(k)}
     return zones
 
 
@@ -200,6 +221,12 @@ def node_zone(node) -> str | None:
     return node.zone
 
 
+def free_attachments(state, node) -> int | None:
+    """EBS attachments left on ``node`` per its CSINode (``None``: the driver reports no limit)."""
+    limit = state.csinode_ebs_limit.get(node.name)
+    return None if limit is None else limit - len(state.ebs_volumes_on(node))
+
+
 def pod_volume_rules(state, demand) -> VolumeRules:
     """Apply the EBS/EFS rules to the claims a workload's pods mount."""
     rules = VolumeRules()
@@ -215,6 +242,7 @@ def pod_volume_rules(state, demand) -> VolumeRules:
         if view.backend == "ebs":
             rules.new_volumes_per_pod += 1
             zones = _narrow(zones, _class_zones(view.storage_class))
+    shared_new = 0
     for volume in demand.pod_spec.get("volumes") or []:
         claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         claim = state.claims.get((demand.namespace, claim_name)) if claim_name else None
@@ -225,17 +253,27 @@ def pod_volume_rules(state, demand) -> VolumeRules:
         findings = [f for f in findings + spec_findings(state, view) if f.severity == DENY]
         rules.findings += findings
         rules.blocking |= bool(findings)
+        holders = _holders(state, demand, claim_name)
+        if "ReadWriteOncePod" in view.access_modes:      # the scheduler enforces it for any driver
+            _one_pod_claim(rules, demand, claim_label, replicas, holders)
         pv = state.persistent_volumes.get((claim.get("spec") or {}).get("volumeName") or "")
-        if view.backend == "ebs" or (pv and ((pv.get("spec") or {}).get("csi") or {}).get("driver") == "ebs.csi.aws.com"):
-            zones = _narrow(zones, _pv_zones(pv) if pv else _class_zones(view.storage_class))
-            holders = _holders(state, demand, claim_name)
-            _shared_claim(rules, state, demand, view, claim_label, replicas, holders)
-            if not holders:
-                rules.new_volumes_per_pod += 1
-        elif "ReadWriteOncePod" in view.access_modes:
-            _shared_claim(rules, state, demand, view, claim_label, replicas, _holders(state, demand, claim_name))
+        if not (view.backend == "ebs" or (pv and _is_ebs_pv(pv))):
+            continue
+        zones = _narrow(zones, _pv_zones(pv) if pv else _class_zones(view.storage_class))
+        multi_attach = "ReadWriteMany" in view.access_modes   # io2 Block; other RWX was denied above
+        if not multi_attach and "ReadWriteOncePod" not in view.access_modes:
+            _shared_claim(rules, demand, claim_label, replicas, holders)
+        if not holders:
+            shared_new += 1
+    if shared_new:
+        if replicas <= 1 or demand.replicas is None:   # one pod per node: per pod is per node
+            rules.new_volumes_per_pod += shared_new
+        else:                                          # pods on one node share one attachment
+            rules.node_volumes = shared_new
     rules.zones = zones
-    rules.node_filter = _node_filter(rules)
+    rules.node_filter = _node_filter(rules, state)
+    if not rules.blocking:
+        _unreachable(rules, state, label)
     return rules
 
 
@@ -252,40 +290,59 @@ def _holders(state, demand, claim_name: str) -> set:
     return {name for name, node in state.nodes.items() if node.claims.get(key, 0) - own.get(name, 0) > 0}
 
 
-def _shared_claim(rules: VolumeRules, state, demand, view: ClaimView, claim_label: str, replicas: int,
-                  holders: set) -> None:
+def _one_pod_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, holders: set) -> None:
+    """ReadWriteOncePod: one pod in the whole cluster, whatever the node."""
     pods = replicas + (1 if holders else 0)
-    if pods <= 1 or demand.kind == "StatefulSet" and replicas <= 1 and not holders:
+    if pods <= 1:
         return
-    if "ReadWriteOncePod" in view.access_modes:
-        rules.findings.append(Reason(EBS_SHARED_RWO, clip(
-            f"{claim_label} is ReadWriteOncePod but {pods} pods would mount it; only one can run")
-            + "\nThe scheduler keeps every other pod Pending.\nGive each pod its own claim (a StatefulSet with "
-              "volumeClaimTemplates) or use ReadWriteOnce on a single pod."))
-        rules.blocking = rules.blocking or replicas > 1 and not holders
+    allowed = 0 if holders else 1
+    rules.max_pods = allowed if rules.max_pods is None else min(rules.max_pods, allowed)
+    if demand.replicas is None:
+        rules.blocking = True
+    if holders:
+        summary = f"{claim_label} is ReadWriteOncePod and a pod on {', '.join(sorted(holders))} already uses it"
+        detail = f"{demand.kind} {demand.namespace}/{demand.name} wants {replicas} more pods on it; none can start."
+    else:
+        summary = f"{claim_label} is ReadWriteOncePod but {pods} pods would mount it; only one can run"
+        detail = "The scheduler keeps every other pod Pending."
+    rules.findings.append(Reason(EBS_SHARED_RWO, clip(summary) + f"\n{detail}\nGive each pod its own claim (a "
+                                 "StatefulSet with volumeClaimTemplates) or run a single pod on the claim."))
+
+
+def _shared_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, holders: set) -> None:
+    """ReadWriteOnce EBS: pods on any node but the one holding the volume get Multi-Attach errors."""
+    pods = replicas + (1 if holders else 0)
+    if pods <= 1:
         return
     pinned = _pinned_node(demand.pod_spec)
     if pinned and (not holders or holders == {pinned}):
         rules.pinned_node = pinned
         return
-    if len(holders) == 1 and not pinned:
-        # The volume is attached to one node already: pods elsewhere will hit Multi-Attach.
-        rules.findings.append(Reason(EBS_SHARED_RWO, clip(
-            f"{claim_label} (ReadWriteOnce EBS) is attached to {next(iter(holders))}; pods elsewhere get Multi-Attach")
-            + f"\n{demand.kind} {demand.namespace}/{demand.name} wants {replicas} pods on a volume that one node holds"
-              f"; pods on other nodes stay in ContainerCreating.\nUse a StatefulSet with volumeClaimTemplates, an EFS "
-              "StorageClass (ReadWriteMany), or pin the pods to that node."))
-        return
-    rules.findings.append(Reason(EBS_SHARED_RWO, clip(
-        f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; all but one node get Multi-Attach errors")
-        + f"\nEBS attaches to one node at a time: pods the scheduler puts on other nodes stay in "
-          "ContainerCreating.\nUse a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or "
-          "pin the pods to one node."))
+    workload = f"{demand.kind} {demand.namespace}/{demand.name}"
+    if holders:
+        where = ", ".join(sorted(holders))
+        if pinned:
+            summary = f"{claim_label}: pods pinned to {pinned} but its EBS volume is attached to {where}"
+            fix = ("Pin the pods to the node that holds the volume, stop the pods using it there first, or use an "
+                   "EFS StorageClass (ReadWriteMany).")
+        else:
+            summary = f"{claim_label} (ReadWriteOnce EBS) is attached to {where}; pods elsewhere get Multi-Attach"
+            fix = ("Use a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or pin the "
+                   "pods to that node.")
+        detail = (f"{workload} wants {replicas} pods on a ReadWriteOnce volume another workload's pod holds on "
+                  f"{where}; pods on other nodes stay in ContainerCreating (Multi-Attach error).")
+    else:
+        summary = f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; all but one node get Multi-Attach errors"
+        detail = ("EBS attaches to one node at a time: pods the scheduler puts on other nodes stay in "
+                  "ContainerCreating.")
+        fix = ("Use a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or pin the pods "
+               "to one node.")
+    rules.findings.append(Reason(EBS_SHARED_RWO, clip(summary) + f"\n{detail}\n{fix}"))
 
 
-def _node_filter(rules: VolumeRules):
-    zones, pinned = rules.zones, rules.pinned_node
-    if zones is None and pinned is None:
+def _node_filter(rules: VolumeRules, state):
+    zones, pinned, need = rules.zones, rules.pinned_node, rules.node_volumes
+    if zones is None and pinned is None and not need:
         return None
 
     def node_filter(node):
@@ -293,9 +350,39 @@ def _node_filter(rules: VolumeRules):
             return "not the node holding the volume"
         if zones is not None and node_zone(node) not in zones:
             return f"outside the volume's zone {'/'.join(sorted(zones)) or '(none)'}"
+        if need:
+            free = free_attachments(state, node)
+            if free is not None and free < need + rules.new_volumes_per_pod:
+                return "EBS attach limit reached"
         return None
 
     return node_filter
+
+
+def _unreachable(rules: VolumeRules, state, label: str) -> None:
+    """Volumes no node can take at all: a zone without nodes, or no attachment left where pods must run."""
+    if not state.nodes:
+        return
+    zones = rules.zones
+    if zones is not None and not any(node_zone(n) in zones for n in state.nodes.values()):
+        where = "/".join(sorted(zones))
+        summary = (f"{label}: its EBS volume lives in {where}, where the cluster has no nodes" if zones else
+                   f"{label}: its EBS volumes live in different zones; no node can attach them all")
+        rules.findings.append(Reason(EBS_ZONE, clip(summary) + "\nA zonal EBS volume can only attach to nodes in its "
+                                     "zone.\nAdd nodes in that zone, or use WaitForFirstConsumer binding for new "
+                                     "volumes."))
+        rules.blocking = True
+        return
+    if rules.node_volumes:
+        candidates = [n for n in state.nodes.values() if (rules.pinned_node is None or n.name == rules.pinned_node)
+                      and (zones is None or node_zone(n) in zones)]
+        if candidates and all(rules.node_filter(n) for n in candidates):
+            names = ", ".join(sorted(n.name for n in candidates)[:3])
+            rules.findings.append(Reason(EBS_ATTACH_LIMIT, clip(
+                f"{label}: no node it can run on can attach its EBS volume ({names})")
+                + "\nEach node's CSINode allocatable count caps its EBS attachments, and those are all in use."
+                  "\nDetach unused volumes, use instance types with more attachments, or run the pods elsewhere."))
+            rules.blocking = True
 
 
 def zone_reason(label: str, zones: set, placement) -> Reason:
