@@ -88,12 +88,16 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict)
         rooms = RoomMap(state, ignore_owner=demand.key, give_back=running)
 
+    waiting = 0
+    if volumes.max_pods is not None and wanted is not None:   # ReadWriteOncePod: the others wait for the claim
+        allowed = max(0, volumes.max_pods - existing)
+        waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       per_node_cap=volumes.per_node_cap, new_volumes=volumes.new_volumes_per_pod)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
-    verdict.requested = existing + placement.wanted
+    verdict.requested = existing + placement.wanted + waiting
     verdict.schedulable = existing + placement.placed
-    verdict.pending = placement.pending
+    verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
     if placement.pending:
         if volumes.zones is not None and placement.per_node:
