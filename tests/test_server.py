@@ -458,3 +458,31 @@ def test_warning_sanitizing():
     assert sum(len(w) for w in many) <= 4096 and many[-1].endswith("more warnings not shown")
     assert all(len(w) <= 120 and w.isascii() and w.isprintable() for w in many)
     assert sanitize_warnings(["a", "a", "", "b"]) == ["a", "b"]
+
+
+# ---- the serve command's own errors (before gunicorn starts) ------------------------------
+def test_serve_command_errors_are_one_clear_line(tmp_path, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from certs.authority import write_bundle
+    from webhook.server.cli import serve_command
+
+    bundle = write_bundle(tmp_path / "tls", DNS, IPS, days=3)
+    tls = ["--tls-cert-file", str(bundle.tls_cert), "--tls-private-key-file", str(bundle.tls_key)]
+    runner = CliRunner()
+    monkeypatch.setitem(sys.modules, "webhook.state.live", None)      # as if the live source were absent
+    monkeypatch.setattr("webhook.server.cli.logs.configure", lambda level: None)   # keep pytest's logging
+    result = runner.invoke(serve_command, tls)
+    assert result.exit_code == 1 and "live cluster source is not available" in result.output
+    assert "--cluster SNAPSHOT" in result.output
+    result = runner.invoke(serve_command, ["--cluster", str(tmp_path / "missing.json"), *tls])
+    assert result.exit_code == 1 and "missing.json" in result.output
+    result = runner.invoke(serve_command, ["--cluster", "x.json", "--kubeconfig", "k", *tls])
+    assert result.exit_code == 2 and "cannot be combined" in result.output
+    mismatched = ["--tls-cert-file", str(bundle.tls_cert), "--tls-private-key-file", str(bundle.ca_key)]
+    result = runner.invoke(serve_command, ["--cluster", "x.json", *mismatched])
+    assert result.exit_code == 1 and "cannot use --tls-cert-file" in result.output
+    result = runner.invoke(serve_command, ["--cluster", "x.json"])
+    assert result.exit_code == 2 and "--tls-cert-file" in result.output

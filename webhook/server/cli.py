@@ -106,6 +106,9 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
         return create_app(holder_factory(), mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
                           headroom_nodes=headroom_nodes)
 
+    if workers > 1:
+        log.warning("--workers %d: each worker keeps its own cluster cache, reservations and metrics; "
+                    "two workers can admit the same free slots (prefer --threads or more replicas)", workers)
     options = server_options(bind, port, tls_cert_file, tls_private_key_file, workers=workers, threads=threads,
                              log_level=log_level)
     log.info("starting capacity-webhook", extra={"review": {"mode": mode, "source": snapshot or "live",
