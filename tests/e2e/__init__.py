@@ -1,0 +1,1 @@
+"""End-to-end tier: real kube-apiserver + etcd + kubectl + helm (see controlplane.py)."""

@@ -1,0 +1,887 @@
+"""A throwaway Kubernetes control plane for the e2e tier.
+
+Runs a real etcd + kube-apiserver on loopback (binaries built from Go modules by
+``.ci/build-control-plane``), with no kubelet, scheduler or controller-manager.
+Nodes and pods are modelled the way kwok does it: objects are created through
+the API and their ``status`` is written through the status subresources, so the
+webhook sees what it would see on a real cluster.
+
+If ``CAPACITY_WEBHOOK_E2E_KUBECONFIG`` is set, nothing is started: that cluster
+(e.g. kind) is used, with that file as the admin kubeconfig, and the webhook
+identity becomes a ServiceAccount token bound to the same read-only role.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import yaml
+
+TOOLS_ENV = "CAPACITY_WEBHOOK_TOOLS"
+EXTERNAL_KUBECONFIG_ENV = "CAPACITY_WEBHOOK_E2E_KUBECONFIG"
+REQUIRED_ENV = "CAPACITY_WEBHOOK_E2E_REQUIRED"
+KEEP_ENV = "CAPACITY_WEBHOOK_E2E_KEEP"
+
+REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
+
+#: Label put on every object the helpers create, for delete_all_test_objects().
+TEST_LABEL = "capacity-webhook.e2e/managed"
+
+WEBHOOK_USER = "capacity-webhook"
+READER_ROLE = "capacity-webhook-e2e-reader"
+EXTERNAL_SA_NAMESPACE = "default"
+EXTERNAL_SA_NAME = "capacity-webhook-e2e"
+
+READY_TIMEOUT_S = 60.0
+
+#: What the webhook identity may read: nothing else, in particular no secrets.
+READER_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "resources": [
+            "nodes",
+            "pods",
+            "namespaces",
+            "limitranges",
+            "persistentvolumes",
+            "persistentvolumeclaims",
+        ],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["daemonsets", "replicasets", "deployments", "statefulsets"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["storage.k8s.io"],
+        "resources": ["storageclasses", "csinodes", "volumeattachments"],
+        "verbs": ["get", "list", "watch"],
+    },
+]
+
+DEFAULT_ALLOCATABLE = {
+    "cpu": "1930m",
+    "memory": "3388360Ki",
+    "pods": "17",
+    "ephemeral-storage": "18242267924",
+}
+
+
+class ControlPlaneUnavailable(Exception):
+    """The binaries are not built (the caller decides: skip or fail)."""
+
+
+class ControlPlaneError(RuntimeError):
+    """Starting or talking to the control plane failed."""
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """CalledProcessError whose message includes the command's stderr."""
+
+    def __str__(self) -> str:  # pragma: no cover - formatting only
+        cmd = " ".join(str(c) for c in self.cmd)
+        return (
+            f"command {cmd!r} exited {self.returncode}\n"
+            f"stdout: {(self.stdout or '').strip()[-2000:]}\n"
+            f"stderr: {(self.stderr or '').strip()[-2000:]}"
+        )
+
+
+def tools_dir() -> Path:
+    env = os.environ.get(TOOLS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "capacity-webhook" / "tools"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def missing_binaries(bin_dir: Path, names: Iterable[str] = REQUIRED_BINARIES) -> list[str]:
+    return [n for n in names if not os.access(bin_dir / n, os.X_OK)]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _load_prctl():
+    # Loaded in the parent: importing/loading ctypes in a forked child is not safe.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except Exception:  # pragma: no cover - exotic libc
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Kill a child when pytest dies without a teardown (Linux only). SIGKILL:
+    on SIGTERM etcd and the apiserver wait on each other for seconds."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+# --------------------------------------------------------------------------- certs
+
+
+def _write_pki(dirpath: Path) -> dict[str, Path]:
+    """CA, apiserver serving cert (SAN 127.0.0.1/localhost) and SA signing key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
+    later = now + _dt.timedelta(days=2)
+
+    def pem_key(key) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "capacity-webhook-e2e-ca")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    srv_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(srv_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(later)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.DNSName("kubernetes.default"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    paths = {
+        "ca_cert": dirpath / "ca.crt",
+        "serving_cert": dirpath / "apiserver.crt",
+        "serving_key": dirpath / "apiserver.key",
+        "sa_key": dirpath / "sa.key",
+        "sa_pub": dirpath / "sa.pub",
+    }
+    paths["ca_cert"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["serving_cert"].write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
+    paths["serving_key"].write_bytes(pem_key(srv_key))
+    paths["sa_key"].write_bytes(pem_key(sa_key))
+    paths["sa_pub"].write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    for key in ("serving_key", "sa_key"):
+        paths[key].chmod(0o600)
+    return paths
+
+
+def _kubeconfig(server: str, ca_pem: bytes, user: str, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "capacity-webhook-e2e",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {"name": user, "context": {"cluster": "capacity-webhook-e2e", "user": user}}
+        ],
+        "current-context": user,
+        "preferences": {},
+    }
+
+
+# --------------------------------------------------------------------------- the object
+
+
+@dataclass
+class ControlPlane:
+    """A running (or borrowed) cluster plus kubectl/helm helpers.
+
+    Attributes: url, ca_file, admin_kubeconfig, webhook_kubeconfig, bin_dir,
+    webhook_user (the username the apiserver sees for webhook_kubeconfig),
+    admin_token / webhook_token, workdir (temp dir with logs), external.
+    """
+
+    url: str
+    ca_file: Path | None
+    admin_kubeconfig: Path
+    webhook_kubeconfig: Path
+    bin_dir: Path
+    workdir: Path
+    webhook_user: str = WEBHOOK_USER
+    admin_token: str | None = None
+    webhook_token: str | None = None
+    external: bool = False
+    kubectl_path: Path | None = None
+    helm_path: Path | None = None
+    _procs: list[tuple[str, subprocess.Popen, Path]] = field(default_factory=list, repr=False)
+    _namespaces: set[str] = field(default_factory=set, repr=False)
+
+    # ---------------------------------------------------------------- commands
+
+    def env(self, kubeconfig: os.PathLike | str | None = None) -> dict[str, str]:
+        """Environment for a subprocess talking to this cluster."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(kubeconfig or self.admin_kubeconfig)
+        env["KUBECACHEDIR"] = str(self.workdir / "kube-cache")
+        for var, sub in (
+            ("HELM_CACHE_HOME", "helm/cache"),
+            ("HELM_CONFIG_HOME", "helm/config"),
+            ("HELM_DATA_HOME", "helm/data"),
+        ):
+            env[var] = str(self.workdir / sub)
+        return env
+
+    def _run(
+        self,
+        exe: Path,
+        args: Sequence[Any],
+        input: str | bytes | None,
+        check: bool,
+        kubeconfig: os.PathLike | str | None,
+        timeout: float,
+    ) -> subprocess.CompletedProcess:
+        if isinstance(input, bytes):
+            input = input.decode()
+        cmd = [str(exe), *[str(a) for a in args]]
+        proc = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(kubeconfig),
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl(
+        self,
+        *args: Any,
+        input: str | bytes | None = None,
+        check: bool = True,
+        kubeconfig: os.PathLike | str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
+        """Run the real kubectl (admin kubeconfig unless `kubeconfig` is given)."""
+        return self._run(self.kubectl_path, args, input, check, kubeconfig, timeout)
+
+    def helm(
+        self,
+        *args: Any,
+        input: str | bytes | None = None,
+        check: bool = True,
+        kubeconfig: os.PathLike | str | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
+        """Run the real helm (admin kubeconfig unless `kubeconfig` is given)."""
+        return self._run(self.helm_path, args, input, check, kubeconfig, timeout)
+
+    def kubectl_json(self, *args: Any, **kw: Any) -> Any:
+        """`kubectl <args> -o json`, parsed."""
+        return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
+
+    def apply(self, manifest: Any, **kw: Any) -> subprocess.CompletedProcess:
+        """kubectl apply -f - with a dict, a list of dicts, or YAML/JSON text."""
+        if isinstance(manifest, (dict, list)):
+            items = manifest if isinstance(manifest, list) else [manifest]
+            text = yaml.safe_dump_all(items)
+        else:
+            text = manifest
+        return self.kubectl("apply", "-f", "-", input=text, **kw)
+
+    def can_i(self, verb: str, resource: str, *, kubeconfig=None, namespace: str | None = None) -> bool:
+        """`kubectl auth can-i` as the identity in `kubeconfig` (default: webhook)."""
+        args = ["auth", "can-i", verb, resource]
+        if namespace:
+            args += ["-n", namespace]
+        proc = self.kubectl(*args, check=False, kubeconfig=kubeconfig or self.webhook_kubeconfig)
+        answer = proc.stdout.strip()
+        if answer not in ("yes", "no"):
+            raise KubectlError(proc.returncode, ["kubectl", *args], proc.stdout, proc.stderr)
+        return answer == "yes"
+
+    # ---------------------------------------------------------------- modelling
+
+    def ensure_namespace(self, name: str) -> None:
+        if name in self._namespaces:
+            return
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {TEST_LABEL: "true"}},
+            }
+        )
+        self._namespaces.add(name)
+
+    def create_node(
+        self,
+        name: str,
+        instance_type: str = "t3.medium",
+        zone: str = "us-east-1a",
+        allocatable: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        taints: Sequence[Mapping[str, Any]] | None = None,
+        capacity: Mapping[str, str] | None = None,
+        ready: bool = True,
+    ) -> dict[str, Any]:
+        """Create a Node the way kwok does: labels, status.allocatable/capacity, Ready.
+
+        Returns the Node as read back from the API server.
+        """
+        alloc = dict(DEFAULT_ALLOCATABLE if allocatable is None else allocatable)
+        cap = dict(capacity if capacity is not None else alloc)
+        all_labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "node.kubernetes.io/instance-type": instance_type,
+            "topology.kubernetes.io/zone": zone,
+            "topology.kubernetes.io/region": zone[:-1] if zone and zone[-1].isalpha() else zone,
+            TEST_LABEL: "true",
+        }
+        all_labels.update(labels or {})
+        want_taints = [dict(t) for t in (taints or [])]
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        instance_id = "i-" + hashlib.sha1(name.encode()).hexdigest()[:17]
+        status = {
+            "allocatable": alloc,
+            "capacity": cap,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "KubeletReady" if ready else "KubeletNotReady",
+                    "message": "modelled by the capacity-webhook e2e fixture",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": name},
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "v1.33.0",
+                "kubeProxyVersion": "",
+                "containerRuntimeVersion": "containerd://fake",
+                "kernelVersion": "",
+                "osImage": "fake",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
+        }
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": all_labels},
+            "spec": {"providerID": f"aws:///{zone}/{instance_id}", "taints": want_taints},
+            "status": status,
+        }
+        created = json.loads(
+            self.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(node)).stdout
+        )
+        # The TaintNodesByCondition admission plugin adds node.kubernetes.io/not-ready
+        # on create; with no node controller nothing removes it. Set what was asked.
+        if (created.get("spec", {}).get("taints") or []) != want_taints:
+            self.kubectl(
+                "patch", "node", name, "--type=merge",
+                "-p", json.dumps({"spec": {"taints": want_taints or None}}),
+            )
+        if (created.get("status", {}).get("allocatable") or {}) != alloc or not created.get(
+            "status", {}
+        ).get("conditions"):
+            self.kubectl(
+                "patch", "node", name, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": status}),
+            )
+        return self.kubectl_json("get", "node", name)
+
+    def create_pod(
+        self,
+        namespace: str,
+        name: str,
+        node: str | None,
+        requests: Mapping[str, str] | None = None,
+        host_network: bool = False,
+        labels: Mapping[str, str] | None = None,
+        phase: str | None = "Running",
+        limits: Mapping[str, str] | None = None,
+        owner_references: Sequence[Mapping[str, Any]] | None = None,
+        tolerations: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Create a Pod bound to `node` (spec.nodeName) and set status.phase.
+
+        `phase=None` leaves the status alone (e.g. to model a Pending pod with
+        node=None). Returns the Pod as read back from the API server.
+        """
+        self.ensure_namespace(namespace)
+        container: dict[str, Any] = {"name": "app", "image": "registry.k8s.io/pause:3.10"}
+        resources: dict[str, Any] = {}
+        if requests:
+            resources["requests"] = dict(requests)
+        if limits:
+            resources["limits"] = dict(limits)
+        if resources:
+            container["resources"] = resources
+        spec: dict[str, Any] = {
+            "containers": [container],
+            "terminationGracePeriodSeconds": 0,
+        }
+        if node:
+            spec["nodeName"] = node
+        if host_network:
+            spec["hostNetwork"] = True
+        if tolerations:
+            spec["tolerations"] = [dict(t) for t in tolerations]
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**(labels or {}), TEST_LABEL: "true"},
+        }
+        if owner_references:
+            meta["ownerReferences"] = [dict(o) for o in owner_references]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        self.kubectl("create", "-f", "-", input=json.dumps(pod))
+        if phase:
+            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            status: dict[str, Any] = {"phase": phase, "startTime": now}
+            if phase == "Running":
+                status["conditions"] = [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                ]
+                status["hostIP"] = "127.0.0.1"
+                status["podIP"] = "127.0.0.1"
+            self.kubectl(
+                "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": status}),
+            )
+        return self.kubectl_json("get", "pod", name, "-n", namespace)
+
+    def delete_all_test_objects(self) -> None:
+        """Delete what the helpers created (labelled TEST_LABEL), and workloads
+        in namespaces made through ensure_namespace().
+
+        Namespaces themselves are kept: without a namespace controller they
+        would stay Terminating forever on the fixture's own apiserver.
+        Pods are force-deleted (no kubelet to confirm a graceful delete).
+        """
+        sel = f"{TEST_LABEL}=true"
+        self.kubectl(
+            "delete", "pods", "--all-namespaces", "-l", sel,
+            "--grace-period=0", "--force", "--wait=false", "--ignore-not-found",
+            check=False,
+        )
+        for ns in sorted(self._namespaces):
+            self.kubectl(
+                "delete",
+                "deployments,statefulsets,daemonsets,replicasets,limitranges",
+                "--all", "-n", ns, "--ignore-not-found", "--wait=false",
+                check=False,
+            )
+            self.kubectl(
+                "delete", "pods", "--all", "-n", ns,
+                "--grace-period=0", "--force", "--wait=false", "--ignore-not-found",
+                check=False,
+            )
+            self._delete_without_finalizers("persistentvolumeclaims", namespace=ns)
+        self._delete_without_finalizers("persistentvolumes", selector=sel)
+        self.kubectl("delete", "nodes", "-l", sel, "--ignore-not-found", "--wait=false", check=False)
+
+    def _delete_without_finalizers(self, resource: str, namespace: str | None = None,
+                                   selector: str | None = None) -> None:
+        args = ["get", resource, "-o", "name"]
+        if namespace:
+            args += ["-n", namespace]
+        if selector:
+            args += ["-l", selector]
+        names = self.kubectl(*args, check=False).stdout.split()
+        ns_args = ["-n", namespace] if namespace else []
+        for obj in names:
+            self.kubectl("patch", obj, *ns_args, "--type=merge",
+                         "-p", '{"metadata":{"finalizers":null}}', check=False)
+            self.kubectl("delete", obj, *ns_args, "--ignore-not-found", "--wait=false", check=False)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def stop(self) -> None:
+        # One at a time, apiserver first: an apiserver whose etcd is already
+        # gone takes much longer to shut down.
+        for _name, proc, _log in reversed(self._procs):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._procs.clear()
+        if not env_flag(KEEP_ENV):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(f"--- {n} ({log}):\n{_tail(log, lines)}" for n, _p, log in self._procs)
+
+
+# --------------------------------------------------------------------------- startup
+
+
+def _spawn(cp: ControlPlane, name: str, cmd: list[str]) -> subprocess.Popen:
+    log = cp.workdir / f"{name}.log"
+    fh = open(log, "wb")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+        )
+    finally:
+        fh.close()
+    cp._procs.append((name, proc, log))
+    return proc
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float,
+               ctx: ssl.SSLContext | None = None, token: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ControlPlaneError(
+                f"{what} exited with code {proc.returncode} before it was ready\n"
+                f"--- last lines of {log}:\n{_tail(log)}"
+            )
+        req = urllib.request.Request(url)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+                body = resp.read().decode(errors="replace")
+                if resp.status == 200:
+                    return
+                last = f"HTTP {resp.status}: {body[:300]}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}: {e.read().decode(errors='replace')[:500]}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(e)
+        time.sleep(0.2)
+    raise ControlPlaneError(
+        f"{what} not ready after {timeout:.0f}s at {url} ({last})\n"
+        f"--- last lines of {log}:\n{_tail(log)}"
+    )
+
+
+def _rbac_objects(subjects: list[dict[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": READER_ROLE, "labels": {TEST_LABEL: "true"}},
+            "rules": copy.deepcopy(READER_RULES),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": READER_ROLE, "labels": {TEST_LABEL: "true"}},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": READER_ROLE,
+            },
+            "subjects": subjects,
+        },
+    ]
+
+
+def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
+                ready_timeout: float = READY_TIMEOUT_S) -> ControlPlane:
+    """Start etcd + kube-apiserver on loopback and return a ready ControlPlane."""
+    bin_dir = Path(bin_dir or tools_dir())
+    missing = missing_binaries(bin_dir)
+    if missing:
+        raise ControlPlaneUnavailable(
+            f"control plane binaries not built ({', '.join(missing)} missing in {bin_dir}): "
+            "run .ci/build-control-plane"
+        )
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="capacity-webhook-e2e-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    pki = _write_pki(workdir)
+
+    admin_token = secrets.token_hex(16)
+    webhook_token = secrets.token_hex(16)
+    tokens = workdir / "tokens.csv"
+    tokens.write_text(
+        f'{admin_token},admin,admin-uid,"system:masters"\n'
+        f"{webhook_token},{WEBHOOK_USER},{WEBHOOK_USER}-uid\n"
+    )
+    tokens.chmod(0o600)
+
+    api_port = free_port()
+    url = f"https://127.0.0.1:{api_port}"
+    ca_pem = pki["ca_cert"].read_bytes()
+    admin_kc = workdir / "admin.kubeconfig"
+    webhook_kc = workdir / "webhook.kubeconfig"
+    admin_kc.write_text(yaml.safe_dump(_kubeconfig(url, ca_pem, "admin", admin_token)))
+    webhook_kc.write_text(yaml.safe_dump(_kubeconfig(url, ca_pem, WEBHOOK_USER, webhook_token)))
+    admin_kc.chmod(0o600)
+    webhook_kc.chmod(0o600)
+
+    cp = ControlPlane(
+        url=url,
+        ca_file=pki["ca_cert"],
+        admin_kubeconfig=admin_kc,
+        webhook_kubeconfig=webhook_kc,
+        bin_dir=bin_dir,
+        workdir=workdir,
+        admin_token=admin_token,
+        webhook_token=webhook_token,
+        kubectl_path=bin_dir / "kubectl",
+        helm_path=bin_dir / "helm",
+    )
+    try:
+        etcd_port, peer_port = free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd = _spawn(
+            cp,
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=e2e",
+                f"--data-dir={workdir / 'etcd-data'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=e2e=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        _wait_http(f"{etcd_url}/health", etcd, workdir / "etcd.log", "etcd", ready_timeout)
+
+        apiserver = _spawn(
+            cp,
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--etcd-servers={etcd_url}",
+                f"--tls-cert-file={pki['serving_cert']}",
+                f"--tls-private-key-file={pki['serving_key']}",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                f"--service-account-issuer={url}",
+                f"--service-account-key-file={pki['sa_pub']}",
+                f"--service-account-signing-key-file={pki['sa_key']}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--cert-dir={workdir / 'apiserver-certs'}",
+                "--v=1",
+            ],
+        )
+        ctx = ssl.create_default_context(cafile=str(pki["ca_cert"]))
+        _wait_http(
+            f"{url}/readyz", apiserver, workdir / "kube-apiserver.log", "kube-apiserver",
+            ready_timeout, ctx=ctx, token=admin_token,
+        )
+        cp.apply(_rbac_objects([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                 "name": WEBHOOK_USER}]))
+    except BaseException:
+        cp.stop()
+        raise
+    return cp
+
+
+def attach_external(kubeconfig: Path, bin_dir: Path | None = None) -> ControlPlane:
+    """Use an existing cluster (e.g. kind) whose admin kubeconfig is `kubeconfig`.
+
+    kubectl and helm come from the tools dir, else from PATH. The webhook
+    identity is a ServiceAccount token bound to the same read-only ClusterRole.
+    """
+    kubeconfig = Path(kubeconfig).expanduser().resolve()
+    if not kubeconfig.is_file():
+        raise ControlPlaneError(f"{EXTERNAL_KUBECONFIG_ENV}={kubeconfig} is not a file")
+    bin_dir = Path(bin_dir or tools_dir())
+
+    def find(tool: str) -> Path:
+        cand = bin_dir / tool
+        if os.access(cand, os.X_OK):
+            return cand
+        found = shutil.which(tool)
+        if not found:
+            raise ControlPlaneUnavailable(
+                f"control plane binaries not built ({tool} not in {bin_dir} nor on PATH): "
+                "run .ci/build-control-plane"
+            )
+        return Path(found)
+
+    workdir = Path(tempfile.mkdtemp(prefix="capacity-webhook-e2e-ext-"))
+    cfg = yaml.safe_load(kubeconfig.read_text()) or {}
+    ctx_name = cfg.get("current-context")
+    ctx = next((c["context"] for c in cfg.get("contexts", []) if c.get("name") == ctx_name), {})
+    cluster = next(
+        (c["cluster"] for c in cfg.get("clusters", []) if c.get("name") == ctx.get("cluster")), {}
+    )
+    url = cluster.get("server", "")
+    ca_pem: bytes | None = None
+    ca_file: Path | None = None
+    if cluster.get("certificate-authority-data"):
+        ca_pem = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        ca_pem = (kubeconfig.parent / cluster["certificate-authority"]).read_bytes()
+    if ca_pem:
+        ca_file = workdir / "ca.crt"
+        ca_file.write_bytes(ca_pem)
+
+    cp = ControlPlane(
+        url=url,
+        ca_file=ca_file,
+        admin_kubeconfig=kubeconfig,
+        webhook_kubeconfig=workdir / "webhook.kubeconfig",
+        bin_dir=bin_dir,
+        workdir=workdir,
+        external=True,
+        webhook_user=f"system:serviceaccount:{EXTERNAL_SA_NAMESPACE}:{EXTERNAL_SA_NAME}",
+        kubectl_path=find("kubectl"),
+        helm_path=find("helm"),
+    )
+    cp.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": EXTERNAL_SA_NAME, "namespace": EXTERNAL_SA_NAMESPACE,
+                             "labels": {TEST_LABEL: "true"}},
+            },
+            *_rbac_objects(
+                [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                     "name": WEBHOOK_USER},
+                    {"kind": "ServiceAccount", "name": EXTERNAL_SA_NAME,
+                     "namespace": EXTERNAL_SA_NAMESPACE},
+                ]
+            ),
+        ]
+    )
+    token = cp.kubectl(
+        "create", "token", EXTERNAL_SA_NAME, "-n", EXTERNAL_SA_NAMESPACE, "--duration=2h"
+    ).stdout.strip()
+    cp.webhook_token = token
+    wk = _kubeconfig(url, ca_pem or b"", EXTERNAL_SA_NAME, token)
+    if not ca_pem:
+        wk["clusters"][0]["cluster"].pop("certificate-authority-data")
+        if cluster.get("insecure-skip-tls-verify"):
+            wk["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+    cp.webhook_kubeconfig.write_text(yaml.safe_dump(wk))
+    cp.webhook_kubeconfig.chmod(0o600)
+    return cp
+
+
+def start_from_env() -> ControlPlane:
+    """The external cluster if CAPACITY_WEBHOOK_E2E_KUBECONFIG is set, else a local one."""
+    ext = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
+    if ext:
+        return attach_external(Path(ext))
+    return start_local()
