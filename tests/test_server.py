@@ -309,6 +309,21 @@ def presented_serial(port: int, cafile) -> int:
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_1_2_is_the_minimum(server):
+    def handshake(maximum: ssl.TLSVersion) -> str:
+        context = ssl.create_default_context(cafile=str(server.bundle.ca_cert))
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = maximum
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                return tls.version()
+
+    assert handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    with pytest.raises(ssl.SSLError):
+        handshake(ssl.TLSVersion.TLSv1_1)
+
+
 def test_certificate_rotation_under_load(srv):
     pids = srv.worker_pids()
     stop = threading.Event()
