@@ -501,3 +501,15 @@ def test_serve_command_errors_are_one_clear_line(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "cannot use --tls-cert-file" in result.output
     result = runner.invoke(serve_command, ["--cluster", "x.json"])
     assert result.exit_code == 2 and "--tls-cert-file" in result.output
+
+
+def test_an_object_the_engine_trips_over_is_allowed_with_a_warning_not_a_500():
+    holder = StateHolder(state_from_objects(server_cluster()["items"]))
+    holder.mark_ready("test")
+    client = _client(holder)
+    body = review(s.small_web("web", 3))
+    body["request"]["object"]["spec"]["template"]["spec"]["containers"] = "not a list"
+    answer = client.post("/validate", json=body)
+    assert answer.status_code == 200
+    response = answer.get_json()["response"]
+    assert response["allowed"] is True and "capacity check was skipped" in response["warnings"][0]
