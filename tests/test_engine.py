@@ -211,3 +211,29 @@ def test_karpenter_node_pool_with_room_under_its_cpu_limit():
     state = cluster(pool)
     assert evaluate(state, light(replicas=51)).verdict == "warn"
     assert evaluate(state, light(replicas=52)).verdict == "deny"
+
+
+@pytest.mark.parametrize("obj", [
+    {"kind": "Deployment", "metadata": "web", "spec": {}},
+    {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": {"spec": {"containers": "nginx"}}}},
+    {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": "pod"}},
+    {"kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "spec": {"accessModes": 5}},
+])
+def test_malformed_shapes_are_allowed_with_a_warning_never_raised(obj):
+    verdict = evaluate(cluster(), obj)
+    assert verdict.verdict == "warn" and verdict.codes == ["INVALID_OBJECT"]
+
+
+def test_a_rollout_reserves_only_pods_beyond_the_ones_it_replaces():
+    base = light(replicas=10)
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", owner=("apps/v1", "Deployment", "web")), "spec": {"replicas": 10}}
+    pods = [s.pod(f"web-1-{i}", node_name=N1 if i < 5 else N2, spec=base["spec"]["template"]["spec"],
+                  owner=("apps/v1", "ReplicaSet", "web-1")) for i in range(10)]
+    state = cluster(base, rs, *pods)
+    changed = copy.deepcopy(base)
+    changed["spec"]["replicas"] = 12
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    verdict = evaluate(state, changed, base)
+    assert verdict.pending == 0 and sum(verdict.reservation().values()) == 2
+    assert sum(evaluate(state, light("other", 3)).reservation().values()) == 3

@@ -27,8 +27,11 @@ HANDLED_KINDS = POD_KINDS + ("PersistentVolumeClaim",)
 
 
 def identity(obj: Mapping) -> tuple[str, str, str]:
-    meta = obj.get("metadata") or {}
-    return obj.get("kind") or "", meta.get("namespace") or "default", meta.get("name") or ""
+    """(kind, namespace, name), tolerant of malformed objects (they still need a label)."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    return (kind if isinstance(kind, str) else ""), str(meta.get("namespace") or "default"), str(meta.get("name") or "")
 
 
 def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode: str = "enforce") -> Verdict:
@@ -47,10 +50,19 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
         else:
             verdict = Verdict(kind, namespace, name)
     except ObjectError as exc:
-        verdict = Verdict(kind, namespace, name)
-        verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{kind} {namespace}/{name}: cannot read {exc.field}: "
-                                                        f"{exc.problem}") + "\nThe capacity check was skipped.", WARN)]
+        verdict = _invalid(kind, namespace, name, exc.field, exc.problem)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        # A field of the wrong shape (a string where a list belongs...): the API server
+        # rejects such objects itself; never turn them into an error here.
+        verdict = _invalid(kind, namespace, name, "object", f"unexpected shape ({type(exc).__name__}: {exc})")
     return decide(verdict, mode)
+
+
+def _invalid(kind: str, namespace: str, name: str, field: str, problem: str) -> Verdict:
+    verdict = Verdict(kind, namespace, name)
+    verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{kind} {namespace}/{name}: cannot read {field}: {problem}")
+                              + "\nThe capacity check was skipped.", WARN)]
+    return verdict
 
 
 def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -> Verdict:
@@ -95,6 +107,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       per_node_cap=volumes.per_node_cap, new_volumes=volumes.new_volumes_per_pod)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
+    if running and changed:
+        # A rollout replaces running pods: only pods beyond them are new demand to hold.
+        verdict.reserve_limit = max(0, placement.placed - len(running))
     verdict.requested = existing + placement.wanted + waiting
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending + waiting

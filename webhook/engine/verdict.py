@@ -46,13 +46,20 @@ class Verdict:
     placement: object = None     # the engine's Placement, for reservations and reports
     pod_requests: object = None  # Resources of one new pod, for reservations
     uses_ip: bool = True
+    reserve_limit: int | None = None   # a rollout holds only the pods beyond those it replaces
     mode: str = "enforce"
 
     def reservation(self) -> dict:
         """Pods placed per node, to hold with ``ClusterState.reserve`` once admitted."""
         if self.placement is None:
             return {}
-        return {node: outcome.placed for node, outcome in self.placement.per_node.items() if outcome.placed}
+        held, left = {}, self.reserve_limit
+        for node, outcome in sorted(self.placement.per_node.items()):
+            count = outcome.placed if left is None else min(outcome.placed, left)
+            if count > 0:
+                held[node] = count
+                left = None if left is None else left - count
+        return held
 
     @property
     def codes(self) -> list[str]:
