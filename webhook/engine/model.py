@@ -363,12 +363,16 @@ class ClusterState:
                     del self.reservations[token]
                 return
 
-    def reserved_on(self, node: str) -> tuple[Resources, int, int]:
-        """Requests, pods and IP-consuming pods promised on ``node`` by reservations."""
+    def reserved_on(self, node: str, exclude: tuple | None = None) -> tuple[Resources, int, int]:
+        """Requests, pods and IP-consuming pods promised on ``node`` by reservations.
+
+        ``exclude`` leaves out one workload's own reservations: when it is evaluated
+        again (a scale, an update) its earlier promise is what the new decision replaces.
+        """
         used, pods, ips = ZERO, 0, 0
         for held in self.reservations.values():
             count = held.per_node.get(node, 0)
-            if count:
+            if count and held.workload != exclude:
                 used = used + held.requests.scaled(count)
                 pods += count
                 ips += count if held.uses_ip else 0

@@ -40,11 +40,11 @@ class NodeRoom:
     volumes: int | None = None       # EBS attachments left, where the CSINode says
 
     @staticmethod
-    def of(state: ClusterState, node: NodeRecord) -> "NodeRoom":
+    def of(state: ClusterState, node: NodeRecord, exclude: tuple | None = None) -> "NodeRoom":
         capacity = state.ip_capacity(node)
         used, alloc = node.used, node.allocatable
         if state.reservations:
-            reserved, reserved_pods, reserved_ips = state.reserved_on(node.name)
+            reserved, reserved_pods, reserved_ips = state.reserved_on(node.name, exclude)
         else:
             reserved, reserved_pods, reserved_ips = None, 0, 0
         if reserved is None:
@@ -122,7 +122,8 @@ class RoomMap:
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
                  give_back: Iterable[PodRecord] = ()):
         self.state = state
-        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node) for name, node in state.nodes.items()}
+        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, ignore_owner)
+                                            for name, node in state.nodes.items()}
         for pod in give_back:            # pods a rollout will replace free their room
             room = self.rooms.get(pod.node)
             if room:
