@@ -305,6 +305,8 @@ class ClusterState:
             owner_key = (record.owner[0], record.namespace, record.owner[1])
             self.pods_by_owner[owner_key].add(key)
             self._consume_reservation(owner_key, record)
+        else:   # a bare Pod was admitted (and held) as its own workload
+            self._consume_reservation(("Pod", record.namespace, record.name), record)
         if record.node is None:
             self.pending[key] = record
         elif record.node in self.nodes:
