@@ -1,0 +1,223 @@
+"""The webhook proven by a real kube-apiserver: real kubectl, real chart, live watch.
+
+Registers the webhook with ``helm install`` of charts/capacity-webhook in url mode (the
+server runs on loopback, outside the "cluster"), runs ``capacity-webhook serve`` in live
+mode with the webhook's own read-only identity, models two t3.medium nodes with
+kube-system pods (5 and 4 IP-consuming, plus host-network aws-node and kube-proxy:
+10 + 11 = 21 free pod IP slots), then applies manifests with kubectl.
+
+Tests run in file order and share one server; admitted workloads hold their slots for
+--reservation-ttl seconds, so tests that admit something wait that long afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from certs.authority import write_bundle
+from webhook import synthetic as s
+
+from .controlplane import free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "capacity-webhook"
+TTL = 2.0
+N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
+
+
+def manifest(obj: dict) -> dict:
+    """A kubectl-shaped object reduced to what a user would apply (no uid, status...)."""
+    meta = obj["metadata"]
+    clean = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+    clean["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+    return clean
+
+
+def web(name="web", replicas=30, namespace="default") -> dict:
+    return manifest(s.small_web(name, replicas, namespace))
+
+
+class Server:
+    def __init__(self, cp, workdir: Path):
+        self.bundle = write_bundle(workdir / "tls", ["localhost"], ["127.0.0.1"])
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.log = open(workdir / "webhook.log", "w")
+        cmd = [sys.executable, "-m", "webhook.cli", "serve", "--kubeconfig", str(cp.webhook_kubeconfig),
+               "--tls-cert-file", str(self.bundle.tls_cert), "--tls-private-key-file", str(self.bundle.tls_key),
+               "--bind", "127.0.0.1", "--port", str(self.port), "--mode", "enforce",
+               "--reservation-ttl", str(TTL), "--stale-after", "60"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        self.workdir = workdir
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"webhook exited: {self.tail()}"
+            try:
+                if requests.get(f"{self.url}/readyz", verify=str(self.bundle.ca_cert), timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"webhook not ready in {timeout}s: {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        return (self.workdir / "webhook.log").read_text()[-3000:]
+
+    def signal_all(self, sig):
+        """gunicorn forks its worker: signal the whole process group, not just the master."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.signal_all(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane, tmp_path_factory):
+    cp = control_plane
+    cp.apply([manifest(s.aws_node()), manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
+    for name, zone, ip_pods in ((N1, "us-east-1a", 5), (N2, "us-east-1b", 4)):
+        cp.create_node(name, "t3.medium", zone)
+        short = name.split(".")[0]
+        cp.create_pod("kube-system", f"aws-node-{short}", name, {"cpu": "25m"}, host_network=True)
+        cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
+        for i in range(ip_pods):
+            cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
+    server = Server(cp, tmp_path_factory.mktemp("webhook"))
+    try:
+        server.wait_ready()
+        cp.helm("install", "cw", str(CHART), "-n", "capacity-webhook", "--create-namespace",
+                "--set", f"webhook.url={server.url}/validate", "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
+                "--set", "deployment.enabled=false", "--set", "mode=enforce")
+        yield cp, server
+    finally:
+        server.stop()
+        cp.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
+
+
+def apply(cp, obj, *flags, namespace=None):
+    args = ["apply", *flags, "-f", "-"]
+    return cp.kubectl(*args, input=yaml.safe_dump(obj), check=False)
+
+
+def exists(cp, kind, name, namespace="default") -> bool:
+    return cp.kubectl("get", kind, name, "-n", namespace, check=False).returncode == 0
+
+
+def test_the_chart_registered_a_webhook_that_cannot_take_the_cluster_down(cluster):
+    cp, server = cluster
+    (config,) = cp.kubectl_json("get", "validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=cw")["items"]
+    hook = config["webhooks"][0]
+    assert hook["clientConfig"]["url"] == f"{server.url}/validate"
+    assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Ignore", 3, "None")
+    assert hook["admissionReviewVersions"] == ["v1"] and hook["matchPolicy"] == "Equivalent"
+
+
+def test_dry_run_returns_the_verdict_and_persists_nothing(cluster):
+    cp, _ = cluster
+    refused = apply(cp, web(replicas=30), "--dry-run=server")
+    assert refused.returncode != 0 and "9 of 30 pods would stay Pending" in refused.stderr
+    fits = apply(cp, web(replicas=21), "--dry-run=server")
+    assert fits.returncode == 0, fits.stderr
+    assert not exists(cp, "deployment", "web")
+
+
+def test_a_deployment_that_would_leave_pods_pending_is_refused_with_the_reason(cluster):
+    cp, _ = cluster
+    result = apply(cp, web(replicas=30))
+    assert result.returncode != 0
+    assert "denied the request" in result.stderr
+    assert "Deployment default/web: 9 of 30 pods would stay Pending: no pod IP slots left" in result.stderr
+    assert "Enable prefix delegation on aws-node" in result.stderr
+    assert not exists(cp, "deployment", "web")
+
+
+def test_a_deployment_that_fits_is_created_and_kubectl_scale_past_capacity_is_refused(cluster):
+    cp, _ = cluster
+    created = apply(cp, web(replicas=5))
+    assert created.returncode == 0, created.stderr
+    scaled = cp.kubectl("scale", "deployment/web", "--replicas=30", check=False)
+    assert scaled.returncode != 0 and "9 of 30 pods would stay Pending" in scaled.stderr
+    assert cp.kubectl_json("get", "deployment", "web")["spec"]["replicas"] == 5
+    down = cp.kubectl("scale", "deployment/web", "--replicas=2", check=False)
+    assert down.returncode == 0, down.stderr
+    cp.kubectl("delete", "deployment", "web")
+    time.sleep(TTL + 0.5)
+
+
+def test_warn_mode_namespace_creates_and_kubectl_prints_the_warning(cluster):
+    cp, _ = cluster
+    cp.ensure_namespace("team-warn")
+    cp.kubectl("label", "namespace", "team-warn", "capacity-webhook/mode=warn", "--overwrite")
+    time.sleep(1.0)   # the label reaches the webhook through its Namespace watch
+    result = apply(cp, web(replicas=30, namespace="team-warn"))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Warning: Deployment team-warn/web: 9 of 30 pods would stay Pending", result.stderr)
+    assert exists(cp, "deployment", "web", "team-warn")
+    cp.kubectl("delete", "deployment", "web", "-n", "team-warn")
+    time.sleep(TTL + 0.5)
+
+
+def test_a_read_write_many_claim_on_ebs_is_refused(cluster):
+    cp, _ = cluster
+    claim = manifest(s.pvc("shared", modes=("ReadWriteMany",), storage_class_name="gp3"))
+    result = apply(cp, claim)
+    assert result.returncode != 0 and "ReadWriteMany on EBS class 'gp3' never binds" in result.stderr
+    ok = apply(cp, manifest(s.pvc("own", modes=("ReadWriteOnce",), storage_class_name="gp3")))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_new_pods_bound_to_a_node_change_the_next_verdict_within_a_second(cluster):
+    cp, _ = cluster
+    assert apply(cp, web(replicas=21), "--dry-run=server").returncode == 0
+    start = time.monotonic()
+    cp.create_pod("kube-system", "late-addon", N1, {"cpu": "10m"})
+    while True:
+        result = apply(cp, web(replicas=21), "--dry-run=server")
+        if result.returncode != 0:
+            break
+        assert time.monotonic() - start < 5, "the webhook never saw the new pod"
+    seen = time.monotonic() - start
+    print(f"new pod seen by the next verdict after {seen:.2f} s (including kubectl round trips)")
+    assert "1 of 21 pods would stay Pending" in result.stderr
+    assert seen < 1.0 + 0.5   # one second for the watch, plus one kubectl dry-run round trip
+    cp.kubectl("delete", "pod", "late-addon", "-n", "kube-system", "--force", "--grace-period=0")
+
+
+@pytest.mark.parametrize("how, limit", [("hung", 3.0 + 2.0), ("stopped", 3.0)])
+def test_with_the_webhook_down_kubectl_apply_still_succeeds_within_the_timeout(cluster, how, limit):
+    cp, server = cluster
+    if how == "hung":
+        server.signal_all(signal.SIGSTOP)   # the socket accepts connections, nobody answers
+    else:
+        server.stop()
+    name = f"down-{how}"
+    start = time.monotonic()
+    result = apply(cp, web(name, replicas=30))
+    took = time.monotonic() - start
+    print(f"webhook {how}: kubectl apply took {took:.2f} s (timeoutSeconds 3, failurePolicy Ignore)")
+    assert result.returncode == 0, result.stderr
+    assert exists(cp, "deployment", name)
+    assert took < limit
+    cp.kubectl("delete", "deployment", name)
