@@ -205,6 +205,30 @@ def test_new_pods_bound_to_a_node_change_the_next_verdict_within_a_second(cluste
     cp.kubectl("delete", "pod", "late-addon", "-n", "kube-system", "--force", "--grace-period=0")
 
 
+def cli(cp, *args):
+    return subprocess.run([sys.executable, "-m", "webhook.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, env={**os.environ, "KUBECONFIG": str(cp.webhook_kubeconfig)})
+
+
+def test_snapshot_of_the_live_cluster_gives_check_the_same_verdict(cluster, tmp_path):
+    cp, _ = cluster
+    snap = tmp_path / "last-night.json"
+    recorded = cli(cp, "snapshot", "--kubeconfig", cp.webhook_kubeconfig, "-o", snap)
+    assert recorded.returncode == 0, recorded.stderr
+    manifests = tmp_path / "web.yaml"
+    manifests.write_text(yaml.safe_dump(web(replicas=30)))
+    offline = cli(cp, "check", "--cluster", snap, "-f", manifests, "-o", "json")
+    live = cli(cp, "check", "--kubeconfig", cp.webhook_kubeconfig, "-f", manifests, "-o", "json")
+    for result in (offline, live):
+        assert result.returncode == 1, result.stderr
+        (verdict,) = yaml.safe_load(result.stdout)["results"]
+        assert (verdict["verdict"], verdict["schedulable"], verdict["pending"]) == ("deny", 21, 9)
+    report = cli(cp, "report", "--kubeconfig", cp.webhook_kubeconfig)
+    assert report.returncode == 0, report.stderr
+    row = next(line for line in report.stdout.splitlines() if line.startswith(N1))
+    assert row.split()[1:5] == ["t3.medium", "secondary-ip", "5/15", "10"]
+
+
 @pytest.mark.parametrize("how, limit", [("hung", 3.0 + 2.0), ("stopped", 3.0)])
 def test_with_the_webhook_down_kubectl_apply_still_succeeds_within_the_timeout(cluster, how, limit):
     cp, server = cluster
