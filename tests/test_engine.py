@@ -246,3 +246,11 @@ def test_a_workload_evaluated_again_does_not_compete_with_its_own_reservation():
     assert evaluate(state, light("other", 7)).pending == 1          # 21 - 15 held = 6 left for others
     scaled = evaluate(state, light(replicas=21), light(replicas=15))
     assert scaled.pending == 0                                       # its own 15 are not counted twice
+
+
+def test_required_anti_affinity_to_itself_places_one_pod_per_node():
+    spec = s.pod_spec([s.container(requests={"cpu": "10m"})], affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "zk"}}, "topologyKey": "kubernetes.io/hostname"}]}})
+    verdict = evaluate(cluster(), s.deployment("zk", 3, spec=spec, labels={"app": "zk"}))
+    assert (verdict.schedulable, verdict.pending) == (2, 1)
