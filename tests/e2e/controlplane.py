@@ -163,15 +163,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 def _write_pki(dirpath: Path) -> dict[str, Path]:
-    """CA, apiserver serving cert (SAN 127.0.0.1/localhost) and SA signing key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
+    """CA, apiserver serving cert (SAN 127.0.0.1/localhost) and SA signing key.
 
-    now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
-    later = now + _dt.timedelta(days=2)
+    The CA and serving certificate come from the project's own certs/ tooling.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from certs.authority import make_ca, make_serving_cert
 
     def pem_key(key) -> bytes:
         return key.private_bytes(
@@ -180,57 +179,11 @@ def _write_pki(dirpath: Path) -> dict[str, Path]:
             serialization.NoEncryption(),
         )
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "capacity-webhook-e2e-ca")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(srv_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.DNSName("kubernetes"),
-                    x509.DNSName("kubernetes.default"),
-                    x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca_key, ca_cert = make_ca(common_name="capacity-webhook-e2e-ca", days=2)
+    srv_key, srv_cert = make_serving_cert(
+        ca_key, ca_cert,
+        ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+        ["127.0.0.1", "::1"], days=1,
     )
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
