@@ -480,3 +480,36 @@ def test_two_templates_per_pod_need_two_attachments_each():
 def test_pods_without_ebs_volumes_ignore_the_attach_limit():
     verdict = evaluate(attach_cluster(2, 0), s.deployment("web", 20))     # logger took one of node 1's IPs
     assert verdict.pending == 0 and codes(verdict) == []
+
+
+# ---- gaps closed after review ---------------------------------------------------------------
+
+def test_a_claim_that_does_not_exist_is_a_warning_that_names_it():
+    verdict = evaluate(cluster(), deploy("app", 1, "missing"))
+    assert codes(verdict) == [storage.CLAIM_NOT_FOUND] and verdict.verdict == "warn"
+    assert "default/missing does not exist" in verdict.message
+
+
+def test_zone_is_named_only_when_it_kept_pods_off_nodes_with_room():
+    # Both nodes full of IP pods: the zone (us-east-1a, node 1) is not why 11 replicas do not fit.
+    state = cluster(*bound_claim("data", "us-east-1a"), *fill_ips(N1, 9), *fill_ips(N2, 11, "other"))
+    verdict = evaluate(state, s.statefulset("db", 1, spec=spec_with_claim("data", cpu="10m")))
+    assert verdict.pending == 0
+    two = evaluate(state, deploy("app", 2, "data", nodeSelector={"kubernetes.io/hostname": N1}, cpu="10m"))
+    assert two.pending == 1 and storage.EBS_ZONE not in codes(two)   # pinned to N1, which is in the zone
+
+
+def test_required_node_affinity_to_one_hostname_pins_like_a_node_selector():
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [N1]}]}]}}}
+    state = cluster(s.pvc("shared"))
+    verdict = evaluate(state, deploy("app", 11, "shared", affinity=affinity, cpu="10m"))
+    # Pinned to node 1 (10 free IP slots): no Multi-Attach finding, 1 pod Pending for IPs.
+    assert storage.EBS_SHARED_RWO not in codes(verdict) and (verdict.schedulable, verdict.pending) == (10, 1)
+
+
+def test_a_daemonset_whose_claim_never_binds_counts_every_node():
+    state = cluster(s.pvc("shared", modes=("ReadWriteMany",)))
+    ds = s.daemonset("agent", "default", spec=spec_with_claim("shared", cpu="10m"))
+    verdict = evaluate(state, ds)
+    assert verdict.verdict == "deny" and (verdict.requested, verdict.pending) == (2, 2)

@@ -29,6 +29,7 @@ RULE_HELP = {
     "EFS_BLOCK_MODE": "EFS does not serve block volumes.",
     "NO_STORAGE_CLASS": "No storageClassName and no default StorageClass.",
     "STORAGE_CLASS_NOT_FOUND": "The claim names a StorageClass that does not exist.",
+    "CLAIM_NOT_FOUND": "A pod mounts a PersistentVolumeClaim that does not exist.",
     "INVALID_OBJECT": "The object has a field the engine cannot read.",
 }
 

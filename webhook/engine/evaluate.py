@@ -15,7 +15,7 @@ from .growth import absorb
 from .model import ClusterState
 from .placement import RoomMap, place
 from .requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
-from .scheduling import PodPlacementRules
+from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
 from .workloads import POD_KINDS, Demand, demand_of, same_template
 
@@ -86,8 +86,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
 
     volumes = storage.pod_volume_rules(state, demand)
     verdict.reasons.extend(volumes.findings)
-    if volumes.blocking:
-        verdict.requested = demand.replicas or 0
+    if volumes.blocking:   # a claim that never binds: every pod would wait
+        verdict.requested = demand.replicas if demand.replicas is not None else \
+            sum(1 for node in state.nodes.values() if ineligibility(node, rules) is None)
         verdict.pending = verdict.requested
         return verdict
 
@@ -115,7 +116,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
     if placement.pending:
-        if volumes.zones is not None and placement.per_node:
+        zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
+        if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict)
         growth = absorb(state, placement, requests, uses_ip)

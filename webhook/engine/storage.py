@@ -37,6 +37,8 @@ EBS_ZONE = "EBS_ZONE"
 EFS_BLOCK_MODE = "EFS_BLOCK_MODE"
 NO_STORAGE_CLASS = "NO_STORAGE_CLASS"
 STORAGE_CLASS_NOT_FOUND = "STORAGE_CLASS_NOT_FOUND"
+CLAIM_NOT_FOUND = "CLAIM_NOT_FOUND"
+ZONE_EXCLUSION = "outside the volume's zone"
 
 
 def _meta(obj: Mapping) -> Mapping:
@@ -211,7 +213,21 @@ def _class_zones(storage_class: Mapping | None) -> set:
 
 
 def _pinned_node(pod_spec: Mapping) -> str | None:
-    return pod_spec.get("nodeName") or (pod_spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
+    """The one node the pods must run on: nodeName, a hostname nodeSelector, or required affinity to one node."""
+    pinned = pod_spec.get("nodeName") or (pod_spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
+    if pinned:
+        return pinned
+    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if len(terms) != 1:
+        return None
+    for key, exprs in (("kubernetes.io/hostname", terms[0].get("matchExpressions") or []),
+                       ("metadata.name", terms[0].get("matchFields") or [])):
+        for expr in exprs:
+            if expr.get("key") == key and expr.get("operator") == "In" and len(expr.get("values") or []) == 1:
+                return expr["values"][0]
+    return None
 
 
 def node_zone(node) -> str | None:
@@ -247,6 +263,11 @@ def pod_volume_rules(state, demand) -> VolumeRules:
         claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         claim = state.claims.get((demand.namespace, claim_name)) if claim_name else None
         if claim is None:
+            if claim_name:
+                rules.findings.append(Reason(CLAIM_NOT_FOUND, clip(
+                    f"{label}: PersistentVolumeClaim {demand.namespace}/{claim_name} does not exist (yet)")
+                    + "\nIts pods stay Pending until the claim exists and binds.\nCreate the claim first, or fix "
+                      "claimName.", WARN))
             continue
         claim_label = f"PersistentVolumeClaim {demand.namespace}/{claim_name}"
         view, findings = resolve_claim(state, claim.get("spec") or {}, claim_label)
@@ -349,7 +370,7 @@ def _node_filter(rules: VolumeRules, state):
         if pinned is not None and node.name != pinned:
             return "not the node holding the volume"
         if zones is not None and node_zone(node) not in zones:
-            return f"outside the volume's zone {'/'.join(sorted(zones)) or '(none)'}"
+            return f"{ZONE_EXCLUSION} {'/'.join(sorted(zones)) or '(none)'}"
         if need:
             free = free_attachments(state, node)
             if free is not None and free < need + rules.new_volumes_per_pod:
