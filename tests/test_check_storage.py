@@ -139,6 +139,8 @@ def test_a_claim_created_earlier_in_the_run_is_seen_later(tmp_path, folder):
     items = {i["name"]: i for i in json.loads(result.stdout)["results"]}
     assert items["cache"]["verdict"] == "allow"
     assert items["db"]["verdict"] == "warn" and [r["code"] for r in items["db"]["reasons"]] == ["EBS_SHARED_RWO"]
-    # Without the claim in the run there is nothing to share: the same Deployment is allowed.
+    # Without the claim in the run nothing is shared, but the pods would wait for a claim that does not exist.
     alone = run("check", "--cluster", snapshot, "-f", tmp_path / "b-db.yaml", "-o", "json")
-    assert json.loads(alone.stdout)["results"][0]["verdict"] == "allow"
+    (only,) = json.loads(alone.stdout)["results"]
+    assert alone.returncode == 0 and only["verdict"] == "warn"
+    assert [r["code"] for r in only["reasons"]] == ["CLAIM_NOT_FOUND"]
