@@ -254,3 +254,11 @@ def test_required_anti_affinity_to_itself_places_one_pod_per_node():
             {"labelSelector": {"matchLabels": {"app": "zk"}}, "topologyKey": "kubernetes.io/hostname"}]}})
     verdict = evaluate(cluster(), s.deployment("zk", 3, spec=spec, labels={"app": "zk"}))
     assert (verdict.schedulable, verdict.pending) == (2, 1)
+
+
+def test_a_pod_with_node_name_only_fits_on_that_node():
+    state = cluster(*[s.pod(f"fill-{i}", node_name=N1, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))
+                      for i in range(10)])   # node 1: no IP slot left, node 2: 11
+    spec = s.pod_spec([s.container(requests={"cpu": "10m"})], nodeName=N1)
+    verdict = evaluate(state, s.pod("pinned", spec=spec))
+    assert (verdict.pending, verdict.codes) == (1, ["POD_IP_EXHAUSTED"])

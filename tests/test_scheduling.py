@@ -49,3 +49,9 @@ def test_node_selector_and_required_affinity():
     assert ineligibility(n, rules(affinity=affinity({"key": "cores", "operator": "Lt", "values": ["4"]})))
     assert ineligibility(n, rules(affinity=affinity({"key": "gpu", "operator": "DoesNotExist"}))) is None
     assert ineligibility(n, rules(affinity=affinity(fields=[{"key": "metadata.name", "operator": "In", "values": ["n2"]}])))
+
+
+def test_node_name_bypasses_the_scheduler_only_that_node_counts():
+    pinned = rules(nodeName="n1")
+    assert ineligibility(node(unschedulable=True), pinned) is None   # the kubelet does not look at cordons
+    assert ineligibility(NodeRecord.from_object(s.node("n2")), pinned) == "not the pod's spec.nodeName"

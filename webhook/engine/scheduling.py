@@ -30,6 +30,7 @@ class PodPlacementRules:
     required_terms: tuple = ()          # nodeSelectorTerms, ORed
     daemon: bool = False                # DaemonSet pods tolerate cordons and NotReady
     one_per_node: bool = False          # required anti-affinity to itself on the hostname
+    node_name: str | None = None        # spec.nodeName: the scheduler is bypassed, only that node counts
 
     @staticmethod
     def from_pod_spec(spec: Mapping, labels: Mapping | None = None, daemon: bool = False) -> "PodPlacementRules":
@@ -42,6 +43,7 @@ class PodPlacementRules:
             required_terms=terms,
             daemon=daemon,
             one_per_node=_anti_affine_to_self(affinity, labels or {}),
+            node_name=spec.get("nodeName") or None,
         )
 
 
@@ -126,6 +128,10 @@ def ineligibility(node, rules: PodPlacementRules) -> str | None:
 
     ``node`` is a ``model.NodeRecord``; causes are short and grouped in messages.
     """
+    if rules.node_name and node.name != rules.node_name:
+        return "not the pod's spec.nodeName"
+    if rules.node_name:
+        return None   # the kubelet admits it on fit alone: cordons, taints and selectors are not checked
     if not rules.daemon:
         if node.unschedulable:
             return "cordoned"
