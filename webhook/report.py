@@ -80,12 +80,15 @@ def to_html(state: ClusterState, title: str = "capacity-webhook report") -> str:
     cards = []
     for r in node_rows(state):
         bars = [
-            _bar("Pod IPs", r.ip_used, r.ip_total, f"{r.ip_used} of {r.ip_total} used" if r.ip_total
+            _bar("Pod IPs", r.ip_used, r.ip_total, f"{r.ip_used} of {r.ip_total} used ({r.ip_free} free)" if r.ip_total
                  else "no IP limit"),
-            _bar("Kubelet pods", r.pods_used, r.pods_total, f"{r.pods_used} of {r.pods_total} used"),
-            _bar("CPU", r.cpu_total - r.cpu_free, r.cpu_total, f"{format_cpu(r.cpu_free)} free of {format_cpu(r.cpu_total)}"),
-            _bar("Memory", r.memory_total - r.memory_free, r.memory_total,
-                 f"{format_bytes(r.memory_free)} free of {format_bytes(r.memory_total)}"),
+            _bar("Kubelet pods", r.pods_used, r.pods_total,
+                 f"{r.pods_used} of {r.pods_total} used ({r.pods_total - r.pods_used} free)"),
+            _bar("CPU requested", r.cpu_total - r.cpu_free, r.cpu_total,
+                 f"{format_cpu(r.cpu_total - r.cpu_free)} of {format_cpu(r.cpu_total)} ({format_cpu(r.cpu_free)} free)"),
+            _bar("Memory requested", r.memory_total - r.memory_free, r.memory_total,
+                 f"{format_bytes(r.memory_total - r.memory_free)} of {format_bytes(r.memory_total)} "
+                 f"({format_bytes(r.memory_free)} free)"),
         ]
         cards.append(f'<section class="node"><h2>{html.escape(r.name)}</h2><p>{html.escape(r.instance_type)} · '
                      f'{html.escape(r.ip_mode)}</p>{"".join(bars)}</section>')
