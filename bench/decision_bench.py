@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods-per-node", type=int, default=20)
     parser.add_argument("--decisions", type=int, default=50)
+    parser.add_argument("--pending", type=int, default=2000, help="pods already Pending (stuck) before deciding")
     args = parser.parse_args()
     start = time.perf_counter()
     state = build(args.nodes, args.pods_per_node)
@@ -78,6 +79,13 @@ def main() -> None:
         ms = sorted(timed(lambda: evaluate(state, obj), args.decisions))
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
         print(f"evaluate {label:22s} p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms")
+    spec = s.pod_spec([s.container(requests={"cpu": "20m", "memory": "32Mi"})])
+    for k in range(args.pending):
+        state.apply(s.pod(f"stuck-{k}", "default", None, spec=spec, owner=("apps/v1", "ReplicaSet", "stuck-rs")))
+    ms = sorted(timed(lambda: evaluate(state, fits), max(5, args.decisions // 5)))
+    print(f"evaluate with {args.pending} pods already Pending  p50 {statistics.median(ms):7.2f} ms")
+    for key in [k for k in state.pods if k[1].startswith("stuck-")]:
+        state.remove("Pod", *key)
     ours = statistics.median(timed(lambda: evaluate(state, fits), args.decisions))
     scan = statistics.median(timed(lambda: naive_usage_scan(state), max(3, args.decisions // 10)))
     print(f"baseline: scanning every pod per decision costs {scan:.2f} ms before placing anything")

@@ -262,3 +262,15 @@ def test_a_pod_with_node_name_only_fits_on_that_node():
     spec = s.pod_spec([s.container(requests={"cpu": "10m"})], nodeName=N1)
     verdict = evaluate(state, s.pod("pinned", spec=spec))
     assert (verdict.pending, verdict.codes) == (1, ["POD_IP_EXHAUSTED"])
+
+
+def test_waiting_pods_of_several_kinds_take_room_first_fit_in_node_order():
+    small = s.pod_spec([s.container(requests={"cpu": "10m"})])
+    big = s.pod_spec([s.container(requests={"cpu": "1200m"})])
+    waiting = [s.pod(f"a-{i:02d}", spec=small) for i in range(12)] + [s.pod(f"b-{i}", spec=big) for i in range(2)]
+    state = cluster(*waiting)
+    # a-00..a-09 fill node 1's 10 IP slots, a-10/a-11 go to node 2 (9 IPs, 1385m left); b-0 takes 1200m of
+    # node 2 (8 IPs, 185m left); b-1 fits nowhere. A new 10m pod then fits 8 times, on node 2 only.
+    assert evaluate(state, light(replicas=8)).pending == 0
+    verdict = evaluate(state, light(replicas=9))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (8, 1, ["POD_IP_EXHAUSTED"])

@@ -131,8 +131,14 @@ class RoomMap:
         self._subtract_waiting(ignore_owner)
 
     def _subtract_waiting(self, ignore_owner: tuple | None) -> None:
-        """Pods already Pending are demand ahead of ours: they take the same free room first."""
+        """Pods already Pending are demand ahead of ours: they take the same free room first.
+
+        First fit in node-name order. Room only shrinks here, so identical waiting pods
+        share a cursor that never moves back: a cluster with thousands of stuck pods
+        costs one pass over the nodes per kind of pod, not one per pod.
+        """
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
+        cursors: dict[tuple, int] = {}
         for pod in sorted(self.state.pending.values(), key=lambda p: p.key):
             owner = pod.owner and self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1]))
             if ignore_owner and owner == ignore_owner:
@@ -141,10 +147,14 @@ class RoomMap:
             if rules not in eligible_cache:
                 eligible_cache[rules] = [r for _, r in sorted(self.rooms.items())
                                          if ineligibility(r.node, rules) is None]
-            for room in eligible_cache[rules]:
-                if room.fit(pod.requests, pod.uses_ip)[0] >= 1:
-                    room.take(1, pod.requests, pod.uses_ip)
-                    break
+            rooms = eligible_cache[rules]
+            kind = (rules, pod.requests, pod.uses_ip)
+            index = cursors.get(kind, 0)
+            while index < len(rooms) and rooms[index].fit(pod.requests, pod.uses_ip)[0] < 1:
+                index += 1
+            cursors[kind] = index
+            if index < len(rooms):
+                rooms[index].take(1, pod.requests, pod.uses_ip)
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
