@@ -31,9 +31,10 @@ class NodeRow:
 
 def node_rows(state: ClusterState) -> list[NodeRow]:
     rows = []
+    reserved = state.reserved_by_node()
     for name in sorted(state.nodes):
         node = state.nodes[name]
-        room = NodeRoom.of(state, node)
+        room = NodeRoom.of(state, node, reserved)
         rows.append(NodeRow(name, node.instance_type or "-", room.capacity.mode,
                             (room.capacity.slots - room.ips) if room.ips is not None else node.ip_pods,
                             room.capacity.slots, node.allocatable_pods - room.pods, node.allocatable_pods,

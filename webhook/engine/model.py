@@ -418,20 +418,21 @@ class ClusterState:
                     del self.reservations[token]
                 return
 
-    def reserved_on(self, node: str, exclude: tuple | None = None) -> tuple[Resources, int, int]:
-        """Requests, pods and IP-consuming pods promised on ``node`` by reservations.
+    def reserved_by_node(self, exclude: tuple | None = None) -> dict[str, tuple[Resources, int, int]]:
+        """Requests, pods and IP-consuming pods promised per node by reservations.
 
-        ``exclude`` leaves out one workload's own reservations: when it is evaluated
-        again (a scale, an update) its earlier promise is what the new decision replaces.
+        One pass over the reservations per decision. ``exclude`` leaves out one
+        workload's own reservations: when it is evaluated again (a scale, an update)
+        its earlier promise is what the new decision replaces.
         """
-        used, pods, ips = ZERO, 0, 0
+        sums: dict[str, tuple[Resources, int, int]] = {}
         for held in self.reservations.values():
-            count = held.per_node.get(node, 0)
-            if count and held.workload != exclude:
-                used = used + held.requests.scaled(count)
-                pods += count
-                ips += count if held.uses_ip else 0
-        return used, pods, ips
+            if held.workload == exclude:
+                continue
+            for node, count in held.per_node.items():
+                used, pods, ips = sums.get(node, (ZERO, 0, 0))
+                sums[node] = (used + held.requests.scaled(count), pods + count, ips + (count if held.uses_ip else 0))
+        return sums
 
     # ---- questions -------------------------------------------------------------------
     def limits_for(self, node: NodeRecord) -> InstanceLimits | None:

@@ -40,13 +40,11 @@ class NodeRoom:
     volumes: int | None = None       # EBS attachments left, where the CSINode says
 
     @staticmethod
-    def of(state: ClusterState, node: NodeRecord, exclude: tuple | None = None) -> "NodeRoom":
+    def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
+        """``reserved_by_node`` is ``state.reserved_by_node(...)``, computed once per decision."""
         capacity = state.ip_capacity(node)
         used, alloc = node.used, node.allocatable
-        if state.reservations:
-            reserved, reserved_pods, reserved_ips = state.reserved_on(node.name, exclude)
-        else:
-            reserved, reserved_pods, reserved_ips = None, 0, 0
+        reserved, reserved_pods, reserved_ips = (reserved_by_node or {}).get(node.name, (None, 0, 0))
         if reserved is None:
             free = Resources(alloc.cpu - used.cpu, alloc.memory - used.memory, alloc.ephemeral - used.ephemeral)
         else:
@@ -122,7 +120,8 @@ class RoomMap:
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
                  give_back: Iterable[PodRecord] = ()):
         self.state = state
-        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, ignore_owner)
+        reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
+        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, reserved)
                                             for name, node in state.nodes.items()}
         for pod in give_back:            # pods a rollout will replace free their room
             room = self.rooms.get(pod.node)

@@ -130,9 +130,10 @@ class Metrics:
         with holder.reading() as state:
             state.expire_reservations(self.clock())
             active = len(state.reservations)
+            reserved = state.reserved_by_node()
             for node_name in sorted(state.nodes):
                 node = state.nodes[node_name]
-                room = NodeRoom.of(state, node)
+                room = NodeRoom.of(state, node, reserved)
                 labels = {"node": node_name, "instance_type": node.instance_type or "", "zone": node.zone or ""}
                 if room.ips is not None:
                     nodes_ip.append((labels, room.ips))
