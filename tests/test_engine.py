@@ -25,6 +25,18 @@ def light(name="web", replicas=30, **kw):
     return s.small_web(name, replicas, **kw)
 
 
+def running(deploy: dict, on_n1: int, on_n2: int, rs_name: str = "web-1") -> list:
+    """A Deployment as the cluster holds it: its ReplicaSet and its pods bound to the two nodes."""
+    name, total = deploy["metadata"]["name"], on_n1 + on_n2
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata(rs_name, "default", deploy["metadata"].get("labels"), owner=("apps/v1", "Deployment", name)),
+          "spec": {"replicas": total, "template": deploy["spec"]["template"]}}
+    pods = [s.pod(f"{rs_name}-{i}", node_name=N1 if i < on_n1 else N2, spec=deploy["spec"]["template"]["spec"],
+                  labels=deploy["spec"]["template"]["metadata"]["labels"], owner=("apps/v1", "ReplicaSet", rs_name))
+            for i in range(total)]
+    return [deploy, rs, *pods]
+
+
 def test_motivating_scenario_21_fit_30_leaves_9_pending():
     state = cluster()
     ok = evaluate(state, light(replicas=21))
@@ -86,12 +98,7 @@ def test_pending_pods_are_demand_already_waiting():
 
 def test_update_counts_only_the_change():
     base = light(replicas=15)
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": s.metadata("web-5d8f", "default", {"app": "web"}, owner=("apps/v1", "Deployment", "web")),
-          "spec": {"replicas": 15, "template": base["spec"]["template"]}}
-    pods = [s.pod(f"web-5d8f-{i}", node_name=N1 if i < 8 else N2, spec=base["spec"]["template"]["spec"],
-                  labels={"app": "web"}, owner=("apps/v1", "ReplicaSet", "web-5d8f")) for i in range(15)]
-    state = cluster(base, rs, *pods)   # 15 running: 2 + 4 IP slots left
+    state = cluster(*running(base, 8, 7))   # 15 running: 2 + 4 IP slots left
     scaled = copy.deepcopy(base)
     scaled["spec"]["replicas"] = 21
     assert evaluate(state, scaled, base).verdict == "allow"
@@ -114,11 +121,7 @@ def test_update_counts_only_the_change():
 def test_rollout_with_no_room_to_surge_and_max_unavailable_zero_warns():
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     base = s.deployment("web", 21, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), strategy=strategy)
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": s.metadata("web-1", "default", owner=("apps/v1", "Deployment", "web")), "spec": {"replicas": 21}}
-    pods = [s.pod(f"web-1-{i}", node_name=N1 if i < 10 else N2, spec=base["spec"]["template"]["spec"],
-                  owner=("apps/v1", "ReplicaSet", "web-1")) for i in range(21)]
-    state = cluster(base, rs, *pods)
+    state = cluster(*running(base, 10, 11))
     changed = copy.deepcopy(base)
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
     verdict = evaluate(state, changed, base)
@@ -226,11 +229,7 @@ def test_malformed_shapes_are_allowed_with_a_warning_never_raised(obj):
 
 def test_a_rollout_reserves_only_pods_beyond_the_ones_it_replaces():
     base = light(replicas=10)
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": s.metadata("web-1", "default", owner=("apps/v1", "Deployment", "web")), "spec": {"replicas": 10}}
-    pods = [s.pod(f"web-1-{i}", node_name=N1 if i < 5 else N2, spec=base["spec"]["template"]["spec"],
-                  owner=("apps/v1", "ReplicaSet", "web-1")) for i in range(10)]
-    state = cluster(base, rs, *pods)
+    state = cluster(*running(base, 5, 5))
     changed = copy.deepcopy(base)
     changed["spec"]["replicas"] = 12
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
