@@ -27,11 +27,8 @@ def _state(cluster: str | None, kubeconfig: str | None, context: str | None):
         from .state.live import live_holder  # the live source: list once, then read
 
         holder = live_holder(kubeconfig=kubeconfig, context=context, wait=True)
-        state = holder.state
-        holder_stop = getattr(holder, "stop", None)
-        if holder_stop:
-            holder_stop()
-        return state
+        holder.stop()
+        return holder.state
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
 

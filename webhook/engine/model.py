@@ -24,6 +24,7 @@ INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 TERMINAL_PHASES = ("Succeeded", "Failed")
+MAX_SKIPPED = 200                  # unreadable objects remembered for warnings and logs
 
 
 def _first_label(labels: Mapping, keys: Iterable[str]) -> str | None:
@@ -235,10 +236,9 @@ class ClusterState:
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[object, Reservation] = {}
-        self.generation = 0
         self._ip_cache: dict = {}
         self._ip_cache_key: tuple | None = None
-        self.skipped: list[str] = []                                   # objects we could not read
+        self.skipped: list[str] = []                                   # objects we could not read (newest last)
 
     # ---- feeding -------------------------------------------------------------------
     def apply(self, obj: Mapping) -> None:
@@ -246,7 +246,6 @@ class ClusterState:
         kind = obj.get("kind")
         meta = _meta(obj)
         name, namespace = meta.get("name", ""), meta.get("namespace", "default")
-        self.generation += 1
         if kind == "Node":
             self._set_node(NodeRecord.from_object(obj))
         elif kind == "Pod":
@@ -278,10 +277,33 @@ class ClusterState:
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
                                      "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
 
+    def apply_or_skip(self, obj: Mapping) -> str | None:
+        """``apply``, but an object of the wrong shape is noted in ``skipped`` instead of raising.
+
+        Returns the note when it is new (for the caller to log once), else ``None``.
+
+        Both state sources feed objects through here: one unreadable object (a snapshot
+        edited by hand, a field of an unexpected type) must neither stop a watch nor crash
+        ``check``; the engine simply does not count it, and says so.
+        """
+        try:
+            self.apply(obj)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any unreadable object: count it out, say so
+            meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+            meta = meta if isinstance(meta, Mapping) else {}
+            kind = obj.get("kind") if isinstance(obj, Mapping) else type(obj).__name__
+            where = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
+            note = f"{kind} {where}: {exc}"
+            if note in self.skipped:
+                return None
+            self.skipped.append(note)
+            del self.skipped[:-MAX_SKIPPED]
+            return note
+
     def remove(self, kind: str, namespace: str | None, name: str) -> None:
         """Forget one object, as on a watch DELETED event."""
         namespace = namespace or "default"
-        self.generation += 1
         if kind == "Node":
             self.nodes.pop(name, None)
         elif kind == "Pod":
@@ -397,7 +419,6 @@ class ClusterState:
         per_node = {n: c for n, c in per_node.items() if c > 0}
         if per_node:
             self.reservations[token] = Reservation(workload, dict(per_node), requests, uses_ip, expires_at)
-            self.generation += 1
 
     def expire_reservations(self, now: float) -> int:
         stale = [t for t, r in self.reservations.items() if r.expires_at is not None and r.expires_at <= now]

@@ -27,7 +27,7 @@ def _check_tls(cert_file: str, key_file: str) -> None:
                                    f"{exc}") from None
 
 
-def _snapshot_factory(path: str, headroom_nodes: int):
+def _snapshot_factory(path: str):
     from ..manifests import InputError
     from ..state.holder import snapshot_holder
 
@@ -37,13 +37,12 @@ def _snapshot_factory(path: str, headroom_nodes: int):
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot read --cluster {path}: {exc.strerror or exc}") from None
-    holder.state.headroom_nodes = headroom_nodes
     for skipped in holder.state.skipped:
         log.warning("snapshot object skipped: %s", skipped)
     return lambda: holder
 
 
-def _live_factory(kubeconfig: str | None, context: str | None, stale_after: float, headroom_nodes: int):
+def _live_factory(kubeconfig: str | None, context: str | None):
     try:
         from ..state.live import live_holder
     except ImportError as exc:
@@ -53,9 +52,7 @@ def _live_factory(kubeconfig: str | None, context: str | None, stale_after: floa
 
     def factory():
         # Called in the gunicorn worker: the list/watch threads must live in the serving process.
-        holder = live_holder(kubeconfig=kubeconfig, context=context, stale_after=stale_after)
-        holder.state.headroom_nodes = headroom_nodes
-        return holder
+        return live_holder(kubeconfig=kubeconfig, context=context)
     return factory
 
 
@@ -78,7 +75,7 @@ def _live_factory(kubeconfig: str | None, context: str | None, stale_after: floa
 @click.option("--stale-after", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds of broken watches after which denies become warnings.")
 @click.option("--headroom-nodes", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Nodes' worth of capacity to keep free when deciding.")
+              help="Nodes the cluster may still add (autoscaler headroom): a shortfall they absorb is a warning.")
 @click.option("--reservation-ttl", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds an admitted workload's placement stays reserved until its pods appear (0: off).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -95,9 +92,9 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
         raise click.UsageError("--cluster serves a snapshot; it cannot be combined with --kubeconfig/--context")
     _check_tls(tls_cert_file, tls_private_key_file)
     if snapshot:
-        holder_factory = _snapshot_factory(snapshot, headroom_nodes)
+        holder_factory = _snapshot_factory(snapshot)
     else:
-        holder_factory = _live_factory(kubeconfig, kube_context, stale_after, headroom_nodes)
+        holder_factory = _live_factory(kubeconfig, kube_context)
 
     from .app import create_app
     from .gunicorn import WebhookServer, server_options

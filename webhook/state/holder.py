@@ -24,6 +24,7 @@ class StateHolder:
         self.ready = False
         self.broken_since: float | None = None     # when the first still-broken watch broke
         self.description = "empty"
+        self.source = None                          # what keeps the state current (a LiveSource), if anything
 
     @contextmanager
     def reading(self) -> Iterator[ClusterState]:
@@ -40,6 +41,11 @@ class StateHolder:
 
     def mark_healthy(self) -> None:
         self.broken_since = None
+
+    def stop(self) -> None:
+        """Stop the source feeding this holder (nothing to stop for a snapshot)."""
+        if self.source is not None:
+            self.source.stop()
 
     def stale_for(self) -> float:
         """Seconds the data has been possibly out of date (0 when every watch is healthy)."""

@@ -45,7 +45,6 @@ from .live_store import CompactObjects
 
 log = logging.getLogger("capacity_webhook.live")
 
-MAX_SKIPPED = 200
 FATAL_STATUSES = (401, 403, 404)   # a required collection we may not read: retrying will not help soon
 
 
@@ -368,7 +367,8 @@ class LiveSource:
     # ---- applying ------------------------------------------------------------------------
     def _apply(self, res: Resource, obj: dict) -> tuple:
         """Apply one object (caller holds ``holder.lock``); returns its key."""
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         namespace = meta.get("namespace")
         if namespace.__class__ is str:
             namespace = meta["namespace"] = sys.intern(namespace)   # one copy per namespace, not per pod
@@ -376,17 +376,11 @@ class LiveSource:
         state = self.holder.state
         if res.kind != "Pod":
             meta.pop("managedFields", None)      # never read, often the biggest part
-        try:
-            state.apply(obj)
-        except Exception as exc:  # noqa: BLE001 - one unreadable object must not stop the watch
-            note = f"{res.kind} {key[0] or ''}/{key[1]}: {exc}".replace(" /", " ")
-            if note not in state.skipped:
-                state.skipped.append(note)
-                del state.skipped[:-MAX_SKIPPED]
-                log.warning("object skipped: %s", note)
-            return key
-        if res.kind == "Node" and self.instance_lookup is not None:
-            labels = meta.get("labels") or {}
+        note = state.apply_or_skip(obj)     # one unreadable object must not stop the watch
+        if note:
+            log.warning("object skipped: %s", note)
+        if res.kind == "Node" and self.instance_lookup is not None and not note:
+            labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
             for label in INSTANCE_TYPE_LABELS:
                 instance_type = labels.get(label)
                 if instance_type:
@@ -410,8 +404,7 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return line if len(line) <= limit else line[:limit] + "..."
 
 
-def live_holder(kubeconfig: str | None = None, context: str | None = None, stale_after: float = 60.0,
-                api_client: Any = None, instance_lookup: InstanceLookup | None | bool = None,
+def live_holder(kubeconfig: str | None = None, context: str | None = None, api_client: Any = None, instance_lookup: InstanceLookup | None | bool = None,
                 wait: bool = False, wait_timeout: float = 300.0, **source_options: Any) -> StateHolder:
     """A StateHolder kept current by a started :class:`LiveSource`.
 
@@ -428,10 +421,8 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, stale
         instance_lookup = None
     holder = StateHolder(ClusterState())
     holder.description = f"live {_host_of(api_client)} (listing)"
-    holder.stale_after = stale_after
     source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
     holder.source = source
-    holder.stop = source.stop
     source.start()
     if wait:
         try:

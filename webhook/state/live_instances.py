@@ -145,7 +145,6 @@ class InstanceLookup:
             if holder is not None:
                 with holder.lock:
                     holder.state.instance_table.add(item)
-                    holder.state.generation += 1
         log.info("instance type %s looked up in %s: %d ENIs x %d IPv4", instance_type, region,
                  limits[0].enis if limits else 0, limits[0].ipv4_per_eni if limits else 0)
 

@@ -13,7 +13,6 @@ import yaml
 
 from ..engine.instance_types import InstanceTable
 from ..engine.model import ClusterState
-from ..engine.requests import ObjectError
 from ..manifests import InputError, read_text
 
 SNAPSHOT_KINDS = "nodes,pods,namespaces,daemonsets,replicasets,deployments,statefulsets,storageclasses,pv,pvc,csinodes,volumeattachments,limitranges"
@@ -22,11 +21,7 @@ SNAPSHOT_KINDS = "nodes,pods,namespaces,daemonsets,replicasets,deployments,state
 def state_from_objects(items: Iterable[Mapping], instance_table: InstanceTable | None = None) -> ClusterState:
     state = ClusterState(instance_table)
     for item in items:
-        try:
-            state.apply(item)
-        except ObjectError as exc:
-            meta = item.get("metadata") or {}
-            state.skipped.append(f"{item.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}: {exc}")
+        state.apply_or_skip(item)
     return state
 
 
