@@ -32,8 +32,8 @@ from ..engine.verdict import ALLOW, DENY, MODES, WARN
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review, review_response,
-                     sanitize_warning, scale_objects, scale_target_key)
+from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, annotations_of, error_body, parse_review,
+                     review_response, sanitize_warning, scale_objects, scale_target_key)
 
 SKIP_ANNOTATION = "capacity-webhook/skip"
 MODE_LABEL = "capacity-webhook/mode"
@@ -62,14 +62,13 @@ class AdmissionHandler:
     """Decides one parsed review against the holder's state (no flask, no I/O)."""
 
     def __init__(self, holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
-                 headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.holder = holder
         self.mode = mode
         self.stale_after = stale_after
         self.reservation_ttl = reservation_ttl
-        self.headroom_nodes = headroom_nodes
         self.clock = clock
 
     # ---- the decision ------------------------------------------------------------------
@@ -88,6 +87,12 @@ class AdmissionHandler:
             skipped = self._skip(out, review, review.obj)
             if skipped:
                 return skipped
+            owner = controller_of(review.obj) if isinstance(review.obj.get("metadata"), dict) else None
+            if owner and owner[0] in WORKLOAD_KINDS:
+                # Every pod a controller makes comes through here: answer without the state lock.
+                # Its workload was checked when it was applied and holds the reservation for these
+                # pods; checking again would count the same pods twice.
+                return self._note(out, f"created by {owner[0]} {owner[1]}")
         if not self.holder.ready:
             out.warnings.append("capacity-webhook has no cluster state yet (still loading): the capacity check "
                                 "was skipped")
@@ -106,8 +111,6 @@ class AdmissionHandler:
         with self.holder.reading() as state:
             now = self.clock()
             state.expire_reservations(now)
-            if self.headroom_nodes is not None and getattr(state, "headroom_nodes", None) != self.headroom_nodes:
-                state.headroom_nodes = self.headroom_nodes
             obj, old = review.obj, review.old
             if review.is_scale:
                 key = scale_target_key(review)
@@ -127,12 +130,6 @@ class AdmissionHandler:
                                         "the capacity check was skipped")
                     out.fields["reasons"] = ["INVALID_OBJECT"]
                     return out
-            owner = controller_of(obj) if isinstance(obj.get("metadata"), dict) else None
-            if owner and owner[0] in WORKLOAD_KINDS:
-                # Its workload was checked when it was applied and holds the reservation for
-                # these pods; checking again would count the same pods twice.
-                return self._note(out, f"created by {owner[0]} {owner[1]}")
-
             mode, engine_mode = self.mode, self.mode
             label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
             if label is not None:
@@ -189,9 +186,8 @@ class AdmissionHandler:
 
     @staticmethod
     def _skip(out: Outcome, review: Review, obj: dict | None) -> Outcome | None:
-        meta = (obj or {}).get("metadata")
-        annotations = meta.get("annotations") if isinstance(meta, dict) else None
-        if not isinstance(annotations, dict) or SKIP_ANNOTATION not in annotations:
+        annotations = annotations_of(obj)
+        if SKIP_ANNOTATION not in annotations:
             return None
         reason = sanitize_warning(annotations.get(SKIP_ANNOTATION) or "", limit=200) or "no reason given"
         who = review.user or "unknown user"
@@ -203,8 +199,14 @@ class AdmissionHandler:
 def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
                headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic,
                metrics: Metrics | None = None, review_log: logging.Logger | None = None) -> Flask:
-    """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``)."""
-    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, headroom_nodes, clock)
+    """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``).
+
+    ``headroom_nodes`` (``serve --headroom-nodes``) is set on the state once, here.
+    """
+    if headroom_nodes is not None:
+        with holder.reading() as state:
+            state.headroom_nodes = headroom_nodes
+    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock)
     metrics = metrics or Metrics(clock)
     review_log = review_log or logs.review_logger()
     app = Flask("capacity_webhook")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 API_VERSION = "admission.k8s.io/v1"
@@ -45,20 +45,20 @@ class Review:
     namespace: str
     name: str
     user: str
-    groups: list
     dry_run: bool
     obj: dict | None
     old: dict | None
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_scale(self) -> bool:
         return self.sub_resource == "scale"
 
-    def annotations(self) -> Mapping:
-        meta = (self.obj or {}).get("metadata")
-        annotations = meta.get("annotations") if isinstance(meta, dict) else None
-        return annotations if isinstance(annotations, dict) else {}
+
+def annotations_of(obj: Mapping | None) -> Mapping:
+    """An object's annotations, or ``{}`` for any shape that has none we can read."""
+    meta = (obj or {}).get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
 
 
 def _type_name(value) -> str:
@@ -131,14 +131,12 @@ def parse_review(body: bytes) -> Review:
             meta["name"] = name
     if not name and obj is not None and isinstance(obj.get("metadata"), dict):
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
-    groups = user_info.get("groups") if isinstance(user_info.get("groups"), list) else []
     return Review(
         uid=uid, operation=operation, kind=review_kind,
         resource=resource_ref.get("resource") if isinstance(resource_ref.get("resource"), str) else "",
         sub_resource=request.get("subResource") if isinstance(request.get("subResource"), str) else "",
         namespace=namespace or "default", name=str(name),
         user=user_info.get("username") if isinstance(user_info.get("username"), str) else "",
-        groups=[g for g in groups if isinstance(g, str)],
         dry_run=request.get("dryRun") is True,
         obj=obj, old=old,
     )
