@@ -106,7 +106,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         allowed = max(0, volumes.max_pods - existing)
         waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
-                      per_node_cap=volumes.per_node_cap, new_volumes=volumes.new_volumes_per_pod)
+                      new_volumes=volumes.new_volumes_per_pod)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
@@ -144,8 +144,8 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
 
 
 def _unknown_types(state, placement) -> list[Reason]:
-    unknown = sorted({o.room_before.node.instance_type for o in placement.per_node.values()
-                      if o.room_before.capacity.mode == "unknown-type"})
+    unknown = sorted({o.room.node.instance_type for o in placement.per_node.values()
+                      if o.room.capacity.mode == "unknown-type"})
     if not unknown:
         return []
     names = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
@@ -161,7 +161,7 @@ def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label
         return
     rooms = RoomMap(state, ignore_owner=demand.key)
     surge = place(rooms, rules, requests, uses_ip, demand.max_surge, node_filter=volumes.node_filter,
-                  new_volumes=volumes.new_volumes_per_pod, commit=False)
+                  new_volumes=volumes.new_volumes_per_pod)
     if surge.placed == 0 and demand.max_unavailable == 0:
         verdict.reasons.append(Reason(ROLLOUT_STALL, clip(
             f"{label}: the rollout will stall: no room for a surge pod and maxUnavailable is 0")

@@ -33,20 +33,20 @@ def workload_label(kind: str, namespace: str, name: str) -> str:
 
 def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool) -> str:
     if code == POD_IP_EXHAUSTED:
-        room = outcome.room_before
+        room = outcome.room
         total = room.capacity.slots
         if short:
             return f"node {name}: {outcome.free_ips_before} of {total}"
         return f"node {name}: {outcome.free_ips_before} IP slots left of {total} on {room.capacity.instance_type}"
     if code == POD_LIMIT_REACHED:
-        return f"node {name}: {outcome.free_pods_before} of {outcome.room_before.node.allocatable_pods} pod slots left"
+        return f"node {name}: {outcome.free_pods_before} of {outcome.room.node.allocatable_pods} pod slots left"
     if code == INSUFFICIENT_CPU:
         return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
     if code == INSUFFICIENT_MEMORY:
         return f"node {name}: {format_bytes(max(outcome.free_before.memory, 0))} memory free"
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return f"node {name}: {format_bytes(max(outcome.free_before.ephemeral, 0))} ephemeral storage free"
-    return f"node {name}: {outcome.room_before.volumes} EBS attachments left"
+    return f"node {name}: {outcome.free_volumes_before} EBS attachments left"
 
 
 def node_list(code: str, placement: Placement, requests: Resources) -> str:
@@ -55,7 +55,7 @@ def node_list(code: str, placement: Placement, requests: Resources) -> str:
     phrases = []
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
-        itype = outcome.room_before.capacity.instance_type
+        itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
         phrases.append(_node_phrase(code, name, outcome, requests, short))
         first_type = first_type or itype
@@ -73,7 +73,7 @@ def _excluded_text(excluded: dict) -> str:
 
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
-    stopped = [o.room_before for o in placement.per_node.values() if o.limit == code]
+    stopped = [o.room for o in placement.per_node.values() if o.limit == code]
     if code == POD_IP_EXHAUSTED:
         cni = state.cni
         pd_ready = [r for r in stopped if (lim := state.limits_for(r.node)) and lim.supports_prefix_delegation]

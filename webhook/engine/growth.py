@@ -53,7 +53,7 @@ def absorb(state, placement: Placement, requests: Resources, uses_ip: bool) -> s
     """A sentence saying how the cluster can grow to take the pending pods, or ``None``."""
     if not placement.pending or not placement.per_node or not (state.headroom_nodes or state.node_pools):
         return None
-    template = max((o.room_before.node for o in placement.per_node.values()),
+    template = max((o.room.node for o in placement.per_node.values()),
                    key=lambda n: (n.allocatable_pods, n.allocatable.cpu, n.allocatable.memory, n.name))
     per_node = fresh_room(state, template).fit(requests, uses_ip)[0]
     if per_node <= 0:

@@ -85,12 +85,19 @@ class NodeRoom:
 
 @dataclass
 class NodeOutcome:
-    room_before: NodeRoom | None
+    """One eligible node after placement: what was free before, what it took, what stopped it.
+
+    ``room`` is the node's live room (spent by the placement); messages read the
+    ``*_before`` figures, which are what a person can check against the node.
+    """
+
+    room: NodeRoom
     placed: int
     limit: str
     free_pods_before: int = 0
     free_ips_before: int | None = None
     free_before: Resources = field(default_factory=Resources)
+    free_volumes_before: int | None = None
 
 
 @dataclass
@@ -157,23 +164,21 @@ class RoomMap:
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
-          node_filter=None, per_node_cap: int | None = None, new_volumes: int = 0, commit: bool = True) -> Placement:
+          node_filter=None, new_volumes: int = 0) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
-    ``per_node_cap`` caps pods per node (required anti-affinity to itself). With
-    ``commit`` the room is spent so the next object in the same run sees less.
+    required anti-affinity to itself caps pods at one per node. The rooms are spent.
     """
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
-    for name in sorted(rooms.rooms):
-        room = rooms.rooms[name]
+    for room in rooms.rooms.values():
         cause = ineligibility(room.node, rules) or (node_filter(room.node) if node_filter else None)
         if cause:
             excluded[cause] = excluded.get(cause, 0) + 1
         else:
             eligible.append(room)
-    cap = 1 if (wanted is None or rules.one_per_node) else per_node_cap
+    cap = 1 if (wanted is None or rules.one_per_node) else None
     if wanted is None:
         wanted = len(eligible)
     remaining = wanted
@@ -184,8 +189,8 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     for room, fit, limit in fits:
         count = min(fit, cap) if cap is not None else fit
         take = min(count, remaining)
-        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free)
-        if take and commit:
+        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free, room.volumes)
+        if take:
             room.take(take, requests, uses_ip, new_volumes)
         remaining -= take
     return Placement(wanted, wanted - remaining, per_node, excluded)

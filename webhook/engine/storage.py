@@ -175,7 +175,6 @@ class VolumeRules:
     zones: set | None = None
     pinned_node: str | None = None
     new_volumes_per_pod: int = 0                 # EBS volumes each new pod attaches (its own claims)
-    per_node_cap: int | None = None
     node_filter: Callable | None = None
     max_pods: int | None = None                  # ReadWriteOncePod: at most this many of the workload's pods run
     node_volumes: int = 0                        # shared EBS claims not attached yet: one attachment per node
