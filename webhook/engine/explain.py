@@ -71,6 +71,16 @@ def _excluded_text(excluded: dict) -> str:
     return f" Nodes not eligible: {', '.join(parts[:4])}{' ...' if len(parts) > 4 else ''}."
 
 
+def _cni_max_pods(state, room) -> int | None:
+    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation)."""
+    limits = state.limits_for(room.node)
+    if room.capacity.slots is None or limits is None:
+        return None
+    if state.cni.prefix_delegation:
+        return recommended_max_pods(limits, state.cni.custom_networking)
+    return room.capacity.max_pods
+
+
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
     stopped = [o.room for o in placement.per_node.values() if o.limit == code]
@@ -87,13 +97,10 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
         return f"Add nodes or larger instance types, or lower {lower}."
     if code == POD_LIMIT_REACHED:
         for room in stopped:
-            if room.capacity.max_pods and room.capacity.max_pods > room.node.allocatable_pods:
-                limits = state.limits_for(room.node)
-                allowed = min(room.capacity.max_pods, recommended_max_pods(limits, state.cni.custom_networking)) \
-                    if state.cni.prefix_delegation and limits else room.capacity.max_pods
-                if allowed > room.node.allocatable_pods:
-                    return (f"Raise kubelet maxPods (the VPC CNI allows {allowed} on {room.capacity.instance_type}), "
-                            f"add nodes, or lower {lower}.")
+            allowed = _cni_max_pods(state, room)
+            if allowed and allowed > room.node.allocatable_pods:
+                return (f"Raise kubelet maxPods (the VPC CNI allows {allowed} on {room.capacity.instance_type}), "
+                        f"add nodes, or lower {lower}.")
         return f"Add nodes or lower {lower}."
     if code == INSUFFICIENT_CPU:
         return f"Each pod requests {format_cpu(requests.cpu)} CPU: lower the requests, add nodes, or lower {lower}."
