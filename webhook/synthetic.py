@@ -99,13 +99,27 @@ def pod_spec(containers: Iterable[Mapping] | None = None, host_network: bool = F
     return spec
 
 
+def qos_class(spec: Mapping) -> str:
+    """The QoS class the API server computes: Guaranteed, Burstable or BestEffort."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    resources = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits, requests = r.get("limits") or {}, r.get("requests") or {}
+        for key in ("cpu", "memory"):
+            if key not in limits or requests.get(key, limits[key]) != limits[key]:
+                return "Burstable"
+    return "Guaranteed"
+
+
 def pod(name: str, namespace: str = "default", node_name: str | None = None, spec: Mapping | None = None,
         phase: str | None = None, labels: Mapping | None = None, owner: tuple | None = None) -> dict:
     body = copy.deepcopy(dict(spec or pod_spec()))
     if node_name:
         body["nodeName"] = node_name
     phase = phase or ("Running" if node_name else "Pending")
-    status = {"phase": phase, "qosClass": "Burstable"}
+    status = {"phase": phase, "qosClass": qos_class(body)}
     if node_name:
         status.update({"hostIP": "10.0.0.10", "podIP": "10.0.0.11", "startTime": CREATED})
     else:
@@ -258,6 +272,15 @@ def small_web(name: str = "web", replicas: int = 30, namespace: str = "default")
     """A web Deployment whose pods are light enough that only pod slots can stop it."""
     return deployment(name, replicas, namespace,
                       pod_spec([container("web", requests={"cpu": "10m", "memory": "32Mi"})]))
+
+
+def as_manifest(obj: Mapping) -> dict:
+    """The object as a user would apply it: no status, no uid, resourceVersion or timestamps."""
+    meta = obj["metadata"]
+    clean = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("status", "metadata")}
+    clean["metadata"] = {k: copy.deepcopy(meta[k]) for k in ("name", "namespace", "labels", "annotations",
+                                                             "ownerReferences") if k in meta}
+    return clean
 
 
 def as_list(items: Iterable[Mapping]) -> dict:

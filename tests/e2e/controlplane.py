@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime as _dt
-import hashlib
 import json
 import os
 import secrets
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
+
+from webhook import synthetic
 
 TOOLS_ENV = "CAPACITY_WEBHOOK_TOOLS"
 EXTERNAL_KUBECONFIG_ENV = "CAPACITY_WEBHOOK_E2E_KUBECONFIG"
@@ -79,12 +79,6 @@ READER_RULES: list[dict[str, Any]] = [
     },
 ]
 
-DEFAULT_ALLOCATABLE = {
-    "cpu": "1930m",
-    "memory": "3388360Ki",
-    "pods": "17",
-    "ephemeral-storage": "18242267924",
-}
 
 
 class ControlPlaneUnavailable(Exception):
@@ -368,79 +362,21 @@ class ControlPlane:
         capacity: Mapping[str, str] | None = None,
         ready: bool = True,
     ) -> dict[str, Any]:
-        """Create a Node the way kwok does: labels, status.allocatable/capacity, Ready.
+        """Create a Node the way kwok does: the object from webhook.synthetic, then its status.
 
         Returns the Node as read back from the API server.
         """
-        alloc = dict(DEFAULT_ALLOCATABLE if allocatable is None else allocatable)
-        cap = dict(capacity if capacity is not None else alloc)
-        all_labels = {
-            "kubernetes.io/hostname": name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            "node.kubernetes.io/instance-type": instance_type,
-            "topology.kubernetes.io/zone": zone,
-            "topology.kubernetes.io/region": zone[:-1] if zone and zone[-1].isalpha() else zone,
-            TEST_LABEL: "true",
-        }
-        all_labels.update(labels or {})
-        want_taints = [dict(t) for t in (taints or [])]
-        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        instance_id = "i-" + hashlib.sha1(name.encode()).hexdigest()[:17]
-        status = {
-            "allocatable": alloc,
-            "capacity": cap,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "reason": "KubeletReady" if ready else "KubeletNotReady",
-                    "message": "modelled by the capacity-webhook e2e fixture",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-            "addresses": [
-                {"type": "InternalIP", "address": "127.0.0.1"},
-                {"type": "Hostname", "address": name},
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "v1.33.0",
-                "kubeProxyVersion": "",
-                "containerRuntimeVersion": "containerd://fake",
-                "kernelVersion": "",
-                "osImage": "fake",
-                "machineID": "",
-                "systemUUID": "",
-                "bootID": "",
-            },
-        }
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": all_labels},
-            "spec": {"providerID": f"aws:///{zone}/{instance_id}", "taints": want_taints},
-            "status": status,
-        }
-        created = json.loads(
-            self.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(node)).stdout
-        )
+        node = synthetic.node(name, instance_type, zone, allocatable=allocatable,
+                              labels={**(labels or {}), TEST_LABEL: "true"}, taints=taints or (), ready=ready)
+        if capacity is not None:
+            node["status"]["capacity"] = dict(capacity)
+        want_taints = node["spec"].get("taints", [])
+        self.kubectl("create", "-f", "-", input=json.dumps(synthetic.as_manifest(node)))
         # The TaintNodesByCondition admission plugin adds node.kubernetes.io/not-ready
         # on create; with no node controller nothing removes it. Set what was asked.
-        if (created.get("spec", {}).get("taints") or []) != want_taints:
-            self.kubectl(
-                "patch", "node", name, "--type=merge",
-                "-p", json.dumps({"spec": {"taints": want_taints or None}}),
-            )
-        if (created.get("status", {}).get("allocatable") or {}) != alloc or not created.get(
-            "status", {}
-        ).get("conditions"):
-            self.kubectl(
-                "patch", "node", name, "--subresource=status", "--type=merge",
-                "-p", json.dumps({"status": status}),
-            )
+        self.kubectl("patch", "node", name, "--type=merge", "-p", json.dumps({"spec": {"taints": want_taints or None}}))
+        self.kubectl("patch", "node", name, "--subresource=status", "--type=merge",
+                     "-p", json.dumps({"status": node["status"]}))
         return self.kubectl_json("get", "node", name)
 
     def create_pod(
@@ -453,58 +389,25 @@ class ControlPlane:
         labels: Mapping[str, str] | None = None,
         phase: str | None = "Running",
         limits: Mapping[str, str] | None = None,
-        owner_references: Sequence[Mapping[str, Any]] | None = None,
         tolerations: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Create a Pod bound to `node` (spec.nodeName) and set status.phase.
+        """Create a Pod bound to `node` (spec.nodeName), then set its status.phase.
 
         `phase=None` leaves the status alone (e.g. to model a Pending pod with
         node=None). Returns the Pod as read back from the API server.
         """
         self.ensure_namespace(namespace)
-        container: dict[str, Any] = {"name": "app", "image": "registry.k8s.io/pause:3.10"}
-        resources: dict[str, Any] = {}
-        if requests:
-            resources["requests"] = dict(requests)
-        if limits:
-            resources["limits"] = dict(limits)
-        if resources:
-            container["resources"] = resources
-        spec: dict[str, Any] = {
-            "containers": [container],
-            "terminationGracePeriodSeconds": 0,
-        }
-        if node:
-            spec["nodeName"] = node
-        if host_network:
-            spec["hostNetwork"] = True
+        extra = {"terminationGracePeriodSeconds": 0}
         if tolerations:
-            spec["tolerations"] = [dict(t) for t in tolerations]
-        meta: dict[str, Any] = {
-            "name": name,
-            "namespace": namespace,
-            "labels": {**(labels or {}), TEST_LABEL: "true"},
-        }
-        if owner_references:
-            meta["ownerReferences"] = [dict(o) for o in owner_references]
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-        self.kubectl("create", "-f", "-", input=json.dumps(pod))
-        if phase:
-            now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            status: dict[str, Any] = {"phase": phase, "startTime": now}
-            if phase == "Running":
-                status["conditions"] = [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                ]
-                status["hostIP"] = "127.0.0.1"
-                status["podIP"] = "127.0.0.1"
-            self.kubectl(
-                "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
-                "-p", json.dumps({"status": status}),
-            )
+            extra["tolerations"] = [dict(t) for t in tolerations]
+        spec = synthetic.pod_spec([synthetic.container("app", "registry.k8s.io/pause:3.10", requests, limits)],
+                                  host_network=host_network, **extra)
+        pod = synthetic.pod(name, namespace, node, spec, phase=phase, labels={**(labels or {}), TEST_LABEL: "true"})
+        self.kubectl("create", "-f", "-", input=json.dumps(synthetic.as_manifest(pod)))
+        if phase:   # what a kubelet would report; qosClass is the API server's own
+            status = {k: v for k, v in pod["status"].items() if k != "qosClass"}
+            self.kubectl("patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
+                         "-p", json.dumps({"status": status}))
         return self.kubectl_json("get", "pod", name, "-n", namespace)
 
     def delete_all_test_objects(self) -> None:

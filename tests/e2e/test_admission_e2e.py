@@ -26,6 +26,7 @@ import yaml
 
 from certs.authority import write_bundle
 from webhook import synthetic as s
+from webhook.synthetic import as_manifest
 
 from .controlplane import free_port
 
@@ -36,16 +37,8 @@ TTL = 2.0
 N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
 
 
-def manifest(obj: dict) -> dict:
-    """A kubectl-shaped object reduced to what a user would apply (no uid, status...)."""
-    meta = obj["metadata"]
-    clean = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
-    clean["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
-    return clean
-
-
 def web(name="web", replicas=30, namespace="default") -> dict:
-    return manifest(s.small_web(name, replicas, namespace))
+    return as_manifest(s.small_web(name, replicas, namespace))
 
 
 class Server:
@@ -96,7 +89,7 @@ class Server:
 @pytest.fixture(scope="module")
 def cluster(control_plane, tmp_path_factory):
     cp = control_plane
-    cp.apply([manifest(s.aws_node()), manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
+    cp.apply([as_manifest(s.aws_node()), as_manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
     for name, zone, ip_pods in ((N1, "us-east-1a", 5), (N2, "us-east-1b", 4)):
         cp.create_node(name, "t3.medium", zone)
         short = name.split(".")[0]
@@ -181,10 +174,10 @@ def test_warn_mode_namespace_creates_and_kubectl_prints_the_warning(cluster):
 
 def test_a_read_write_many_claim_on_ebs_is_refused(cluster):
     cp, _ = cluster
-    claim = manifest(s.pvc("shared", modes=("ReadWriteMany",), storage_class_name="gp3"))
+    claim = as_manifest(s.pvc("shared", modes=("ReadWriteMany",), storage_class_name="gp3"))
     result = apply(cp, claim)
     assert result.returncode != 0 and "ReadWriteMany on EBS class 'gp3' never binds" in result.stderr
-    ok = apply(cp, manifest(s.pvc("own", modes=("ReadWriteOnce",), storage_class_name="gp3")))
+    ok = apply(cp, as_manifest(s.pvc("own", modes=("ReadWriteOnce",), storage_class_name="gp3")))
     assert ok.returncode == 0, ok.stderr
 
 
