@@ -7,7 +7,7 @@ display, so a denied manifest shows up where the pipeline's other findings do.
 from __future__ import annotations
 
 import json
-from typing import Iterable
+
 from xml.etree import ElementTree as ET
 
 from . import __version__

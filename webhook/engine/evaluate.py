@@ -16,7 +16,7 @@ from .model import ClusterState
 from .placement import RoomMap, place
 from .requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
-from .verdict import DENY, WARN, Reason, Verdict, clip, decide
+from .verdict import WARN, Reason, Verdict, clip, decide
 from .workloads import POD_KINDS, Demand, demand_of, same_template
 
 INVALID_OBJECT = "INVALID_OBJECT"

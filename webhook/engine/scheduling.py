@@ -7,7 +7,7 @@ Each refusal is returned as a short cause so a denial can say *why* no node fits
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 

@@ -40,7 +40,7 @@ from ..manifests import InputError
 from .holder import StateHolder
 from .live_instances import InstanceLookup, region_of
 from .live_lister import (LIVE_RESOURCES, RawLister, Resource, WatchError, WatchExpired, abort_response,
-                          object_key, status_of, watch_events)
+                          status_of, watch_events)
 from .live_store import CompactObjects
 
 log = logging.getLogger("capacity_webhook.live")
