@@ -56,3 +56,25 @@ def test_pods_a_controller_creates_are_answered_without_cluster_state():
                         "object": pod}}
     response = client.post("/validate", json=body).get_json()["response"]
     assert response == {"uid": "u-1", "allowed": True}
+
+
+def test_ownership_walks_replicaset_to_deployment_without_reading_stored_objects():
+    from webhook.engine.model import ClusterState
+    from webhook.state.live_store import CompactObjects
+
+    class Unreadable(CompactObjects):
+        def get(self, key, default=None):
+            raise AssertionError("the ownership walk decoded a stored object")
+
+    state = ClusterState()
+    state.workloads = Unreadable()
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": {"replicas": 1},
+          "metadata": s.metadata("web-5d8f", "default", owner=("apps/v1", "Deployment", "web"))}
+    state.apply(s.deployment("web", 1))
+    state.apply(rs)
+    state.apply(s.pod("web-5d8f-a", owner=("apps/v1", "ReplicaSet", "web-5d8f")))
+    assert state.top_owner(("ReplicaSet", "default", "web-5d8f")) == ("Deployment", "default", "web")
+    assert [p.name for p in state.pods_of(("Deployment", "default", "web"))] == ["web-5d8f-a"]
+    state.remove("ReplicaSet", "default", "web-5d8f")
+    assert state.top_owner(("ReplicaSet", "default", "web-5d8f")) == ("ReplicaSet", "default", "web-5d8f")
+    assert state.pods_of(("Deployment", "default", "web")) == []

@@ -223,6 +223,7 @@ class ClusterState:
         self.pending: dict[tuple, PodRecord] = {}
         self.pods_by_owner: dict[tuple, set] = defaultdict(set)       # (kind, ns, name) -> pod keys
         self.children: dict[tuple, set] = defaultdict(set)            # (kind, ns, name) -> child keys
+        self.parents: dict[tuple, tuple] = {}                         # workload key -> its controller's key
         self.workloads: dict[tuple, dict] = {}                        # (kind, ns, name) -> trimmed object
         self.storage_classes: dict[str, dict] = {}
         self.persistent_volumes: dict[str, dict] = {}
@@ -256,7 +257,9 @@ class ClusterState:
             self.workloads[key] = _trim(obj)
             parent = controller_of(obj)
             if parent:
-                self.children[(parent[0], namespace, parent[1])].add(key)
+                parent_key = (parent[0], namespace, parent[1])
+                self.parents[key] = parent_key
+                self.children[parent_key].add(key)
             if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
                 self.cni = CniConfig.from_daemonset(obj)
         elif kind == "StorageClass":
@@ -331,11 +334,9 @@ class ClusterState:
             self.node_pools.pop(name, None)
 
     def _unlink(self, key: tuple) -> None:
-        old = self.workloads.get(key)
-        if old:
-            parent = controller_of(old)
-            if parent:
-                self.children[(parent[0], key[1], parent[1])].discard(key)
+        parent_key = self.parents.pop(key, None)
+        if parent_key is not None:
+            self.children[parent_key].discard(key)
 
     def _set_node(self, record: NodeRecord) -> None:
         old = self.nodes.get(record.name)
@@ -471,12 +472,14 @@ class ClusterState:
         return capacity
 
     def top_owner(self, owner_key: tuple) -> tuple:
-        """Walk ReplicaSet -> Deployment and Job -> CronJob to the object a user applies."""
-        kind, namespace, name = owner_key
-        obj = self.workloads.get(owner_key)
-        parent = controller_of(obj) if obj else None
-        if parent and parent[0] in WORKLOAD_KINDS:
-            return self.top_owner((parent[0], namespace, parent[1]))
+        """Walk ReplicaSet -> Deployment and Job -> CronJob to the object a user applies.
+
+        Reads the ``parents`` index, never the stored objects (which the live cache keeps
+        compressed): this runs for every waiting pod in every decision.
+        """
+        parent = self.parents.get(owner_key)
+        while parent is not None and parent[0] in WORKLOAD_KINDS:
+            owner_key, parent = parent, self.parents.get(parent)
         return owner_key
 
     def pods_of(self, workload: tuple) -> list[PodRecord]:
