@@ -1,9 +1,11 @@
 """Run the real webhook server (``python -m webhook.server``: gunicorn + TLS) for tests.
 
-``WebhookProcess`` writes a snapshot built with ``webhook.synthetic`` and a CA + serving
-certificate made by ``certs.authority`` into a temporary directory, starts the server on
-127.0.0.1 with ``--port 0`` (gunicorn logs the port it bound), and talks to it over HTTPS
-with ``requests``, verifying the certificate against the CA.
+``WebhookProcess`` writes a CA + serving certificate made by ``certs.authority`` (and, for
+the snapshot source, a snapshot built with ``webhook.synthetic``) into a temporary
+directory, starts the server on 127.0.0.1 with ``--port 0`` (gunicorn logs the port it
+bound) in its own process group, waits until ``/readyz`` answers, and talks to it over
+HTTPS with ``requests``, verifying the certificate against the CA. The e2e tier uses it
+too, with ``cluster=None`` and ``--kubeconfig`` (the live source).
 """
 
 from __future__ import annotations
@@ -106,11 +108,14 @@ def scale(name: str, replicas: int, namespace: str = "default") -> dict:
 
 
 class WebhookProcess:
-    def __init__(self, directory: Path, cluster: Mapping, *args: str):
+    def __init__(self, directory: Path, cluster: Mapping | None, *args: str):
+        """``cluster``: objects to serve as a snapshot, or ``None`` when ``args`` name the source."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.snapshot = self.dir / "cluster.json"
-        self.snapshot.write_text(json.dumps(cluster))
+        self.snapshot = None
+        if cluster is not None:
+            self.snapshot = self.dir / "cluster.json"
+            self.snapshot.write_text(json.dumps(cluster))
         self.tls_dir = self.dir / "tls"
         self.bundle = write_bundle(self.tls_dir, DNS, IPS, days=3)
         self.log_path = self.dir / "server.log"
@@ -123,11 +128,13 @@ class WebhookProcess:
     def start(self, timeout: float = 20.0) -> "WebhookProcess":
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "webhook.server", "--cluster", str(self.snapshot),
+        source = ["--cluster", str(self.snapshot)] if self.snapshot else []
+        command = [sys.executable, "-m", "webhook.server", *source,
                    "--tls-cert-file", str(self.bundle.tls_cert), "--tls-private-key-file", str(self.bundle.tls_key),
                    "--bind", "127.0.0.1", "--port", "0", *self.args]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(command, cwd=self.dir, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, cwd=self.dir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = time.monotonic() + timeout
         while self.port is None:
             match = re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", self.log_text())
@@ -139,7 +146,7 @@ class WebhookProcess:
             time.sleep(0.05)
         while True:
             try:
-                if self.session.get(self.url("/healthz"), timeout=2).status_code == 200:
+                if self.session.get(self.url("/readyz"), timeout=2).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass
@@ -147,9 +154,15 @@ class WebhookProcess:
                 raise RuntimeError(f"server is not answering (exit {self.proc.poll()}):\n{self.log_text()}")
             time.sleep(0.05)
 
+    def signal_all(self, sig: int) -> None:
+        """Signal gunicorn's master and its forked worker (SIGSTOP hangs the whole server)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         self.session.close()
         if self.proc and self.proc.poll() is None:
+            self.signal_all(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)

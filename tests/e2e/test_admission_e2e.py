@@ -21,14 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
-from certs.authority import write_bundle
 from webhook import synthetic as s
 from webhook.synthetic import as_manifest
 
-from .controlplane import free_port
+from server_fixture import WebhookProcess
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,51 +37,6 @@ N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
 
 def web(name="web", replicas=30, namespace="default") -> dict:
     return as_manifest(s.small_web(name, replicas, namespace))
-
-
-class Server:
-    def __init__(self, cp, workdir: Path):
-        self.bundle = write_bundle(workdir / "tls", ["localhost"], ["127.0.0.1"])
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.log = open(workdir / "webhook.log", "w")
-        cmd = [sys.executable, "-m", "webhook.cli", "serve", "--kubeconfig", str(cp.webhook_kubeconfig),
-               "--tls-cert-file", str(self.bundle.tls_cert), "--tls-private-key-file", str(self.bundle.tls_key),
-               "--bind", "127.0.0.1", "--port", str(self.port), "--mode", "enforce",
-               "--reservation-ttl", str(TTL), "--stale-after", "60"]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        self.workdir = workdir
-
-    def wait_ready(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"webhook exited: {self.tail()}"
-            try:
-                if requests.get(f"{self.url}/readyz", verify=str(self.bundle.ca_cert), timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"webhook not ready in {timeout}s: {self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return (self.workdir / "webhook.log").read_text()[-3000:]
-
-    def signal_all(self, sig):
-        """gunicorn forks its worker: signal the whole process group, not just the master."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.signal_all(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +50,12 @@ def cluster(control_plane, tmp_path_factory):
         cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
         for i in range(ip_pods):
             cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
-    server = Server(cp, tmp_path_factory.mktemp("webhook"))
+    server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
+                            "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
     try:
-        server.wait_ready()
+        server.start(timeout=60)
         cp.helm("install", "cw", str(CHART), "-n", "capacity-webhook", "--create-namespace",
-                "--set", f"webhook.url={server.url}/validate", "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
+                "--set", f"webhook.url={server.url('/validate')}", "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
                 "--set", "deployment.enabled=false", "--set", "mode=enforce")
         yield cp, server
     finally:
@@ -122,7 +76,7 @@ def test_the_chart_registered_a_webhook_that_cannot_take_the_cluster_down(cluste
     cp, server = cluster
     (config,) = cp.kubectl_json("get", "validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=cw")["items"]
     hook = config["webhooks"][0]
-    assert hook["clientConfig"]["url"] == f"{server.url}/validate"
+    assert hook["clientConfig"]["url"] == server.url("/validate")
     assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Ignore", 3, "None")
     assert hook["admissionReviewVersions"] == ["v1"] and hook["matchPolicy"] == "Equivalent"
 
