@@ -218,7 +218,7 @@ def load_snapshot_from(server: FakeApiServer, tmp_name: str = "fresh.json"):
     from pathlib import Path
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / tmp_name
-        record_snapshot(server.api_client(), path, page_size=4)
+        record_snapshot(path, api_client=server.api_client(), page_size=4)
         return load_snapshot(str(path))
 
 
@@ -228,14 +228,14 @@ def test_record_snapshot_writes_the_check_format(server, holder, tmp_path):
     server.add(managed)
     assert wait_until(lambda: ("default", "managed") in holder.state.pods)
     out = tmp_path / "night.json"
-    count = record_snapshot(holder, out, page_size=4)
+    count = record_snapshot(out, api_client=holder.source.api_client, page_size=4)
     document = json.loads(out.read_text())
     assert document["kind"] == "List" and len(document["items"]) == count
     assert all(item.get("kind") and item.get("apiVersion") for item in document["items"])
     assert not any("managedFields" in item["metadata"] for item in document["items"])
     kinds = {item["kind"] for item in document["items"]}
     assert {"Node", "Pod", "Namespace", "DaemonSet", "Deployment", "StorageClass", "CSINode", "LimitRange"} <= kinds
-    # The path-first form the CLI uses, and the snapshot reads back to the same aggregates.
+    # The kubeconfig form the CLI uses, and the snapshot reads back to the same aggregates.
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "fake",

@@ -161,19 +161,6 @@ class RawLister:
             if not token:
                 return
 
-    def list_all(self, res: Resource, limit: int = 500) -> tuple[list, str]:
-        """Every item of one collection (restarting the list if a continue token expires)."""
-        for _ in range(5):
-            items: list = []
-            version = ""
-            try:
-                for page, version, _more in self.list_pages(res, limit):
-                    items.extend(page)
-                return items, version
-            except WatchExpired:
-                continue
-        raise WatchExpired(f"{res.kind}: list kept expiring")
-
     def watch(self, res: Resource, resource_version: str, timeout_seconds: int, read_timeout: float) -> Any:
         """Open a watch from ``resource_version``; returns the raw streaming response."""
         try:

@@ -19,18 +19,6 @@ from typing import Any, Iterable
 from .live_lister import LIVE_RESOURCES, RawLister, Resource
 
 
-def _api_client_of(target: Any, kubeconfig: str | None, context: str | None) -> Any:
-    source = getattr(target, "source", None)            # a holder from live_holder()
-    if source is not None and getattr(source, "api_client", None) is not None:
-        return source.api_client
-    if target is not None and hasattr(target, "call_api"):   # a kubernetes ApiClient
-        return target
-    if target is not None and hasattr(target, "api_client"):  # a LiveSource or a typed API
-        return target.api_client
-    from .live import make_api_client
-    return make_api_client(kubeconfig, context)
-
-
 def iter_cluster_objects(api_client: Any, resources: Iterable[Resource] = LIVE_RESOURCES,
                          page_size: int = 500) -> Iterable[dict]:
     """Every object of ``resources``, raw, page by page (optional CRDs that are absent are skipped)."""
@@ -60,22 +48,18 @@ def iter_cluster_objects(api_client: Any, resources: Iterable[Resource] = LIVE_R
             raise WatchExpired(f"{res.kind}: the list kept expiring")
 
 
-def record_snapshot(holder_or_client: Any = None, path: str | os.PathLike | None = None, *,
-                    kubeconfig: str | None = None, context: str | None = None,
-                    resources: Iterable[Resource] = LIVE_RESOURCES, page_size: int = 500) -> int:
+def record_snapshot(path: str | os.PathLike, *, api_client: Any = None, kubeconfig: str | None = None,
+                    context: str | None = None, resources: Iterable[Resource] = LIVE_RESOURCES,
+                    page_size: int = 500) -> int:
     """Write the live cluster to ``path`` as a ``kind: List``; returns the number of objects.
 
-    ``holder_or_client``: a holder from ``live_holder()`` (its connection is reused), a
-    kubernetes ``ApiClient``, or ``None`` to connect with ``kubeconfig``/``context`` (else
-    in-cluster). ``record_snapshot(path, kubeconfig=..., context=...)`` works too.
-    The file is written to a temporary name and renamed, so a failed recording never
-    leaves a truncated snapshot behind.
+    Connects through ``api_client`` (e.g. ``holder.source.api_client``), else with
+    ``kubeconfig``/``context`` (else in-cluster). The file is written to a temporary name
+    and renamed, so a failed recording never leaves a truncated snapshot behind.
     """
-    if path is None and isinstance(holder_or_client, (str, os.PathLike)):
-        holder_or_client, path = None, holder_or_client
-    if path is None:
-        raise TypeError("record_snapshot needs a path")
-    api_client = _api_client_of(holder_or_client, kubeconfig, context)
+    if api_client is None:
+        from .live import make_api_client
+        api_client = make_api_client(kubeconfig, context)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
