@@ -217,14 +217,18 @@ def _validate_sans(
     return dns, ips
 
 
+def _validate_key_type(key_type: object) -> str:
+    if key_type not in KEY_TYPES:
+        raise InvalidCertInputError(
+            f"key_type must be one of {', '.join(KEY_TYPES)}, got {key_type!r}"
+        )
+    return key_type
+
+
 def _new_key(key_type: str):
-    if key_type == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "rsa":
+    if _validate_key_type(key_type) == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise InvalidCertInputError(
-        f"key_type must be one of {', '.join(KEY_TYPES)}, got {key_type!r}"
-    )
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _now() -> _dt.datetime:
@@ -233,6 +237,32 @@ def _now() -> _dt.datetime:
 
 # --------------------------------------------------------------------------
 # certificate construction (in memory)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, key, start, end) -> x509.CertificateBuilder:
+    """A builder with the fields every certificate here has: names, key, serial, validity."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+
+
+def _key_usage(**flags: bool) -> x509.KeyUsage:
+    """keyUsage with only ``flags`` set (x509.KeyUsage wants all nine spelled out)."""
+    usages = dict.fromkeys(
+        (
+            "digital_signature", "content_commitment", "key_encipherment",
+            "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+            "encipher_only", "decipher_only",
+        ),
+        False,
+    )
+    return x509.KeyUsage(**{**usages, **flags})  # a misspelt flag is a TypeError there
 
 
 def make_ca(
@@ -250,28 +280,9 @@ def make_ca(
     start = _now() - CLOCK_SKEW
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + _dt.timedelta(days=days))
+        _builder(name, name, key, start, start + _dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
@@ -316,26 +327,10 @@ def make_serving_cert(
     sans += [x509.IPAddress(a) for a in ips]
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
+        _builder(subject, ca_cert.subject, key, start, end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=key_type == "rsa",
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(digital_signature=True, key_encipherment=key_type == "rsa"),
             critical=True,
         )
         .add_extension(
@@ -460,10 +455,7 @@ def write_bundle(
         raise InvalidCertInputError(
             f"CA days ({ca_days}) must not be shorter than serving days ({days})"
         )
-    if key_type not in KEY_TYPES:
-        raise InvalidCertInputError(
-            f"key_type must be one of {', '.join(KEY_TYPES)}, got {key_type!r}"
-        )
+    _validate_key_type(key_type)  # before any file is touched
     out = Path(out_dir)
     paths = _paths(out)
     if not force:
