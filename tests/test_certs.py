@@ -6,12 +6,10 @@ import base64
 import datetime as dt
 import ipaddress
 import os
-import socket
 import ssl
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from certs.authority import (
     write_bundle,
 )
 from certs.cli import certs_command
+from tests.tls_server import TLSServer, client_context, presented_serial
 
 REPO = Path(__file__).resolve().parents[1]
 SVC = "capacity-webhook.kube-system.svc"
@@ -154,49 +153,6 @@ def test_ip_only_and_rsa(tmp_path):
 # a real TLS handshake on loopback
 
 
-class TLSServer:
-    """Accepts connections on 127.0.0.1 and completes server-side handshakes."""
-
-    def __init__(self, context: ssl.SSLContext):
-        self.context = context
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.errors: list[Exception] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            conn.settimeout(5)
-            try:
-                with self.context.wrap_socket(conn, server_side=True) as s:
-                    s.sendall(b"hello")
-            except (ssl.SSLError, OSError) as e:
-                self.errors.append(e)
-                conn.close()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-
-def tls_connect(port: int, cafile, server_hostname: str) -> bytes:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
-            return s.recv(5)
-
-
 @pytest.fixture
 def tls_server(bundle):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -206,21 +162,22 @@ def tls_server(bundle):
 
 
 def test_tls_handshake_with_dns_san_passes(bundle, tls_server):
-    assert tls_connect(tls_server.port, bundle.ca_cert, SVC) == b"hello"
-    assert tls_connect(tls_server.port, bundle.ca_cert, "localhost") == b"hello"
+    ctx = client_context(bundle.ca_cert)
+    assert presented_serial(tls_server.port, ctx, SVC) == bundle.serial
+    assert presented_serial(tls_server.port, ctx, "localhost") == bundle.serial
     # IP SAN: Python checks the address against the IP SANs
-    assert tls_connect(tls_server.port, bundle.ca_cert, "127.0.0.1") == b"hello"
+    assert presented_serial(tls_server.port, ctx, "127.0.0.1") == bundle.serial
 
 
 def test_tls_handshake_fails_for_name_not_in_sans(bundle, tls_server):
     with pytest.raises(ssl.SSLCertVerificationError, match="[Hh]ostname mismatch"):
-        tls_connect(tls_server.port, bundle.ca_cert, "evil.kube-system.svc")
+        presented_serial(tls_server.port, client_context(bundle.ca_cert), "evil.kube-system.svc")
 
 
 def test_tls_handshake_fails_against_other_ca(bundle, tls_server, tmp_path):
     other = write_bundle(tmp_path, [SVC], [])
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
-        tls_connect(tls_server.port, other.ca_cert, SVC)
+        presented_serial(tls_server.port, client_context(other.ca_cert), SVC)
 
 
 # --------------------------------------------------------------------------

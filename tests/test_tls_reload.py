@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,38 +22,20 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs.authority import renew_serving_cert, write_bundle
 from certs.reloader import ReloadingTLSContext, gunicorn_ssl_context
+from tests.tls_server import TLSServer, client_context, presented_serial
 
 REPO = Path(__file__).resolve().parents[1]
 DNS = ["localhost"]
 IPS = ["127.0.0.1"]
 
 
-def client_context(cafile) -> ssl.SSLContext:
-    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
-
-
-def presented_serial(port: int, ctx: ssl.SSLContext, server_hostname="localhost") -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
-            return x509.load_der_x509_certificate(s.getpeercert(binary_form=True)).serial_number
-
-
 def write_mismatched_key(directory: Path) -> None:
-    """Atomically replace tls.key with a key that does not match tls.crt."""
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = directory / ".tls.key.tmp"
-    tmp.write_bytes(pem)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, directory / "tls.key")
+    """Atomically replace tls.key with a key that does not match tls.crt (another bundle's)."""
+    other = write_bundle(tempfile.mkdtemp(dir=directory.parent), DNS, IPS)
+    os.replace(other.tls_key, directory / "tls.key")
 
 
 @pytest.fixture
@@ -62,38 +45,6 @@ def bundle(tmp_path):
 
 # --------------------------------------------------------------------------
 # in-process server
-
-
-class TLSServer:
-    def __init__(self, context: ssl.SSLContext):
-        self.context = context
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(5)
-            try:
-                with self.context.wrap_socket(conn, server_side=True) as s:
-                    s.sendall(b"ok")
-            except (ssl.SSLError, OSError):
-                conn.close()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 def test_context_settings(bundle):
