@@ -10,9 +10,10 @@ asking for 10m CPU) and checks that the answer is a well-formed AdmissionReview 
 echoes the request uid and carries a boolean ``allowed``. The verdict itself (allowed
 or denied) does not matter: a deny is still a healthy webhook.
 
-Standard library only (urllib + ssl) so it works in the slim image and anywhere
-Python runs. The server certificate is always verified against ``--ca-file``
-(hostname included); there is deliberately no ``--insecure``.
+HTTP with the standard library (urllib + ssl), no ``requests``; the AdmissionReview
+apiVersion and kind are the server's own (:mod:`webhook.server.review`). The server
+certificate is always verified against ``--ca-file`` (hostname included); there is
+deliberately no ``--insecure``.
 
 Exit codes: 0 well-formed answer, 1 no/invalid answer, 2 usage error.
 """
@@ -28,6 +29,8 @@ import uuid
 from typing import Any
 
 import click
+
+from .server.review import API_VERSION, KIND
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -60,8 +63,8 @@ def build_review(uid: str, namespace: str = "default") -> dict[str, Any]:
         },
     }
     return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "request": {
             "uid": uid,
             "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
@@ -84,10 +87,10 @@ def check_response(body: Any, uid: str) -> tuple[bool, str]:
     """Return (ok, one-line description) for a decoded AdmissionReview answer."""
     if not isinstance(body, dict):
         return False, "response is not a JSON object"
-    if body.get("kind") != "AdmissionReview":
-        return False, f"response kind is {body.get('kind')!r}, want 'AdmissionReview'"
-    if body.get("apiVersion") != "admission.k8s.io/v1":
-        return False, f"response apiVersion is {body.get('apiVersion')!r}, want 'admission.k8s.io/v1'"
+    if body.get("kind") != KIND:
+        return False, f"response kind is {body.get('kind')!r}, want {KIND!r}"
+    if body.get("apiVersion") != API_VERSION:
+        return False, f"response apiVersion is {body.get('apiVersion')!r}, want {API_VERSION!r}"
     resp = body.get("response")
     if not isinstance(resp, dict):
         return False, "response.response is missing"
