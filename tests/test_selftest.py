@@ -1,14 +1,13 @@
 """`capacity-webhook selftest` against a real HTTPS server on 127.0.0.1.
 
 The server is the standard library's http.server wrapped in TLS with a
-certificate from a throwaway CA made with `cryptography`, so the client's
-certificate and hostname verification are exercised for real.
+certificate from a throwaway CA made by certs.authority, so the client's
+certificate and hostname verification are exercised for real; the review the
+command sends is also read by the server's own parser (webhook.server.review).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import ssl
 import threading
@@ -20,79 +19,35 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from webhook import selftest
-from webhook.selftest import build_review, check_response, run_selftest, selftest_command
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
-
-
-def _name(cn: str) -> Any:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+from certs.authority import renew_serving_cert, write_bundle
+from webhook.selftest import build_review, run_selftest, selftest_command
+from webhook.server.review import parse_review, review_response
 
 
 def make_pki(directory: Path) -> dict[str, Path]:
-    """A CA; server certs signed by it (one for 127.0.0.1/localhost, one for another name);
-    and an unrelated CA."""
-    now = dt.datetime.now(dt.timezone.utc)
-
-    def ca(cn: str) -> tuple[Any, Any]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        return key, cert
-
-    def leaf(ca_key: Any, ca_cert: Any, sans: list[Any]) -> tuple[Any, Any]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("selftest-server")).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        return key, cert
-
-    pem = serialization.Encoding.PEM
-    paths: dict[str, Path] = {}
-
-    def write(name: str, key: Any, cert: Any) -> None:
-        paths[f"{name}.crt"] = directory / f"{name}.crt"
-        paths[f"{name}.crt"].write_bytes(cert.public_bytes(pem))
-        if key is not None:
-            paths[f"{name}.key"] = directory / f"{name}.key"
-            paths[f"{name}.key"].write_bytes(
-                key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-
-    ca_key, ca_cert = ca("selftest-ca")
-    write("ca", None, ca_cert)
-    write("other-ca", None, ca("someone-else")[1])
-    write("tls", *leaf(ca_key, ca_cert, [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]))
-    write("wrong-name", *leaf(ca_key, ca_cert, [x509.DNSName("capacity-webhook.elsewhere.svc")]))
-    return paths
+    """With certs.authority: a CA; serving certs signed by it for 127.0.0.1/localhost and
+    for another name; and an unrelated CA."""
+    main = write_bundle(directory / "main", ["localhost"], ["127.0.0.1"], days=1)
+    wrong = directory / "wrong-name"
+    wrong.mkdir()
+    for name in ("ca.crt", "ca.key"):  # same CA, another serving cert
+        (wrong / name).write_bytes((main.out_dir / name).read_bytes())
+    wrong_name = renew_serving_cert(wrong, ["capacity-webhook.elsewhere.svc"], days=1)
+    other = write_bundle(directory / "other", ["someone-else.example"], days=1)
+    return {
+        "ca.crt": main.ca_cert, "tls.crt": main.tls_cert, "tls.key": main.tls_key,
+        "wrong-name.crt": wrong_name.tls_cert, "wrong-name.key": wrong_name.tls_key,
+        "other-ca.crt": other.ca_cert,
+    }
 
 
 Responder = Callable[[dict[str, Any]], tuple[int, bytes]]
 
 
-def well_formed(allowed: bool, **extra: Any) -> Responder:
+def well_formed(allowed: bool, **kwargs: Any) -> Responder:
+    """Answer as the webhook does: with webhook.server.review.review_response."""
     def respond(review: dict[str, Any]) -> tuple[int, bytes]:
-        resp = {"uid": review["request"]["uid"], "allowed": allowed, **extra}
-        return 200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}).encode()
+        return 200, json.dumps(review_response(review["request"]["uid"], allowed, **kwargs)).encode()
     return respond
 
 
@@ -186,8 +141,7 @@ def test_uid_is_random_per_run(server: StubServer, pki: dict[str, Path]) -> None
 
 
 def test_denied_answer_is_still_healthy(server: StubServer, pki: dict[str, Path]) -> None:
-    server.responder = well_formed(False, status={"code": 403, "message": "no pod IP slots\nleft"},
-                                   warnings=["would be Pending"])
+    server.responder = well_formed(False, message="no pod IP slots\nleft", warnings=["would be Pending"])
     result = invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
     assert result.exit_code == 0, result.output
     assert "denied (no pod IP slots left)" in result.output
@@ -197,17 +151,17 @@ def test_denied_answer_is_still_healthy(server: StubServer, pki: dict[str, Path]
 @pytest.mark.parametrize(
     "responder, fragment",
     [
-        (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                     "response": {"uid": "not-the-uid", "allowed": True}}).encode()), "does not echo"),
+        (lambda r: (200, json.dumps(review_response("not-the-uid", True)).encode()), "does not echo"),
         (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                                      "response": {"uid": r["request"]["uid"], "allowed": "yes"}}).encode()), "boolean"),
         (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode()),
          "missing"),
         (lambda r: (200, json.dumps({"kind": "Status"}).encode()), "kind"),
+        (lambda r: (200, b"[]"), "not a JSON object"),
         (lambda r: (200, b"<html>"), "not JSON"),
         (lambda r: (500, b"{}"), "HTTP 500"),
     ],
-    ids=["uid", "allowed-type", "no-response", "wrong-kind", "not-json", "http-500"],
+    ids=["uid", "allowed-type", "no-response", "wrong-kind", "not-an-object", "not-json", "http-500"],
 )
 def test_malformed_answers_exit_1(server: StubServer, pki: dict[str, Path], responder: Responder, fragment: str) -> None:
     server.responder = responder
@@ -264,14 +218,8 @@ def test_ca_file_that_is_not_a_certificate_exits_2(tmp_path: Path) -> None:
     assert invoke("--url", "https://127.0.0.1:1/validate", "--ca-file", str(bogus)).exit_code == 2
 
 
-def test_check_response_unit() -> None:
-    review = build_review("u-1", "team-a")
-    assert review["request"]["namespace"] == "team-a"
-    assert review["request"]["object"]["metadata"]["namespace"] == "team-a"
-    ok, detail = check_response(
-        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u-1", "allowed": True}},
-        "u-1",
-    )
-    assert ok and detail == "allowed"
-    assert check_response([], "u-1")[0] is False
-    assert selftest.EXIT_USAGE == 2
+def test_review_is_one_the_server_parses() -> None:
+    review = parse_review(json.dumps(build_review("u-1", "team-a")).encode())
+    assert (review.uid, review.operation, review.kind, review.resource) == ("u-1", "CREATE", "Deployment", "deployments")
+    assert review.namespace == "team-a" and review.dry_run is True
+    assert review.obj["metadata"]["namespace"] == "team-a"
