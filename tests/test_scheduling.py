@@ -27,6 +27,11 @@ def test_taints_need_matching_tolerations():
     assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])) is None
     assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "value": "false"}])) is not None
     assert ineligibility(gpu, rules(tolerations=[{"operator": "Exists"}])) is None
+    # A toleration with an effect tolerates only taints of that effect (NoExecute does not cover NoSchedule).
+    assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                  "effect": "NoExecute"}])) is not None
+    assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                  "effect": "NoSchedule"}])) is None
     soft = node(taints=[{"key": "spot", "value": "true", "effect": "PreferNoSchedule"}])
     assert ineligibility(soft, rules()) is None
 
@@ -45,6 +50,8 @@ def test_node_selector_and_required_affinity():
     assert ineligibility(n, rules(affinity=affinity({"key": "topology.kubernetes.io/zone", "operator": "In",
                                                       "values": ["us-east-1a", "us-east-1b"]}))) is None
     assert ineligibility(n, rules(affinity=affinity({"key": "workload", "operator": "NotIn", "values": ["batch"]})))
+    # NotIn matches a node that lacks the label altogether (Kubernetes' NodeSelectorRequirement semantics).
+    assert ineligibility(n, rules(affinity=affinity({"key": "gpu", "operator": "NotIn", "values": ["a100"]}))) is None
     assert ineligibility(n, rules(affinity=affinity({"key": "cores", "operator": "Gt", "values": ["4"]}))) is None
     assert ineligibility(n, rules(affinity=affinity({"key": "cores", "operator": "Lt", "values": ["4"]})))
     assert ineligibility(n, rules(affinity=affinity({"key": "gpu", "operator": "DoesNotExist"}))) is None
