@@ -28,11 +28,16 @@ def official_max_pods() -> dict[str, int]:
 def test_every_official_type_gets_the_official_max_pods():
     official = official_max_pods()
     assert len(official) > 1300
+    missing = sorted(name for name in official if TABLE.get(name) is None)
+    assert not missing, missing[:20]
     wrong = {name: (ip_slots(TABLE.get(name)) + 2, want) for name, want in official.items()
-             if TABLE.get(name) is None or ip_slots(TABLE.get(name)) + 2 != want}
-    assert not wrong
+             if ip_slots(TABLE.get(name)) + 2 != want}
+    assert not wrong, dict(list(wrong.items())[:20])
 
 
+# AWS: max pods = ENIs x (IPv4 per ENI - 1) + 2; custom networking: (ENIs - 1) x (IPv4 per ENI - 1) + 2.
+# t3.medium 3 ENIs x 6 IPs: 3*5+2 = 17, 2*5+2 = 12; m5.large 3 x 10: 3*9+2 = 29, 2*9+2 = 20;
+# m5.xlarge and m4.xlarge 4 x 15: 4*14+2 = 58, 3*14+2 = 44.
 @pytest.mark.parametrize("itype, secondary, custom", [
     ("t3.medium", 17, 12), ("m5.large", 29, 20), ("m5.xlarge", 58, 44), ("m4.xlarge", 58, 44)])
 def test_custom_networking_loses_one_eni(itype, secondary, custom):
@@ -43,18 +48,23 @@ def test_custom_networking_loses_one_eni(itype, secondary, custom):
 
 def test_prefix_delegation_multiplies_slots_by_16_on_nitro_only():
     assert ip_slots(TABLE.get("t3.medium"), prefix_delegation=True) == 3 * 5 * 16 == 240
-    assert ip_slots(TABLE.get("t3.nano"), prefix_delegation=True) + 2 == 34
+    assert ip_slots(TABLE.get("t3.nano"), prefix_delegation=True) + 2 == 34     # 2 ENIs x (2 - 1) x 16 + 2
     # m4.xlarge is Xen: prefix delegation does not apply, it keeps 58.
     assert ip_slots(TABLE.get("m4.xlarge"), prefix_delegation=True) + 2 == 58
 
 
 def test_recommended_kubelet_max_pods_with_prefix_delegation():
+    # AWS max-pods-calculator.sh: ENIs x (IPs - 1) x 16 + 2, then min(110) below 30 vCPUs, else min(250).
     assert recommended_max_pods(TABLE.get("t3.nano")) == 34      # uncapped: 32 IPs + 2
     assert recommended_max_pods(TABLE.get("t3.medium")) == 110   # < 30 vCPUs: capped at 110
     assert recommended_max_pods(TABLE.get("m5.24xlarge")) == 250  # 96 vCPUs: capped at 250
+    # Either side of the 30-vCPU line (both 8 ENIs x 30 IPs: 8 x 29 x 16 + 2 = 3714 uncapped).
+    assert TABLE.get("i3en.6xlarge").vcpus == 24 and recommended_max_pods(TABLE.get("i3en.6xlarge")) == 110
+    assert TABLE.get("m5.8xlarge").vcpus == 32 and recommended_max_pods(TABLE.get("m5.8xlarge")) == 250
 
 
 def test_multi_card_and_large_types():
+    # eni-max-pods.txt: p5.48xlarge 100 (card 0 only: 2 ENIs x 49 + 2), c5.18xlarge 737 (15 x 49 + 2).
     assert ip_slots(TABLE.get("p5.48xlarge")) + 2 == 100
     assert ip_slots(TABLE.get("c5.18xlarge")) + 2 == 737
 
