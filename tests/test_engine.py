@@ -161,8 +161,11 @@ def test_no_eligible_node_explains_why():
 
 def test_unknown_instance_type_warns_and_falls_back_to_the_kubelet_limit():
     state = cluster(s.node("ip-10-0-9-9.ec2.internal", instance_type="z9.mega"))
-    verdict = evaluate(state, light(replicas=36))   # 21 on the t3s + 15 of 17 kubelet slots on the new node
+    # 21 IP slots on the t3s + the new node's kubelet limit: it runs no pods yet, so all 17 of maxPods.
+    verdict = evaluate(state, light(replicas=38))
     assert verdict.pending == 0 and verdict.verdict == "warn" and verdict.codes == ["UNKNOWN_INSTANCE_TYPE"]
+    over = evaluate(state, light(replicas=39))
+    assert (over.schedulable, over.pending) == (38, 1) and "UNKNOWN_INSTANCE_TYPE" in over.codes
 
 
 def test_custom_networking_and_ipv6():
@@ -193,7 +196,8 @@ def test_unreadable_object_is_allowed_with_a_warning_naming_the_field():
 def test_summary_lines_stay_within_120_characters():
     long = "x" * 200
     verdict = evaluate(cluster(), light(name=long[:63], replicas=30, namespace=long[:63]))
-    assert all(len(r.summary) <= 120 for r in verdict.reasons)
+    assert verdict.reasons and all(len(r.summary) <= 120 for r in verdict.reasons)
+    assert len(verdict.message.splitlines()[0]) <= 120
 
 
 def test_headroom_nodes_turn_an_absorbable_shortfall_into_a_warning():
