@@ -15,8 +15,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
+
+from webhook.server.cli import serve_command
+from webhook.state.live_lister import NODEPOOLS, RESOURCES, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "capacity-webhook"
@@ -24,13 +28,20 @@ RELEASE = "cw"
 NAMESPACE = "capacity-webhook"
 FULLNAME = "cw-capacity-webhook"
 
-EXPECTED_RBAC = {
-    ("", "nodes"), ("", "pods"), ("", "namespaces"), ("", "limitranges"),
-    ("", "persistentvolumes"), ("", "persistentvolumeclaims"),
-    ("apps", "daemonsets"), ("apps", "replicasets"), ("apps", "deployments"), ("apps", "statefulsets"),
-    ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csinodes"), ("storage.k8s.io", "volumeattachments"),
-}
-KARPENTER = {("karpenter.sh", "nodepools")}
+
+
+def rbac_pair(res: Resource) -> tuple[str, str]:
+    """(apiGroup, plural) of a collection the live source lists and watches."""
+    if res.custom:
+        return res.custom[0], res.custom[2]
+    group = res.api_version.rpartition("/")[0]
+    kind = res.kind.lower()
+    return group, kind + ("es" if kind.endswith("s") else "s")
+
+
+# What webhook/state/live_lister.py lists and watches: the ClusterRole must grant exactly this.
+EXPECTED_RBAC = {rbac_pair(r) for r in RESOURCES}
+KARPENTER = {rbac_pair(NODEPOOLS)}
 
 
 def find_helm() -> str | None:
@@ -231,12 +242,9 @@ def test_deployment(default_docs: list[dict[str, Any]]) -> None:
     assert flag("--tls-cert-file") == "/tls/tls.crt"
     assert flag("--tls-private-key-file") == "/tls/tls.key"
     assert flag("--port") == "8443"
-    assert flag("--bind") == "0.0.0.0"
     assert flag("--mode") == "warn"
     assert flag("--workers") == "1"
-    assert flag("--threads") == "8"
-    for name in ("--stale-after", "--headroom-nodes", "--reservation-ttl", "--log-level"):
-        assert name in args
+    assert_serve_accepts(args)
     assert container["ports"][0]["containerPort"] == 8443
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = container[probe]["httpGet"]
@@ -255,6 +263,45 @@ def test_deployment(default_docs: list[dict[str, Any]]) -> None:
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
     assert "priorityClassName" not in pod
+
+
+def assert_serve_accepts(args: list[str]) -> None:
+    """Every ``--flag value`` the chart passes is an option of webhook.server.cli's serve, with a
+    value its type accepts (paths excepted: /tls does not exist here)."""
+    assert args[0] == "serve" and len(args) % 2 == 1, args
+    options = {opt: param for param in serve_command.params for opt in param.opts}
+    ctx = click.Context(serve_command)
+    for name, value in zip(args[1::2], args[2::2]):
+        assert name in options, f"serve has no option {name}"
+        param = options[name]
+        if not isinstance(param.type, click.Path):
+            param.type.convert(value, param, ctx)  # raises click.BadParameter
+
+
+def test_every_value_reaches_serve(helm: Any) -> None:
+    docs = render(helm, **{"mode": "audit", "staleAfter": 90, "headroomNodes": 2, "reservationTTL": 0,
+                           "threads": 16, "logLevel": "debug", "containerPort": 9443})
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert_serve_accepts(args)
+    assert dict(zip(args[1::2], args[2::2])).items() >= {
+        "--mode": "audit", "--stale-after": "90", "--headroom-nodes": "2", "--reservation-ttl": "0",
+        "--threads": "16", "--log-level": "debug", "--port": "9443"}.items()
+
+
+def test_schema_choices_are_serves_choices() -> None:
+    """values.schema.json must not allow a mode or log level that `serve` rejects at start-up."""
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]
+    choices = {p.name: list(p.type.choices) for p in serve_command.params if isinstance(p.type, click.Choice)}
+    assert schema["mode"]["enum"] == choices["mode"]
+    assert schema["logLevel"]["enum"] == choices["log_level"]
+
+
+def test_extra_env_only_when_set(default_docs: list[dict[str, Any]], helm: Any) -> None:
+    (container,) = one(default_docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "env" not in container
+    env = [{"name": "AWS_REGION", "value": "eu-west-1"}]
+    (container,) = one(render(helm, extraEnv=env), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == env
 
 
 def test_security_context(default_docs: list[dict[str, Any]]) -> None:
@@ -286,7 +333,7 @@ def test_service_and_pdb(default_docs: list[dict[str, Any]]) -> None:
 def rbac_pairs(role: dict[str, Any]) -> set[tuple[str, str]]:
     pairs = set()
     for rule in role["rules"]:
-        assert sorted(rule["verbs"]) == ["get", "list", "watch"], rule
+        assert sorted(rule["verbs"]) == ["list", "watch"], rule  # RawLister only lists and watches
         assert "resourceNames" not in rule and "nonResourceURLs" not in rule
         for group in rule["apiGroups"]:
             for res in rule["resources"]:
@@ -421,8 +468,10 @@ def test_overrides(helm: Any) -> None:
         ["--set", "tls.mode=x"],
         ["--set", "webhook.failurePolicy=Maybe"],
         ["--set", "notAValue=1"],
+        ["--set", "logLevel=critical"],
     ],
-    ids=["mode", "replicaCount", "timeout-high", "timeout-zero", "tls-mode", "failurePolicy", "unknown-key"],
+    ids=["mode", "replicaCount", "timeout-high", "timeout-zero", "tls-mode", "failurePolicy", "unknown-key",
+         "logLevel-serve-lacks"],
 )
 def test_bad_values_fail_schema(helm: Any, args: list[str]) -> None:
     proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *args, check=False)
