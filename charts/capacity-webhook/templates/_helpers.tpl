@@ -62,11 +62,24 @@ app.kubernetes.io/component: admission-webhook
 {{- printf "%s-serving" (include "capacity-webhook.fullname" .) }}
 {{- end }}
 
+{{/* The Service's in-cluster host name: the serving certificate's CN, the helm test's URL host. */}}
+{{- define "capacity-webhook.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "capacity-webhook.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{/* DNS names the serving certificate must cover. */}}
 {{- define "capacity-webhook.dnsNames" -}}
 {{- $svc := include "capacity-webhook.fullname" . -}}
-{{- $ns := .Release.Namespace -}}
-{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- $host := include "capacity-webhook.serviceHost" . -}}
+{{- list $svc (printf "%s.%s" $svc .Release.Namespace) $host (printf "%s.cluster.local" $host) | toJson }}
+{{- end }}
+
+{{/* Labels of the helm test objects: deliberately not the selector labels, so the Service never routes to them. */}}
+{{- define "capacity-webhook.selftestLabels" -}}
+helm.sh/chart: {{ include "capacity-webhook.chart" . }}
+app.kubernetes.io/part-of: {{ include "capacity-webhook.name" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: selftest
 {{- end }}
 
 {{/*
@@ -86,9 +99,8 @@ caBundle all see the same material (lookup returns nothing under `helm template`
 {{- else }}
 {{- $days := int .Values.tls.validityDays }}
 {{- $ca := genCA (printf "%s-ca" (include "capacity-webhook.fullname" .)) $days }}
-{{- $svc := include "capacity-webhook.fullname" . }}
 {{- $dns := include "capacity-webhook.dnsNames" . | fromJsonArray }}
-{{- $cert := genSignedCert (printf "%s.%s.svc" $svc .Release.Namespace) nil $dns $days $ca }}
+{{- $cert := genSignedCert (include "capacity-webhook.serviceHost" .) nil $dns $days $ca }}
 {{- $tls = dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) }}
 {{- end }}
 {{- $_ := set .Values "__capacityWebhookGeneratedTLS" $tls }}
