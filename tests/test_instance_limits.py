@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from webhook.aws import UnknownInstanceType, fetch_instance_limits, limits_from_ec2
 from webhook.engine.instance_types import InstanceLimits, InstanceTable, load_default_table
+from webhook.engine.ipslots import ip_slots
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -95,8 +96,8 @@ def test_t3_medium_by_hand(table):
     limits = table.get("t3.medium")
     # 3 ENIs x (6 - 1) + 2 = 17; prefix delegation: 3 ENIs x 5 slots x 16 = 240 IPs.
     assert (limits.enis, limits.ipv4_per_eni) == (3, 6)
-    assert limits.supports_prefix_delegation
-    assert limits.enis * (limits.ipv4_per_eni - 1) * 16 == 240
+    assert limits.supports_prefix_delegation and limits.hypervisor == "nitro"
+    assert ip_slots(limits, prefix_delegation=True) == 240
 
 
 def test_m4_xlarge_is_xen_without_prefix_delegation(table):
