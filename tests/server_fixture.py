@@ -233,7 +233,8 @@ class WebhookProcess:
     def wait_reservations_gone(self, timeout: float = 10.0) -> float:
         started = time.monotonic()
         while True:
-            if self.metrics().get(("capacity_webhook_reservations", frozenset()), 0) == 0:
+            # Indexing, not .get(): a renamed or missing gauge must fail here, not read as "none left".
+            if self.metrics()[("capacity_webhook_reservations", frozenset())] == 0:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise AssertionError("reservations did not expire")
