@@ -4,17 +4,15 @@
 # The chart runs it as uid 65532 with a read-only root filesystem and an emptyDir at /tmp.
 
 FROM python:3.11-slim AS builder
-ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 # The build context is trimmed by .dockerignore to the package sources.
 COPY . .
-# All dependencies ship manylinux wheels: no compiler needed. pip compiles .pyc at
-# install time, so nothing has to be written at run time on the read-only root.
-RUN /opt/venv/bin/pip install --no-cache-dir --upgrade pip wheel \
- && /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
+# pip builds the wheel and installs it with its dependencies, which all ship manylinux
+# wheels: no compiler needed. pip compiles .pyc at install time, so nothing has to be
+# written at run time on the read-only root.
+RUN /opt/venv/bin/pip install --no-cache-dir . \
  && /opt/venv/bin/capacity-webhook --help > /dev/null
 
 FROM python:3.11-slim
