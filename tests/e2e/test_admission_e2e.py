@@ -101,7 +101,7 @@ def test_a_deployment_that_would_leave_pods_pending_is_refused_with_the_reason(c
 
 
 def test_a_deployment_that_fits_is_created_and_kubectl_scale_past_capacity_is_refused(cluster):
-    cp, _ = cluster
+    cp, server = cluster
     created = apply(cp, web(replicas=5))
     assert created.returncode == 0, created.stderr
     scaled = cp.kubectl("scale", "deployment/web", "--replicas=30", check=False)
@@ -110,20 +110,24 @@ def test_a_deployment_that_fits_is_created_and_kubectl_scale_past_capacity_is_re
     down = cp.kubectl("scale", "deployment/web", "--replicas=2", check=False)
     assert down.returncode == 0, down.stderr
     cp.kubectl("delete", "deployment", "web")
-    time.sleep(TTL + 0.5)
+    server.wait_reservations_gone(timeout=TTL + 5)
 
 
 def test_warn_mode_namespace_creates_and_kubectl_prints_the_warning(cluster):
-    cp, _ = cluster
+    cp, server = cluster
     cp.ensure_namespace("team-warn")
     cp.kubectl("label", "namespace", "team-warn", "capacity-webhook/mode=warn", "--overwrite")
-    time.sleep(1.0)   # the label reaches the webhook through its Namespace watch
+    # The label reaches the webhook through its Namespace watch: poll with dry runs until it is seen.
+    deadline = time.monotonic() + 10
+    while apply(cp, web(replicas=30, namespace="team-warn"), "--dry-run=server").returncode != 0:
+        assert time.monotonic() < deadline, "the webhook never saw the capacity-webhook/mode=warn label"
+        time.sleep(0.1)
     result = apply(cp, web(replicas=30, namespace="team-warn"))
     assert result.returncode == 0, result.stderr
     assert re.search(r"Warning: Deployment team-warn/web: 9 of 30 pods would stay Pending", result.stderr)
     assert exists(cp, "deployment", "web", "team-warn")
     cp.kubectl("delete", "deployment", "web", "-n", "team-warn")
-    time.sleep(TTL + 0.5)
+    server.wait_reservations_gone(timeout=TTL + 5)
 
 
 def test_a_read_write_many_claim_on_ebs_is_refused(cluster):
@@ -138,8 +142,8 @@ def test_a_read_write_many_claim_on_ebs_is_refused(cluster):
 def test_new_pods_bound_to_a_node_change_the_next_verdict_within_a_second(cluster):
     cp, _ = cluster
     assert apply(cp, web(replicas=21), "--dry-run=server").returncode == 0
-    start = time.monotonic()
     cp.create_pod("kube-system", "late-addon", N1, {"cpu": "10m"})
+    start = time.monotonic()       # the pod exists (bound to N1) from here: what remains is watch + one dry run
     while True:
         result = apply(cp, web(replicas=21), "--dry-run=server")
         if result.returncode != 0:
