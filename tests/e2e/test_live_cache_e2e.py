@@ -10,8 +10,6 @@ webhook's own read-only identity. Skipped when the control plane binaries are no
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from webhook.engine.evaluate import evaluate
@@ -49,6 +47,13 @@ def node_ip_pods(holder, name):
     return node.ip_pods if node else None
 
 
+def fit_on(holder, node_name) -> int:
+    """How many light pods pinned to one node the engine would place there, from the live cache."""
+    spec = s.pod_spec([s.container(requests={"cpu": "10m"})], nodeSelector={"kubernetes.io/hostname": node_name})
+    with holder.reading() as state:
+        return evaluate(state, s.deployment("lc-web", 30, NS, spec=spec)).schedulable
+
+
 def test_list_then_ready(holder):
     assert holder.ready and holder.stale_for() == 0
     assert node_ip_pods(holder, N1) == 5 and node_ip_pods(holder, N2) == 4
@@ -56,17 +61,20 @@ def test_list_then_ready(holder):
 
 
 def test_watch_events_change_aggregates_and_the_verdict(cluster, holder):
+    # Other e2e modules share the control plane (aws-node may or may not exist yet), so the room on N1
+    # is 15 - 5 IP slots or 17 - 5 kubelet slots: the test checks the change, one pod, not the level.
+    before = fit_on(holder, N1)
+    assert before in (10, 12)
     cluster.create_pod(NS, "lc-late", N1, requests={"cpu": "10m"})
     assert wait_until(lambda: node_ip_pods(holder, N1) == 6, 15)
+    assert fit_on(holder, N1) == before - 1
     pod = cluster.kubectl_json("get", "pod", "-n", NS, "lc-late")
     cluster.kubectl("label", "pod", "-n", NS, "lc-late", "touched=yes")
     assert wait_until(lambda: holder.source.status["Pod"].resource_version != pod["metadata"]["resourceVersion"], 15)
     assert node_ip_pods(holder, N1) == 6                     # a label change moves nothing
     cluster.kubectl("delete", "pod", "-n", NS, "lc-late", "--wait=false", "--grace-period=0", "--force")
     assert wait_until(lambda: node_ip_pods(holder, N1) == 5, 15)
-    with holder.reading() as state:
-        verdict = evaluate(state, s.small_web("lc-web", 1, NS))
-    assert verdict.verdict in ("allow", "warn")
+    assert fit_on(holder, N1) == before
 
 
 def test_expired_resource_version_relists_and_reconciles(cluster, holder):
@@ -94,8 +102,7 @@ def test_broken_connection_goes_stale_and_recovers(cluster, holder):
         abort_response(resp)
     assert wait_until(lambda: holder.stale_for() > 0, 15)
     first = holder.stale_for()
-    time.sleep(0.5)
-    assert holder.stale_for() > first and holder.ready
+    assert wait_until(lambda: holder.stale_for() > first + 0.2, 5) and holder.ready
     holder.source.lister = real_lister
     assert wait_until(lambda: holder.stale_for() == 0, 30)
     cluster.create_pod(NS, "lc-after", N2, requests={"cpu": "10m"})
