@@ -54,7 +54,7 @@ def test_prefix_delegation_multiplies_slots_by_16_on_nitro_only():
 
 
 def test_recommended_kubelet_max_pods_with_prefix_delegation():
-    # AWS max-pods-calculator.sh: ENIs x (IPs - 1) x 16 + 2, then min(110) below 30 vCPUs, else min(250).
+    # AWS max-pods-calculator.sh: ENIs x (IPs - 1) x 16 + 2, then min(250) above 30 vCPUs, else min(110).
     assert recommended_max_pods(TABLE.get("t3.nano")) == 34      # uncapped: 32 IPs + 2
     assert recommended_max_pods(TABLE.get("t3.medium")) == 110   # < 30 vCPUs: capped at 110
     assert recommended_max_pods(TABLE.get("m5.24xlarge")) == 250  # 96 vCPUs: capped at 250
@@ -84,3 +84,13 @@ def test_no_ip_rule_for_ipv6_other_cnis_non_aws_and_unknown_types():
     assert node_ip_capacity("t3.medium", t3, CniConfig()).slots is None
     assert node_ip_capacity(None, None, CniConfig(True)).mode == "not-aws"
     assert node_ip_capacity("z9.mega", None, CniConfig(True)).mode == "unknown-type"
+
+
+def test_the_cap_applies_to_xen_types_too():
+    # AWS max-pods-calculator.sh caps every type (Xen included): min(ceiling, max_pods).
+    # i3.16xlarge: Xen, 64 vCPUs, 15 ENIs x 49 + 2 = 737 without prefixes -> 250.
+    i3 = TABLE.get("i3.16xlarge")
+    assert (i3.hypervisor, i3.vcpus) == ("xen", 64)
+    assert recommended_max_pods(i3) == 250
+    # m4.xlarge: Xen, 4 vCPUs, 58 (eni-max-pods.txt) stays under the 110 ceiling.
+    assert recommended_max_pods(TABLE.get("m4.xlarge")) == 58

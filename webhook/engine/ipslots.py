@@ -86,15 +86,14 @@ def ip_slots(limits: InstanceLimits, prefix_delegation: bool = False, custom_net
 
 
 def recommended_max_pods(limits: InstanceLimits, custom_networking: bool = False) -> int:
-    """kubelet maxPods AWS recommends with prefix delegation (max-pods-calculator.sh).
+    """kubelet maxPods AWS recommends with prefix delegation enabled (max-pods-calculator.sh).
 
-    Prefix delegation gives far more IPs than a kubelet should run, so AWS caps the
-    figure at 110 below 30 vCPUs and 250 above; small types stay under the cap.
+    The IP figure (x16 where prefix delegation applies) is capped for every type, Xen
+    included: 250 above 30 vCPUs, else 110 (the script's ``CPU_COUNT -gt 30``). A type
+    without a known vCPU count gets the lower cap.
     """
     uncapped = ip_slots(limits, True, custom_networking) + HOST_NETWORK_PODS
-    if not limits.supports_prefix_delegation:
-        return uncapped
-    cap = 250 if (limits.vcpus or 0) >= 30 else 110
+    cap = 250 if (limits.vcpus or 0) > 30 else 110
     return min(uncapped, cap)
 
 
