@@ -31,12 +31,7 @@ FULLNAME = "cw-capacity-webhook"
 
 
 def rbac_pair(res: Resource) -> tuple[str, str]:
-    """(apiGroup, plural) of a collection the live source lists and watches."""
-    if res.custom:
-        return res.custom[0], res.custom[2]
-    group = res.api_version.rpartition("/")[0]
-    kind = res.kind.lower()
-    return group, kind + ("es" if kind.endswith("s") else "s")
+    return res.rbac
 
 
 # What webhook/state/live_lister.py lists and watches: the ClusterRole must grant exactly this.

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from webhook import synthetic
+from webhook.state.live_lister import LIVE_RESOURCES
 
 TOOLS_ENV = "CAPACITY_WEBHOOK_TOOLS"
 EXTERNAL_KUBECONFIG_ENV = "CAPACITY_WEBHOOK_E2E_KUBECONFIG"
@@ -54,30 +55,16 @@ EXTERNAL_SA_NAME = "capacity-webhook-e2e"
 READY_TIMEOUT_S = 60.0
 
 #: What the webhook identity may read: nothing else, in particular no secrets.
-READER_RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": [""],
-        "resources": [
-            "nodes",
-            "pods",
-            "namespaces",
-            "limitranges",
-            "persistentvolumes",
-            "persistentvolumeclaims",
-        ],
-        "verbs": ["get", "list", "watch"],
-    },
-    {
-        "apiGroups": ["apps"],
-        "resources": ["daemonsets", "replicasets", "deployments", "statefulsets"],
-        "verbs": ["get", "list", "watch"],
-    },
-    {
-        "apiGroups": ["storage.k8s.io"],
-        "resources": ["storageclasses", "csinodes", "volumeattachments"],
-        "verbs": ["get", "list", "watch"],
-    },
-]
+def _reader_rules() -> list[dict[str, Any]]:
+    """list/watch on exactly what the live source reads (as the chart's ClusterRole grants)."""
+    groups: dict[str, list[str]] = {}
+    for res in LIVE_RESOURCES:
+        group, plural = res.rbac
+        groups.setdefault(group, []).append(plural)
+    return [{"apiGroups": [g], "resources": sorted(r), "verbs": ["list", "watch"]} for g, r in sorted(groups.items())]
+
+
+READER_RULES = _reader_rules()
 
 
 

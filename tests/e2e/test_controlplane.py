@@ -72,7 +72,7 @@ def test_webhook_identity_is_read_only(control_plane):
     # Listing nodes with the webhook identity works...
     nodes = cp.kubectl("get", "nodes", "-o", "name", kubeconfig=wk)
     assert nodes.returncode == 0
-    for verb, res in [("list", "nodes"), ("watch", "pods"), ("get", "namespaces"),
+    for verb, res in [("list", "nodes"), ("watch", "pods"), ("list", "namespaces"),
                       ("list", "limitranges"), ("list", "persistentvolumes"),
                       ("list", "persistentvolumeclaims"), ("list", "daemonsets.apps"),
                       ("list", "replicasets.apps"), ("list", "deployments.apps"),

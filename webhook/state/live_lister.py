@@ -36,6 +36,14 @@ class Resource:
     def name(self) -> str:
         return self.kind
 
+    @property
+    def rbac(self) -> tuple[str, str]:
+        """(apiGroup, plural resource) an RBAC rule must grant list and watch on."""
+        if self.custom:
+            return self.custom[0], self.custom[2]
+        kind = self.kind.lower()
+        return self.api_version.rpartition("/")[0], kind + ("es" if kind.endswith("s") else "s")
+
 
 # Nodes first: a node that appears after its pods costs a scan of every pod.
 RESOURCES: tuple[Resource, ...] = (
