@@ -64,7 +64,7 @@ def check_manifests(state: ClusterState, manifests: Iterable[Manifest],
     """Yield a CheckResult for every pod controller, Pod and PVC, spending capacity as it goes."""
     for index, item in enumerate(manifests):
         obj = item.obj
-        kind, namespace, name = identity(obj)
+        kind, namespace, _ = identity(obj)
         if kind not in HANDLED_KINDS:
             if kind in STATE_KINDS:
                 state.apply(obj)      # later objects in the run see them, as after kubectl apply

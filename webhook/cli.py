@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .engine.verdict import MODES
-from .manifests import InputError, load_objects
+from .manifests import InputError
 
 CLUSTER_HELP = "Snapshot file (kind: List as 'kubectl get ... -o json' prints); without it, the live cluster."
 KUBECONFIG_HELP = "Kubeconfig for the live cluster (default: $KUBECONFIG, ~/.kube/config, then in-cluster)."
