@@ -100,3 +100,12 @@ def _spend(state: ClusterState, obj, verdict, index: int) -> None:
     elif verdict.reservation():
         state.reserve((verdict.kind, verdict.namespace, verdict.name), verdict.reservation(),
                       verdict.pod_requests, verdict.uses_ip, uid=f"check-{index}")
+
+
+def would_fail(results: Iterable[CheckResult], fail_on: str) -> bool:
+    """``--fail-on``: deny fails on a deny; warn fails on a deny or a warn; never never fails."""
+    verdicts = {r.verdict.verdict for r in results}
+    return fail_on != "never" and (DENY in verdicts or (fail_on == "warn" and "warn" in verdicts))
+
+
+__all__ = ["ALLOW", "CheckOptions", "CheckResult", "check_manifests", "existing", "would_fail"]
