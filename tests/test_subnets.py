@@ -109,7 +109,7 @@ def test_admitted_workloads_spend_the_subnet():
     state = state_from_objects(_two_m5_xlarge(45))
     first = evaluate(state, s.small_web("web", 30))
     assert first.verdict == "allow"          # 30 addresses + a refill of 2, of 45
-    state.reserve("t1", ("Deployment", "default", "web"), first.reservation(), first.pod_requests, True)
+    state.reserve(("Deployment", "default", "web"), first.reservation(), first.pod_requests, True)
     second = evaluate(state, s.small_web("api", 30))
     # The first Deployment's 30 addresses are spoken for: 15 left; node B needs 30 for the second.
     assert second.verdict == "deny"
