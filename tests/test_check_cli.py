@@ -88,7 +88,10 @@ def test_junit_and_sarif(snapshot, tmp_path):
     assert sarif["version"] == "2.1.0"
     (result,) = sarif["runs"][0]["results"]
     assert result["ruleId"] == "POD_IP_EXHAUSTED" and result["level"] == "error"
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(manifest)
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == manifest.as_uri()       # outside the working directory
+    second_document = manifest.read_text().splitlines().index("---") + 2   # 1-based line after the separator
+    assert location["region"] == {"startLine": second_document}
     assert [r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]] == ["POD_IP_EXHAUSTED"]
 
 
