@@ -41,11 +41,12 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
     if code == POD_IP_EXHAUSTED:
         room = outcome.room
         total = room.capacity.slots
+        free = max(0, outcome.free_ips_before or 0)
         if short:
-            return f"node {name}: {outcome.free_ips_before} of {total}"
-        return f"node {name}: {outcome.free_ips_before} IP slots left of {total} on {room.capacity.instance_type}"
+            return f"node {name}: {free} of {total}"
+        return f"node {name}: {free} IP slots left of {total} on {room.capacity.instance_type}"
     if code == POD_LIMIT_REACHED:
-        return f"node {name}: {outcome.free_pods_before} of {outcome.room.node.allocatable_pods} pod slots left"
+        return f"node {name}: {max(0, outcome.free_pods_before)} of {outcome.room.node.allocatable_pods} pod slots left"
     if code == INSUFFICIENT_CPU:
         return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
     if code == INSUFFICIENT_MEMORY:
@@ -62,7 +63,7 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
         return f"node {name}: one more pod there would exceed maxSkew"
     if code == HOST_PORT:
         return f"node {name}: host port in use"
-    return f"node {name}: {outcome.free_volumes_before} EBS attachments left"
+    return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
 
 
 def _anti_keys(placement: Placement) -> str:
