@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, storage
+from . import explain, pod_eni, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
@@ -78,6 +78,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     scored = pod_requests(demand.pod_spec, defaults, path, for_scoring=True)
     extended = extended_requests(demand.pod_spec, path)
     uses_ip = uses_pod_ip(demand.pod_spec)
+    branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
+    if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
+        uses_ip = False
     constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels)
     rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet",
                                             constraints=constraints)
@@ -122,7 +125,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         allowed = max(0, volumes.max_pods - existing)
         waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
-                      new_volumes=volumes.new_volumes_per_pod, scored=scored, extended=extended)
+                      new_volumes=volumes.new_volumes_per_pod,
+                      caps=pod_eni.branch_caps(state) if branch is not None else None,
+                      scored=scored, extended=extended)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
@@ -131,6 +136,13 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
+    if uses_ip or branch is not None:
+        lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
+        reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
+            if state.reservations else None
+        found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
+        verdict.reasons.extend(found)
+        verdict.pending += min(stuck, placement.placed)
     if placement.pending:
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
@@ -141,6 +153,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.pending -= covered
             verdict.schedulable += covered
         shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict) if verdict.pending else []
+        if branch is not None:
+            shortfall = [Reason(r.code, f"{r.message}\n{pod_eni.policy_note(branch)}",
+                                r.severity if branch.certain else WARN) for r in shortfall]
         if covered:
             shortfall.insert(0, preemption_reason(placement, priority, covered, victims, label))
         growth = absorb(state, placement, requests, uses_ip)
@@ -158,7 +173,7 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
     counts = placement.limits()
     reasons = []
     for code in sorted(counts, key=lambda c: (-counts[c], c)):
-        detail = explain.node_list(code, placement, requests)
+        detail = explain.node_list(code, placement, requests, state)
         fix = explain.fix_for(code, state, placement, lower, requests)
         message = explain.shortfall_message(code, label, verdict.requested, verdict.schedulable, verdict.pending,
                                             detail, fix, placement.excluded)

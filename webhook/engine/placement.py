@@ -20,6 +20,7 @@ from typing import Iterable
 import heapq
 
 from .constraint_state import ConstraintState
+from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
 from .requests import ZERO, Resources
@@ -189,6 +190,10 @@ class RoomMap:
                     room.extended_taken = dict(room.extended_taken or {})
                     for name, amount in pod.extended:
                         room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
+        for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
+            room = self.rooms[name]
+            room.free, room.pods = room.free - owed, room.pods - pods
+            room.ips = None if room.ips is None else room.ips - ips
         self._place_waiting(ignore_owner, priority)
 
     def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
@@ -307,11 +312,13 @@ def _outcome(room: NodeRoom, placed: int, limit: str) -> NodeOutcome:
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
-          node_filter=None, new_volumes: int = 0, *, scored: Resources | None = None,
+          node_filter=None, new_volumes: int = 0, caps: dict | None = None, *, scored: Resources | None = None,
           extended: tuple = ()) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
+    ``caps`` (node name -> (pods, code)) adds a per-node limit the rooms do not know,
+    such as branch ENIs for security groups for pods (``pod_eni.branch_caps``);
     ``rules.constraints`` (pod affinity, spread, host ports) restrict nodes further as
     pods land. The rooms are spent.
     """
@@ -332,7 +339,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     daemon = wanted is None
     if daemon:
         wanted = len(eligible)
-    if watcher is not None and watcher.changes_as_placed and not daemon:
+    if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
         placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes)
         if placement is not None:
             placement.excluded = excluded
@@ -350,6 +357,9 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
             continue
         fits.append((room, *room.fit(requests, uses_ip, new_volumes, extended)))
     # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
+    if caps:
+        fits = [(room, *caps[room.node.name]) if room.node.name in caps and caps[room.node.name][0] < fit
+                else (room, fit, limit) for room, fit, limit in fits]
     fits.sort(key=lambda item: (-item[1], item[0].node.name))
     for room, fit, limit in fits:
         count = fit
