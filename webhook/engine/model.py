@@ -697,5 +697,11 @@ class ClusterState:
     def namespace_labels(self, namespace: str) -> dict:
         return self.namespaces.get(namespace) or {}
 
+    def ebs_volume_count(self, node: NodeRecord) -> int:
+        """``len(ebs_volumes_on(node))``, without building the set for a node with no volumes at all."""
+        if not node.claims and not self.attachments.get(node.name):
+            return 0
+        return len(self.ebs_volumes_on(node))
+
     def limit_ranges_in(self, namespace: str) -> list:
         return list(self.limit_ranges.get(namespace, {}).values())

@@ -69,7 +69,7 @@ class NodeRoom:
             free = alloc - used - reserved
         ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
         limit = state.csinode_ebs_limit.get(node.name)
-        volumes = None if limit is None else limit - len(state.ebs_volumes_on(node))
+        volumes = None if limit is None else limit - state.ebs_volume_count(node)
         return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes,
                         node.score_used + reserved if reserved is not None else node.score_used)
 
