@@ -395,6 +395,9 @@ class ClusterState:
                 "hard": dict((obj.get("spec") or {}).get("hard") or {}),
                 "scopes": list((obj.get("spec") or {}).get("scopes") or ()),
                 "scopeSelector": (obj.get("spec") or {}).get("scopeSelector"),
+                # The admission plugin enforces status.hard (synced by the quota controller); a quota
+                # read from a manifest has no status yet and is taken at spec.hard.
+                "status_hard": dict((obj.get("status") or {}).get("hard") or {}) if "status" in obj else None,
                 "used": dict((obj.get("status") or {}).get("used") or {})}
         elif kind == "NodePool" and str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
