@@ -482,6 +482,15 @@ def _names_matter(rules: PodPlacementRules) -> bool:
     return bool(rules.node_name) or any(dict(term).get("matchFields") for term in rules.required_terms)
 
 
+def _label_keys(rules: PodPlacementRules) -> set:
+    """The node labels the rules read (nodeSelector and required node affinity)."""
+    keys = {key for key, _ in rules.node_selector}
+    for term in rules.required_terms:
+        for expr in dict(term).get("matchExpressions") or ():
+            keys.add(dict(expr).get("key"))
+    return keys
+
+
 def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool,
                    wanted: int, scored: Resources) -> Placement | None:
     """``place`` for the plain case, equal to the loop above, in time that hardly grows with nodes.
@@ -503,16 +512,22 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
         return None
     rooms.flush()
     n = len(index.names)
-    sizes = np.bincount(index.group, minlength=len(index.group_nodes))
-    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(index.group_nodes)]
+    keys = _label_keys(rules)
+    if keys:
+        group, first = index.groups_for(keys)
+        members = [index.state.nodes[index.names[i]] for i in first.tolist()]
+    else:
+        group, members = index.group, index.group_nodes
+    sizes = np.bincount(group, minlength=len(members))
+    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(members)]
     excluded: dict[str, int] = {}
     if any(causes):
         firsts = np.full(len(causes), n, np.int64)
-        np.minimum.at(firsts, index.group, index.rank)
+        np.minimum.at(firsts, group, index.rank)
         for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
             excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
     allowed = np.array([cause is None for cause in causes], bool)
-    positions = np.flatnonzero(allowed[index.group]) if n else np.zeros(0, np.int64)
+    positions = np.flatnonzero(allowed[group]) if n else np.zeros(0, np.int64)
     fit, code = index.fits(positions, requests, uses_ip)
     for name, room in rooms.touched.items():
         i = index.pos.get(name)
