@@ -595,6 +595,21 @@ class LazyOutcomes(MutableMapping):
             return self.first[name]
         return self.materialize()[name]
 
+    def get(self, name, default=None):
+        return self.materialize().get(name, default)
+
+    def __contains__(self, name) -> bool:
+        return name in self.materialize()
+
+    def keys(self):
+        return self.materialize().keys()
+
+    def values(self):
+        return self.materialize().values()
+
+    def items(self):
+        return self.materialize().items()
+
     def __setitem__(self, name, outcome) -> None:
         self.materialize()[name] = outcome
 
