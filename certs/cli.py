@@ -104,11 +104,11 @@ def _unignored_key_warning(key: Path) -> str | None:
     folder = key.parent.resolve()
     try:
         top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
-                             text=True, timeout=10)
+                             text=True, timeout=10, check=False)
         if top.returncode != 0:
             return None                                   # not in a git work tree
         ignored = subprocess.run(["git", "-C", str(folder), "check-ignore", "-q", str(key.resolve())],
-                                 capture_output=True, timeout=10)
+                                 capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None                                       # no git: nothing to check against
     if ignored.returncode == 0:

@@ -24,7 +24,8 @@ def _source_options(command):
     """--cluster / --kubeconfig / --context, spelled the same on every command that reads a cluster."""
     command = click.option("--context", metavar="NAME", help=CONTEXT_HELP)(command)
     command = click.option("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)(command)
-    return click.option("--cluster", "cluster", metavar="SNAPSHOT", help=CLUSTER_HELP)(command)
+    return click.option("--cluster", "cluster", metavar="SNAPSHOT", envvar="CAPACITY_WEBHOOK_CLUSTER",
+                        show_envvar=True, help=CLUSTER_HELP)(command)
 
 
 def _state(cluster: str | None, kubeconfig: str | None, context: str | None):
