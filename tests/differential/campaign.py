@@ -43,26 +43,28 @@ def check_seed(referee: Referee, seed: int, shrink_budget: int = 0) -> SeedResul
     j = judge(run)
     result = SeedResult(seed, j)
     if not j.ok:
-        small, small_j = sc, j
+        small, small_j, small_run = sc, j, run
+        header = "not shrunk"
         if shrink_budget:
             def still_fails(candidate: Scenario) -> bool:
-                nonlocal small_j
+                nonlocal small_j, small_run
                 try:
-                    verdict = judge(referee.run(candidate))
+                    candidate_run = referee.run(candidate)
                 except RefereeError:
                     return False
+                verdict = judge(candidate_run)
                 if verdict.status == "disagree" and verdict.direction == j.direction:
-                    small_j = verdict
+                    small_j, small_run = verdict, candidate_run
                     return True
                 return False
             small, runs = shrink(sc, still_fails, shrink_budget)
             header = f"shrunk in {runs} referee runs from {len(sc.objects)} objects to {len(small.objects)}"
-        else:
-            header = "not shrunk"
-        reasons = "; ".join(sorted(set(run.outcome.unscheduled_reasons)))[:400]
-        result.reproducer = reproducer(small, small_j, header + (f"\nscheduler said: {reasons}" if reasons else "")
-                                       + (f"\nengine said: {run.engine.message.splitlines()[0]}"
-                                          if run.engine.message else ""))
+        reasons = "; ".join(sorted(set(small_run.outcome.unscheduled_reasons)))[:600]
+        if reasons:
+            header += f"\nscheduler said: {reasons}"
+        if small_run.engine.message:
+            header += "\nengine said: " + small_run.engine.message.splitlines()[0]
+        result.reproducer = reproducer(small, small_j, header)
         result.cls = disagreement_class(small_j, small)
     result.seconds = time.monotonic() - start
     return result

@@ -310,7 +310,8 @@ class _Gen:
         if affinity:
             spec["affinity"] = affinity
         if self.chance(0.25):
-            spec["topologySpreadConstraints"] = [self.spread() for _ in range(rng.choice((1, 1, 2)))]
+            keys = rng.sample(("topology.kubernetes.io/zone", "kubernetes.io/hostname"), rng.choice((1, 1, 2)))
+            spec["topologySpreadConstraints"] = [self.spread(key) for key in keys]   # one per key (validation)
         if priority_classes and self.chance(0.6):
             spec["priorityClassName"] = rng.choice(("low", "high", "high", "high-nopreempt"))
         replicas = rng.randint(1, 14)
@@ -338,10 +339,10 @@ class _Gen:
             term["namespaceSelector"] = rng.choice(({}, {"matchLabels": {"env": "prod"}}))
         return term
 
-    def spread(self) -> dict:
+    def spread(self, key: str) -> dict:
         rng = self.rng
         c: dict[str, Any] = {"maxSkew": rng.choice((1, 1, 2)),
-                             "topologyKey": rng.choice(("topology.kubernetes.io/zone", "kubernetes.io/hostname")),
+                             "topologyKey": key,
                              "whenUnsatisfiable": "DoNotSchedule",
                              "labelSelector": {"matchLabels": {"app": WORKLOAD_APP}}}
         if self.chance(0.2):
