@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import heapq
 
+from . import pod_eni
 from .ipslots import recommended_max_pods
-from .placement import (EBS_ATTACH_LIMIT, INSUFFICIENT_CPU, INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_MEMORY,
-                        POD_IP_EXHAUSTED, POD_LIMIT_REACHED, Placement)
+from .constraint_state import AFFINITY, ANTI_AFFINITY, HOST_PORT, SPREAD
+from .node_truth import laggard_fix, prefix_laggards
+from .placement import (
+    EBS_ATTACH_LIMIT,
+    INSUFFICIENT_CPU,
+    INSUFFICIENT_EPHEMERAL_STORAGE,
+    INSUFFICIENT_EXTENDED,
+    INSUFFICIENT_MEMORY,
+    POD_IP_EXHAUSTED,
+    POD_LIMIT_REACHED,
+    Placement,
+)
 from .quantity import format_bytes, format_cpu
 from .requests import Resources
 from .verdict import clip
@@ -23,6 +34,12 @@ CAUSES = {
     INSUFFICIENT_MEMORY: "not enough memory",
     INSUFFICIENT_EPHEMERAL_STORAGE: "not enough ephemeral storage",
     EBS_ATTACH_LIMIT: "EBS volume attach limit reached",
+    INSUFFICIENT_EXTENDED: "not enough of an extended resource",
+    ANTI_AFFINITY: "pod anti-affinity allows no more pods there",
+    AFFINITY: "required pod affinity not satisfied",
+    SPREAD: "topologySpreadConstraints (maxSkew) would be violated",
+    HOST_PORT: "hostPort already taken",
+    pod_eni.POD_ENI_EXHAUSTED: "no branch ENIs (security groups for pods) left",
     "NO_ELIGIBLE_NODE": "no eligible node",
 }
 
@@ -35,26 +52,47 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
     if code == POD_IP_EXHAUSTED:
         room = outcome.room
         total = room.capacity.slots
+        free = max(0, outcome.free_ips_before or 0)
         if short:
-            return f"node {name}: {outcome.free_ips_before} of {total}"
-        return f"node {name}: {outcome.free_ips_before} IP slots left of {total} on {room.capacity.instance_type}"
+            return f"node {name}: {free} of {total}"
+        return f"node {name}: {free} IP slots left of {total} on {room.capacity.instance_type}"
     if code == POD_LIMIT_REACHED:
-        return f"node {name}: {outcome.free_pods_before} of {outcome.room.node.allocatable_pods} pod slots left"
+        return f"node {name}: {max(0, outcome.free_pods_before)} of {outcome.room.node.allocatable_pods} pod slots left"
     if code == INSUFFICIENT_CPU:
         return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
     if code == INSUFFICIENT_MEMORY:
         return f"node {name}: {format_bytes(max(outcome.free_before.memory, 0))} memory free"
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return f"node {name}: {format_bytes(max(outcome.free_before.ephemeral, 0))} ephemeral storage free"
-    return f"node {name}: {outcome.free_volumes_before} EBS attachments left"
+    if code == INSUFFICIENT_EXTENDED:
+        return f"node {name}: not enough {outcome.short_of or 'extended resource'}"
+    if code == ANTI_AFFINITY:
+        return f"node {name}: a pod its anti-affinity excludes runs in its domain"
+    if code == AFFINITY:
+        return f"node {name}: no pod it must run near is in its domain"
+    if code == SPREAD:
+        return f"node {name}: one more pod there would exceed maxSkew"
+    if code == HOST_PORT:
+        return f"node {name}: host port in use"
+    return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
 
 
-def node_list(code: str, placement: Placement, requests: Resources) -> str:
+def _anti_keys(placement: Placement) -> str:
+    constraints = placement.constraints
+    affinity = getattr(constraints, "affinity", None)
+    keys = sorted({t.topology_key for t in (affinity.anti_affinity if affinity else ())})
+    return ", ".join(keys) or "topology domain"
+
+
+def node_list(code: str, placement: Placement, requests: Resources, state=None) -> str:
     stopped = [(n, o) for n, o in placement.per_node.items() if o.limit == code]
     nodes = heapq.nsmallest(NODES_LISTED, stopped, key=lambda item: item[0])
     phrases = []
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
+        if code == pod_eni.POD_ENI_EXHAUSTED and state is not None:
+            phrases.append(pod_eni.node_phrase(state, name, outcome))
+            continue
         itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
         phrases.append(_node_phrase(code, name, outcome, requests, short))
@@ -84,6 +122,12 @@ def _cni_max_pods(state, room) -> int | None:
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
     stopped = [o.room for o in placement.per_node.values() if o.limit == code]
+    if code == pod_eni.POD_ENI_EXHAUSTED:
+        return pod_eni.fix(state, placement, lower)
+    laggards = [r.node.name for r in stopped if r.node.name in set(prefix_laggards(state))] \
+        if code in (POD_IP_EXHAUSTED, POD_LIMIT_REACHED) and state.cni.prefix_delegation else []
+    if laggards:
+        return f"{laggard_fix(laggards)} Or add nodes, or lower {lower}."
     if code == POD_IP_EXHAUSTED:
         cni = state.cni
         pd_ready = [r for r in stopped if (lim := state.limits_for(r.node)) and lim.supports_prefix_delegation]
@@ -110,6 +154,19 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return (f"Each pod requests {format_bytes(requests.ephemeral)} ephemeral storage: lower the requests, "
                 f"add nodes, or lower {lower}.")
+    if code == INSUFFICIENT_EXTENDED:
+        return f"Add nodes that offer the extended resource, lower its request, or lower {lower}."
+    if code == ANTI_AFFINITY:
+        return (f"Required pod anti-affinity allows one matching pod per {_anti_keys(placement)}: add nodes or "
+                f"domains, make it preferredDuringSchedulingIgnoredDuringExecution, or lower {lower}.")
+    if code == AFFINITY:
+        return ("Required pod affinity needs a matching pod in the node's domain: start those pods first, "
+                f"make it preferredDuringSchedulingIgnoredDuringExecution, or lower {lower}.")
+    if code == SPREAD:
+        return (f"Add capacity in the domains with fewest pods, raise maxSkew, use whenUnsatisfiable: "
+                f"ScheduleAnyway, or lower {lower}.")
+    if code == HOST_PORT:
+        return f"A hostPort allows one such pod per node: drop hostPort, add nodes, or lower {lower}."
     return f"Spread the pods over more nodes, use fewer EBS volumes per pod, or lower {lower}."
 
 

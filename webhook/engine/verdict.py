@@ -47,6 +47,7 @@ class Verdict:
     pod_requests: object = None  # Resources of one new pod, for reservations
     uses_ip: bool = True
     reserve_limit: int | None = None   # a rollout holds only the pods beyond those it replaces
+    hold_at_most: int | None = None    # nothing new to place: an earlier promise shrinks to this many pods
     mode: str = "enforce"
 
     def reservation(self) -> dict:
@@ -54,8 +55,8 @@ class Verdict:
         if self.placement is None:
             return {}
         held, left = {}, self.reserve_limit
-        for node, outcome in sorted(self.placement.per_node.items()):
-            count = outcome.placed if left is None else min(outcome.placed, left)
+        for node, placed in sorted(self.placement.placed_per_node().items()):
+            count = placed if left is None else min(placed, left)
             if count > 0:
                 held[node] = count
                 left = None if left is None else left - count

@@ -9,15 +9,15 @@
   with a warning, while no cluster state has been loaded yet (never deny on no data);
 * the mode is the server's, overridden by the namespace label ``capacity-webhook/mode``;
   the HorizontalPodAutoscaler is never denied, and stale data turns a deny into a warning;
-* an allowed, non-dry-run workload reserves the room its pods were placed in, keyed by
-  the request uid, for ``reservation_ttl`` seconds (or until the pods show up);
+* an allowed, non-dry-run workload reserves the room its pods were placed in, one
+  reservation per workload (the latest decision replaces it, a scale-down shrinks it),
+  for ``reservation_ttl`` seconds (or until the pods show up);
 * nothing a client sends becomes a 500: bad bodies get a 4xx with one clear sentence, and
   an unexpected failure on a valid review is allowed with a warning and logged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,17 +26,18 @@ from typing import Callable
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .. import policy
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
+from ..fastjson import dumps_compact
+from ..policy import SKIP_ANNOTATION
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, annotations_of, error_body, parse_review,
+from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review,
                      review_response, sanitize_warning, scale_objects, scale_target_key)
 
-SKIP_ANNOTATION = "capacity-webhook/skip"
-MODE_LABEL = "capacity-webhook/mode"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
 
@@ -130,15 +131,12 @@ class AdmissionHandler:
                                         "the capacity check was skipped")
                     out.fields["reasons"] = ["INVALID_OBJECT"]
                     return out
-            mode, engine_mode = self.mode, self.mode
-            label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
-            if label is not None:
-                if label in MODES:
-                    mode = engine_mode = label
-                    out.fields["modeFrom"] = "namespace"
-                else:
-                    out.warnings.append(f"namespace {review.namespace} label {MODE_LABEL}={label!r} is not one of "
-                                        f"{', '.join(MODES)}: using {mode}")
+            chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
+            mode = engine_mode = chosen.mode
+            if chosen.from_namespace:
+                out.fields["modeFrom"] = "namespace"
+            if chosen.warning:
+                out.warnings.append(chosen.warning)
             stale_for = self.holder.stale_for()
             stale = stale_for > self.stale_after
             downgraded = None
@@ -147,6 +145,7 @@ class AdmissionHandler:
             elif engine_mode == "enforce" and stale:
                 engine_mode, downgraded = "warn", "stale"
             verdict = evaluate(state, obj, old, engine_mode)
+            verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
 
             would_deny = any(r.severity == DENY for r in verdict.reasons)
             out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
@@ -171,12 +170,28 @@ class AdmissionHandler:
         return out
 
     def _reserve(self, state, review: Review, verdict, now: float) -> int:
-        per_node = verdict.reservation()
-        if self.reservation_ttl <= 0 or not per_node or verdict.pod_requests is None:
+        """Record the admitted decision as the workload's one reservation (the latest wins).
+
+        A decision that places pods replaces the workload's earlier promise; one that has
+        nothing new to place (a scale-down, a no-op apply) shrinks it to the pods still to
+        come; a decision that places nothing releases it.
+        """
+        workload = (verdict.kind, verdict.namespace, verdict.name)
+        if self.reservation_ttl <= 0 or verdict.kind == "PersistentVolumeClaim":
             return 0
-        state.reserve(review.uid, (verdict.kind, verdict.namespace, verdict.name), per_node, verdict.pod_requests,
-                      verdict.uses_ip, now + self.reservation_ttl)
-        return sum(per_node.values())
+        per_node = verdict.reservation()
+        if per_node and verdict.pod_requests is not None:
+            held = state.reserve(workload, per_node, verdict.pod_requests, verdict.uses_ip,
+                                 now + self.reservation_ttl, uid=review.uid)
+            return held.promised if held else 0
+        earlier = state.reservations.get(workload)
+        if earlier is not None:
+            kept = state.trimmed(earlier, verdict.hold_at_most) if verdict.hold_at_most is not None else None
+            if kept is None:
+                del state.reservations[workload]
+            else:
+                state.reservations[workload] = kept
+        return 0
 
     # ---- bypasses ----------------------------------------------------------------------
     @staticmethod
@@ -186,10 +201,10 @@ class AdmissionHandler:
 
     @staticmethod
     def _skip(out: Outcome, review: Review, obj: dict | None) -> Outcome | None:
-        annotations = annotations_of(obj)
-        if SKIP_ANNOTATION not in annotations:
+        given = policy.skip_reason(obj)
+        if given is None:
             return None
-        reason = sanitize_warning(annotations.get(SKIP_ANNOTATION) or "", limit=200) or "no reason given"
+        reason = sanitize_warning(given, limit=200) or "no reason given"
         who = review.user or "unknown user"
         out.warnings.append(f"capacity check skipped by annotation {SKIP_ANNOTATION} ({reason}), requested by {who}")
         out.fields.update(skipped=True, skipReason=reason, note="skip annotation")
@@ -214,7 +229,7 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     app.extensions["capacity_webhook"] = {"handler": handler, "metrics": metrics}
 
     def json_response(body: dict, status: int = 200) -> Response:
-        return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+        return Response(dumps_compact(body), status=status, mimetype="application/json")
 
     def read_body() -> bytes:
         length = request.content_length
