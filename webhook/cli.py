@@ -139,12 +139,15 @@ def report(cluster, kubeconfig, context, html_file):
 @click.option("--context", help="Kubeconfig context.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="Where to write the snapshot (JSON kind: List, the 'check --cluster' format).")
-def snapshot(kubeconfig, context, out):
+@click.option("--aws", "aws", is_flag=True,
+              help="Also record the nodes' subnets and ENIs from EC2 (DescribeInstances, DescribeSubnets; "
+                   "boto3 credentials) so 'check' judges subnet room.")
+def snapshot(kubeconfig, context, out, aws):
     """Record the live cluster's state in the format 'check --cluster' reads."""
     from .state.record import record_snapshot
 
     try:
-        count = record_snapshot(out, kubeconfig=kubeconfig, context=context)
+        count = record_snapshot(out, kubeconfig=kubeconfig, context=context, aws=aws)
     except Exception as exc:  # noqa: BLE001 - any client failure is one clear line for the user
         raise _Exit2(f"cannot record snapshot: {exc}") from None
     click.echo(f"wrote {count} objects to {out}", err=True)

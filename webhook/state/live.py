@@ -188,6 +188,8 @@ class LiveSource:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.instance_lookup is not None:
             self.instance_lookup.stop()
+        if getattr(self, "aws_refresher", None) is not None:
+            self.aws_refresher.stop()
 
     @property
     def ready(self) -> bool:
@@ -424,6 +426,11 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
     source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
     holder.source = source
     source.start()
+    from .live_aws import SubnetRefresher, enabled_by_env
+    refresher = SubnetRefresher().attach(holder) if enabled_by_env() else None
+    source.aws_refresher = refresher       # subnet room: DescribeInstances/DescribeSubnets every minute
+    if refresher is not None and not wait:
+        refresher.start()
     if wait:
         try:
             if not source.wait_ready(wait_timeout, fail_fast=True):
@@ -434,6 +441,8 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
             raise
         if instance_lookup is not None:
             instance_lookup.wait_idle(timeout=30.0)
+        if refresher is not None:
+            refresher.refresh_once()
     return holder
 
 
