@@ -426,10 +426,12 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
     source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
     holder.source = source
     source.start()
+    # Subnet room for the server: DescribeInstances/DescribeSubnets every minute, in the background.
+    # One-shot commands (wait=True) do not call AWS: 'snapshot --aws' records the figures for them.
     from .live_aws import SubnetRefresher, enabled_by_env
-    refresher = SubnetRefresher().attach(holder) if enabled_by_env() else None
-    source.aws_refresher = refresher       # subnet room: DescribeInstances/DescribeSubnets every minute
-    if refresher is not None and not wait:
+    refresher = SubnetRefresher().attach(holder) if enabled_by_env() and not wait else None
+    source.aws_refresher = refresher
+    if refresher is not None:
         refresher.start()
     if wait:
         try:
@@ -441,8 +443,6 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
             raise
         if instance_lookup is not None:
             instance_lookup.wait_idle(timeout=30.0)
-        if refresher is not None:
-            refresher.refresh_once()
     return holder
 
 
