@@ -240,7 +240,7 @@ class RoomMap:
 
     def index(self):
         """The state's RoomIndex, current, while no room has been built for every node."""
-        if self._rooms is not None or not FAST_PLACEMENT:
+        if self._rooms is not None or not FAST_PLACEMENT or len(self.state.nodes) < FAST_PLACEMENT_MIN_NODES:
             return None
         from .room_index import RoomIndex
 
@@ -478,6 +478,7 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
 
 # ---- the plain case, from the state's RoomIndex ---------------------------------------------
 FAST_PLACEMENT = True       # tests turn it off to compare with the reference loop above
+FAST_PLACEMENT_MIN_NODES = 48   # below this the loop is quicker than numpy's per-call overhead
 _CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU,
                                                   INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE))}
 
