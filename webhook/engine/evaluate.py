@@ -169,7 +169,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         covered = evicted = 0
-        candidates = victims(state, priority)
+        candidates = victims(state, priority, rules, volumes.node_filter)
         if candidates:     # place again with every lower-priority pod gone: what preemption lets bind
             again = place(RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
                                   priority=priority.value),

@@ -50,11 +50,36 @@ def pod_priority(state, spec: Mapping) -> Priority:
     return Priority(0, spec.get("preemptionPolicy") != "Never", "")
 
 
-def victims(state, priority: Priority) -> list:
-    """Bound pods the new pods may preempt (one scan of the pods, only when a lower priority is bound)."""
+def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
+    """Bound pods the new pods may preempt (one scan of the pods, only when a lower priority is bound).
+
+    Only pods on nodes the new pod may use at all (a cordoned or unmatched node is never a
+    preemption candidate, so its pods stay, with their anti-affinity), and never the pods
+    its required affinity needs: SelectVictimsOnNode removes them first, then the affinity
+    filter fails on that node.
+    """
     if not priority.preempts or not any(p < priority.value for p in state.bound_priorities):
         return []
-    return [pod for pod in state.pods.values() if pod.node and pod.priority < priority.value]
+    from .scheduling import ineligibility
+    node_rules = rules.node_only if rules is not None else None
+    constraints = getattr(rules, "constraints", None)
+    affinity = constraints.affinity.affinity if constraints is not None and constraints.affinity else ()
+    usable: dict = {}
+    out = []
+    for pod in state.pods.values():
+        if not pod.node or pod.priority >= priority.value:
+            continue
+        if pod.node not in usable:
+            node = state.nodes.get(pod.node)
+            usable[pod.node] = node is not None and (node_rules is None or ineligibility(node, node_rules) is None) \
+                and not (node_filter and node_filter(node))
+        if not usable[pod.node]:
+            continue
+        if affinity and any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
+                            for t in affinity):
+            continue
+        out.append(pod)
+    return out
 
 
 def victims_used(state, placement, after, candidates: list, requests, uses_ip: bool, extended: tuple,
