@@ -245,7 +245,7 @@ def test_a_rollout_reserves_only_pods_beyond_the_ones_it_replaces():
 def test_a_workload_evaluated_again_does_not_compete_with_its_own_reservation():
     state = cluster()
     first = evaluate(state, light(replicas=15))
-    state.reserve("uid-1", ("Deployment", "default", "web"), first.reservation(), first.pod_requests, first.uses_ip)
+    state.reserve(("Deployment", "default", "web"), first.reservation(), first.pod_requests, first.uses_ip)
     assert evaluate(state, light("other", 7)).pending == 1          # 21 - 15 held = 6 left for others
     scaled = evaluate(state, light(replicas=21), light(replicas=15))
     assert scaled.pending == 0                                       # its own 15 are not counted twice

@@ -148,6 +148,20 @@ def test_reservation_holds_slots_until_the_ttl_expires(srv):
     assert again["allowed"] is True
 
 
+def test_repeated_updates_of_one_deployment_hold_one_reservation(srv):
+    old, new = s.small_web("stack", 2), s.small_web("stack", 6)
+    assert srv.admit(old)["allowed"] is True
+    for _ in range(4):                 # four 2->6 updates: one promise of 6, not 4 x 6
+        assert srv.admit(new, operation="UPDATE", old=old)["allowed"] is True
+    values = srv.metrics()
+    assert metric(values, "capacity_webhook_reservations") == 1
+    free = {labels["node"]: v for labels, v in families(values, "capacity_webhook_node_free_ip_slots")}
+    assert free[NODES[0]] + free[NODES[1]] == 21 - 6
+    assert srv.admit(s.small_web("next", 15))["allowed"] is True
+    message = deny_status(srv.admit(s.small_web("last", 11)))["message"]
+    assert "11 of 11 pods would stay Pending" in message and "0 IP slots left of 15" in message
+
+
 # ---- scale subresource, HPA, updates --------------------------------------------------------
 def test_scale_subresource_takes_the_template_from_the_snapshot(srv):
     response = srv.admit(scale("api", 30), operation="UPDATE", old=scale("api", 4), sub_resource="scale",

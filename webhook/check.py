@@ -41,5 +41,5 @@ def _spend(state: ClusterState, obj, verdict, index: int) -> None:
     if verdict.kind == "PersistentVolumeClaim":
         state.apply(obj)
     elif verdict.reservation():
-        state.reserve(("check", index), (verdict.kind, verdict.namespace, verdict.name), verdict.reservation(),
-                      verdict.pod_requests, verdict.uses_ip)
+        state.reserve((verdict.kind, verdict.namespace, verdict.name), verdict.reservation(),
+                      verdict.pod_requests, verdict.uses_ip, uid=f"check-{index}")

@@ -82,6 +82,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             demand.replicas is None or demand.replicas <= max(old_demand.replicas or 0, len(running))))):
         # Scale-down, label edit, status change, no-op apply: nothing new to place.
         verdict.requested = verdict.schedulable = demand.replicas if demand.replicas is not None else len(running)
+        if demand.replicas is not None and demand.kind != "Pod":
+            # A scale-down (or a no-op apply) releases what an earlier promise holds beyond it.
+            verdict.hold_at_most = max(0, demand.replicas - len(own))
         return verdict
 
     volumes = storage.pod_volume_rules(state, demand)

@@ -35,18 +35,19 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
     if code == POD_IP_EXHAUSTED:
         room = outcome.room
         total = room.capacity.slots
+        free = max(0, outcome.free_ips_before or 0)
         if short:
-            return f"node {name}: {outcome.free_ips_before} of {total}"
-        return f"node {name}: {outcome.free_ips_before} IP slots left of {total} on {room.capacity.instance_type}"
+            return f"node {name}: {free} of {total}"
+        return f"node {name}: {free} IP slots left of {total} on {room.capacity.instance_type}"
     if code == POD_LIMIT_REACHED:
-        return f"node {name}: {outcome.free_pods_before} of {outcome.room.node.allocatable_pods} pod slots left"
+        return f"node {name}: {max(0, outcome.free_pods_before)} of {outcome.room.node.allocatable_pods} pod slots left"
     if code == INSUFFICIENT_CPU:
         return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
     if code == INSUFFICIENT_MEMORY:
         return f"node {name}: {format_bytes(max(outcome.free_before.memory, 0))} memory free"
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return f"node {name}: {format_bytes(max(outcome.free_before.ephemeral, 0))} ephemeral storage free"
-    return f"node {name}: {outcome.free_volumes_before} EBS attachments left"
+    return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
 
 
 def node_list(code: str, placement: Placement, requests: Resources) -> str:

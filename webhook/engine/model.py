@@ -192,13 +192,27 @@ class PodRecord:
 
 @dataclass
 class Reservation:
-    """Capacity promised to admitted pods that do not exist yet (see ClusterState.reserve)."""
+    """Capacity promised to one admitted workload for pods that do not exist yet.
+
+    At most one per workload: a new decision about the same workload replaces it (see
+    ``ClusterState.reserve``). ``base`` records the workload's pods per node (and in all,
+    ``base_total``) when the promise was made, so the promise shrinks by itself as the
+    pods appear: whichever process reads it, from whichever copy, computes the same hold
+    from the pods it sees (``held``), without anybody having to write a release.
+    """
 
     workload: tuple
     per_node: dict
     requests: Resources
     uses_ip: bool
     expires_at: float | None
+    base: dict = field(default_factory=dict)
+    base_total: int = 0
+    uid: str = ""
+
+    @property
+    def promised(self) -> int:
+        return sum(self.per_node.values())
 
 
 def _trim(obj: Mapping) -> dict:
@@ -236,7 +250,7 @@ class ClusterState:
         self.cni = CniConfig()
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
-        self.reservations: dict[object, Reservation] = {}
+        self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
         self._ip_cache: dict = {}
         self._ip_cache_key: tuple | None = None
         self.skipped: list[str] = []                                   # objects we could not read (newest last)
@@ -380,9 +394,6 @@ class ClusterState:
         if record.owner:
             owner_key = (record.owner[0], record.namespace, record.owner[1])
             self.pods_by_owner[owner_key].add(key)
-            self._consume_reservation(owner_key, record)
-        else:   # a bare Pod was admitted (and held) as its own workload
-            self._consume_reservation(("Pod", record.namespace, record.name), record)
         if record.node is None:
             self.pending[key] = record
         elif record.node in self.nodes:
@@ -410,48 +421,96 @@ class ClusterState:
             self.attachments[spec["nodeName"]].add(pv)
 
     # ---- reservations --------------------------------------------------------------
-    def reserve(self, token: object, workload: tuple, per_node: Mapping[str, int], requests: Resources,
-                uses_ip: bool, expires_at: float | None = None) -> None:
-        """Hold capacity for admitted pods until they appear (or ``expires_at`` passes).
+    def reserve(self, workload: tuple, per_node: Mapping[str, int], requests: Resources, uses_ip: bool,
+                expires_at: float | None = None, uid: str = "") -> Reservation | None:
+        """Hold capacity for ``workload``'s admitted pods until they appear (or ``expires_at``).
 
         Two workloads admitted within a second would otherwise both count the same free
-        slots; each pod of ``workload`` that shows up later takes its place.
+        slots. The latest decision about a workload wins: its earlier reservation is
+        replaced, and a decision that places nothing releases it.
         """
-        per_node = {n: c for n, c in per_node.items() if c > 0}
-        if per_node:
-            self.reservations[token] = Reservation(workload, dict(per_node), requests, uses_ip, expires_at)
+        self.reservations.pop(workload, None)
+        held = self.promise(workload, per_node, requests, uses_ip, expires_at, uid)
+        if held is not None:
+            self.reservations[workload] = held
+        return held
+
+    def promise(self, workload: tuple, per_node: Mapping[str, int], requests: Resources, uses_ip: bool,
+                expires_at: float | None = None, uid: str = "") -> Reservation | None:
+        """The Reservation ``reserve`` would store, with its pods counted now (None: nothing to hold)."""
+        per_node = {n: int(c) for n, c in per_node.items() if c > 0}
+        if not per_node:
+            return None
+        base, total = self._pods_per_node(workload)
+        return Reservation(workload, per_node, requests, uses_ip, expires_at,
+                           {n: base.get(n, 0) for n in per_node}, total, uid)
+
+    def trimmed(self, held: Reservation, at_most: int) -> Reservation | None:
+        """``held`` cut down to ``at_most`` pods still to come (a scale-down releases the rest)."""
+        now = self.held(held)
+        if sum(now.values()) <= at_most:
+            return held
+        keep: dict[str, int] = {}
+        left = at_most
+        for node in sorted(now, key=lambda n: (-now[n], n)):
+            take = min(now[node], left)
+            if take > 0:
+                keep[node] = take
+                left -= take
+        return self.promise(held.workload, keep, held.requests, held.uses_ip, held.expires_at, held.uid)
 
     def expire_reservations(self, now: float) -> int:
-        stale = [t for t, r in self.reservations.items() if r.expires_at is not None and r.expires_at <= now]
-        for token in stale:
-            del self.reservations[token]
+        """Drop reservations past their expiry, and those whose pods have all appeared."""
+        stale = [w for w, r in self.reservations.items()
+                 if (r.expires_at is not None and r.expires_at <= now) or not self.held(r)]
+        for workload in stale:
+            del self.reservations[workload]
         return len(stale)
 
-    def _consume_reservation(self, owner_key: tuple, pod: PodRecord) -> None:
-        if not self.reservations or pod.node is None:
-            return
-        workload = self.top_owner(owner_key)
-        for token, held in list(self.reservations.items()):
-            if held.workload == workload and held.per_node.get(pod.node):
-                held.per_node[pod.node] -= 1
-                if held.per_node[pod.node] <= 0:
-                    del held.per_node[pod.node]
-                if not held.per_node:
-                    del self.reservations[token]
-                return
+    def _pods_per_node(self, workload: tuple) -> tuple[dict[str, int], int]:
+        """The workload's pods per node, and all of them (waiting ones included)."""
+        counts: dict[str, int] = {}
+        pods = self.pods_of(workload) if workload[0] != "Pod" else \
+            [p for p in (self.pods.get((workload[1], workload[2])),) if p is not None]
+        for pod in pods:
+            if pod.node:
+                counts[pod.node] = counts.get(pod.node, 0) + 1
+        return counts, len(pods)
+
+    def held(self, held: Reservation) -> dict[str, int]:
+        """What a reservation still holds per node: its promise minus the pods that appeared since.
+
+        A pod that landed on a promised node takes that node's place; a pod still waiting
+        for a node is already counted as waiting demand, so it shrinks the total too.
+        """
+        counts, total = self._pods_per_node(held.workload)
+        out: dict[str, int] = {}
+        for node, count in held.per_node.items():
+            left = held.base.get(node, 0) + count - counts.get(node, 0)
+            if left > 0:
+                out[node] = min(left, count)
+        cap = max(0, held.base_total + held.promised - total)
+        excess = sum(out.values()) - cap
+        for node in sorted(out, reverse=True):
+            if excess <= 0:
+                break
+            cut = min(out[node], excess)
+            out[node] -= cut
+            excess -= cut
+        return {n: c for n, c in out.items() if c > 0}
 
     def reserved_by_node(self, exclude: tuple | None = None) -> dict[str, tuple[Resources, int, int]]:
         """Requests, pods and IP-consuming pods promised per node by reservations.
 
         One pass over the reservations per decision. ``exclude`` leaves out one
-        workload's own reservations: when it is evaluated again (a scale, an update)
+        workload's own reservation: when it is evaluated again (a scale, an update)
         its earlier promise is what the new decision replaces.
         """
         sums: dict[str, tuple[Resources, int, int]] = {}
         for held in self.reservations.values():
             if held.workload == exclude:
                 continue
-            for node, count in held.per_node.items():
+            for node, count in self.held(held).items():
                 used, pods, ips = sums.get(node, (ZERO, 0, 0))
                 sums[node] = (used + held.requests.scaled(count), pods + count, ips + (count if held.uses_ip else 0))
         return sums

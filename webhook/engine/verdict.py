@@ -47,6 +47,7 @@ class Verdict:
     pod_requests: object = None  # Resources of one new pod, for reservations
     uses_ip: bool = True
     reserve_limit: int | None = None   # a rollout holds only the pods beyond those it replaces
+    hold_at_most: int | None = None    # nothing new to place: an earlier promise shrinks to this many pods
     mode: str = "enforce"
 
     def reservation(self) -> dict:

@@ -9,8 +9,9 @@
   with a warning, while no cluster state has been loaded yet (never deny on no data);
 * the mode is the server's, overridden by the namespace label ``capacity-webhook/mode``;
   the HorizontalPodAutoscaler is never denied, and stale data turns a deny into a warning;
-* an allowed, non-dry-run workload reserves the room its pods were placed in, keyed by
-  the request uid, for ``reservation_ttl`` seconds (or until the pods show up);
+* an allowed, non-dry-run workload reserves the room its pods were placed in, one
+  reservation per workload (the latest decision replaces it, a scale-down shrinks it),
+  for ``reservation_ttl`` seconds (or until the pods show up);
 * nothing a client sends becomes a 500: bad bodies get a 4xx with one clear sentence, and
   an unexpected failure on a valid review is allowed with a warning and logged.
 """
@@ -171,12 +172,28 @@ class AdmissionHandler:
         return out
 
     def _reserve(self, state, review: Review, verdict, now: float) -> int:
-        per_node = verdict.reservation()
-        if self.reservation_ttl <= 0 or not per_node or verdict.pod_requests is None:
+        """Record the admitted decision as the workload's one reservation (the latest wins).
+
+        A decision that places pods replaces the workload's earlier promise; one that has
+        nothing new to place (a scale-down, a no-op apply) shrinks it to the pods still to
+        come; a decision that places nothing releases it.
+        """
+        workload = (verdict.kind, verdict.namespace, verdict.name)
+        if self.reservation_ttl <= 0 or verdict.kind == "PersistentVolumeClaim":
             return 0
-        state.reserve(review.uid, (verdict.kind, verdict.namespace, verdict.name), per_node, verdict.pod_requests,
-                      verdict.uses_ip, now + self.reservation_ttl)
-        return sum(per_node.values())
+        per_node = verdict.reservation()
+        if per_node and verdict.pod_requests is not None:
+            held = state.reserve(workload, per_node, verdict.pod_requests, verdict.uses_ip,
+                                 now + self.reservation_ttl, uid=review.uid)
+            return held.promised if held else 0
+        earlier = state.reservations.get(workload)
+        if earlier is not None:
+            kept = state.trimmed(earlier, verdict.hold_at_most) if verdict.hold_at_most is not None else None
+            if kept is None:
+                del state.reservations[workload]
+            else:
+                state.reservations[workload] = kept
+        return 0
 
     # ---- bypasses ----------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,124 @@
+"""Reservations: at most one per workload, the latest decision wins, a scale-down releases.
+
+The admission policy (``AdmissionHandler``) decides real AdmissionReview bodies against
+the two-t3.medium cluster (10 + 11 = 21 free IP slots, worked out by hand in
+``test_engine``); ``metrics``-free, flask-free, with a fake clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+from server_fixture import review, server_cluster
+from webhook import synthetic as s
+from webhook.server.app import AdmissionHandler
+from webhook.server.review import parse_review
+from webhook.state.holder import StateHolder
+from webhook.state.snapshot import state_from_objects
+
+N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
+WEB = ("Deployment", "default", "web")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def handler(items=None, ttl=30.0):
+    state = state_from_objects(items if items is not None else server_cluster()["items"])
+    holder = StateHolder(state)
+    holder.mark_ready("test")
+    clock = Clock()
+    return AdmissionHandler(holder, "enforce", reservation_ttl=ttl, clock=clock), state, clock
+
+
+def decide(h, obj, **kw):
+    return h.decide(parse_review(json.dumps(review(obj, **kw)).encode()))
+
+
+def free_ips(state) -> int:
+    reserved = state.reserved_by_node()
+    return sum(15 - state.nodes[n].ip_pods - reserved.get(n, (None, 0, 0))[2] for n in (N1, N2))
+
+
+def test_repeated_updates_keep_one_reservation_per_workload():
+    h, state, _ = handler()
+    old, new = s.small_web("web", 2), s.small_web("web", 6)
+    assert decide(h, old).allowed
+    for _ in range(20):       # re-applies and HPA-style scale requests of the same Deployment
+        out = decide(h, new, operation="UPDATE", old=old)
+        assert out.allowed and out.fields["reserved"] == 6
+        assert list(state.reservations) == [WEB] and free_ips(state) == 21 - 6
+    # The next, unrelated Deployment sees 15 free slots, not a stack of 20 promises.
+    assert decide(h, s.small_web("other", 15)).allowed
+    denied = decide(h, s.small_web("third", 1))
+    assert not denied.allowed and not re.search(r"(?<![\w-])-\d", denied.message)
+    assert f"node {N1}: 0 IP slots left of 15" in denied.message
+
+
+def test_scale_down_releases_and_a_no_op_apply_keeps_the_pods_still_to_come():
+    h, state, _ = handler()
+    six, four, two = s.small_web("web", 6), s.small_web("web", 4), s.small_web("web", 2)
+    assert decide(h, six).fields["reserved"] == 6
+    relabelled = copy.deepcopy(six)
+    relabelled["metadata"]["labels"]["team"] = "a"
+    assert decide(h, relabelled, operation="UPDATE", old=six).allowed
+    assert sum(state.held(state.reservations[WEB]).values()) == 6          # a label edit releases nothing
+    assert decide(h, four, operation="UPDATE", old=six).allowed
+    assert sum(state.held(state.reservations[WEB]).values()) == 4 and free_ips(state) == 17
+    assert decide(h, two, operation="UPDATE", old=four).allowed
+    assert free_ips(state) == 19
+    zero = s.small_web("web", 0)
+    assert decide(h, zero, operation="UPDATE", old=two).allowed
+    assert state.reservations == {} and free_ips(state) == 21
+
+
+def test_dry_run_leaves_the_reservation_alone():
+    h, state, _ = handler()
+    assert decide(h, s.small_web("web", 6)).allowed
+    assert decide(h, s.small_web("web", 2), operation="UPDATE", old=s.small_web("web", 6), dry_run=True).allowed
+    assert sum(state.held(state.reservations[WEB]).values()) == 6
+
+
+def test_the_reservation_shrinks_as_its_pods_appear_and_is_gone_when_all_have():
+    h, state, clock = handler()
+    web = s.small_web("web", 6)
+    out = decide(h, web)
+    assert out.fields["reserved"] == 6
+    promised = dict(state.reservations[WEB].per_node)
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", {"app": "web"}, owner=("apps/v1", "Deployment", "web")),
+          "spec": {"replicas": 6, "template": web["spec"]["template"]}}
+    state.apply(rs)
+    nodes = [n for n, c in sorted(promised.items()) for _ in range(c)]
+    for i, node in enumerate(nodes):
+        state.apply(s.pod(f"web-1-{i}", node_name=node, spec=web["spec"]["template"]["spec"], labels={"app": "web"},
+                          owner=("apps/v1", "ReplicaSet", "web-1")))
+        assert sum(state.held(state.reservations[WEB]).values()) == 5 - i
+        assert free_ips(state) == 21 - 6      # a pod that appears takes its reservation's place
+    state.expire_reservations(clock())
+    assert state.reservations == {}
+
+
+def test_the_reservation_expires_after_the_ttl():
+    h, state, clock = handler(ttl=30.0)
+    assert decide(h, s.small_web("web", 21)).allowed
+    assert not decide(h, s.small_web("late", 1)).allowed
+    clock.now += 30.0
+    assert decide(h, s.small_web("late", 1)).allowed
+    assert list(state.reservations) == [("Deployment", "default", "late")]
+
+
+def test_counts_in_a_deny_message_are_never_negative():
+    h, state, _ = handler()
+    # Over-promised room (an older server version, or a node that shrank): more held than free.
+    state.reserve(WEB, {N1: 14, N2: 14}, state.pods[next(iter(state.pods))].requests, True)
+    message = decide(h, s.small_web("next", 11)).message
+    assert "11 of 11 pods would stay Pending" in message
+    assert f"node {N1}: 0 IP slots left of 15" in message and f"node {N2}: 0 of 15" in message
