@@ -27,17 +27,17 @@ from typing import Callable
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .. import policy
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
+from ..policy import SKIP_ANNOTATION
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, annotations_of, error_body, parse_review,
+from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review,
                      review_response, sanitize_warning, scale_objects, scale_target_key)
 
-SKIP_ANNOTATION = "capacity-webhook/skip"
-MODE_LABEL = "capacity-webhook/mode"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
 
@@ -131,15 +131,12 @@ class AdmissionHandler:
                                         "the capacity check was skipped")
                     out.fields["reasons"] = ["INVALID_OBJECT"]
                     return out
-            mode, engine_mode = self.mode, self.mode
-            label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
-            if label is not None:
-                if label in MODES:
-                    mode = engine_mode = label
-                    out.fields["modeFrom"] = "namespace"
-                else:
-                    out.warnings.append(f"namespace {review.namespace} label {MODE_LABEL}={label!r} is not one of "
-                                        f"{', '.join(MODES)}: using {mode}")
+            chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
+            mode = engine_mode = chosen.mode
+            if chosen.from_namespace:
+                out.fields["modeFrom"] = "namespace"
+            if chosen.warning:
+                out.warnings.append(chosen.warning)
             stale_for = self.holder.stale_for()
             stale = stale_for > self.stale_after
             downgraded = None
@@ -148,6 +145,7 @@ class AdmissionHandler:
             elif engine_mode == "enforce" and stale:
                 engine_mode, downgraded = "warn", "stale"
             verdict = evaluate(state, obj, old, engine_mode)
+            verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
 
             would_deny = any(r.severity == DENY for r in verdict.reasons)
             out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
@@ -203,10 +201,10 @@ class AdmissionHandler:
 
     @staticmethod
     def _skip(out: Outcome, review: Review, obj: dict | None) -> Outcome | None:
-        annotations = annotations_of(obj)
-        if SKIP_ANNOTATION not in annotations:
+        given = policy.skip_reason(obj)
+        if given is None:
             return None
-        reason = sanitize_warning(annotations.get(SKIP_ANNOTATION) or "", limit=200) or "no reason given"
+        reason = sanitize_warning(given, limit=200) or "no reason given"
         who = review.user or "unknown user"
         out.warnings.append(f"capacity check skipped by annotation {SKIP_ANNOTATION} ({reason}), requested by {who}")
         out.fields.update(skipped=True, skipReason=reason, note="skip annotation")
