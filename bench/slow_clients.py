@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.webhook_process import REPO, WebhookServer  # noqa: E402
+from bench.webhook_process import REPO, WebhookServer
 
 REVIEW = json.loads((REPO / "webhook/examples/review.json").read_text())
 
@@ -109,7 +109,7 @@ class Run:
             send()
             try:
                 data = await asyncio.wait_for(reader.read(4096), timeout=period)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if not data:          # the server closed it
                 return
@@ -159,7 +159,7 @@ class Run:
                 status = await asyncio.wait_for(read_response(reader), timeout=3)
                 self.latencies.append(time.monotonic() - started)
                 self.statuses[status] = self.statuses.get(status, 0) + 1
-            except (OSError, ssl.SSLError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+            except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError):
                 self.failures += 1
                 self.latencies.append(float("inf"))
                 if writer is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from certs.authority import write_bundle  # noqa: E402
+from certs.authority import write_bundle
 
 _GTHREAD_LAUNCHER = """
 import sys
@@ -53,7 +53,7 @@ class WebhookServer:
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
-    def start(self, timeout: float = 60.0) -> "WebhookServer":
+    def start(self, timeout: float = 60.0) -> WebhookServer:
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONUNBUFFERED="1")
         if self.worker == "gthread":

@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
+from . import shape
 from .quantity import QuantityError, units
 from .requests import ZERO, ObjectError, Resources, pod_requests, resources_from, uses_pod_ip
 from .scheduling import PodPlacementRules, Taint
@@ -40,9 +41,12 @@ def _meta(obj: Mapping) -> Mapping:
 
 def controller_of(obj: Mapping) -> tuple[str, str] | None:
     """The (kind, name) of the object's controlling owner reference, if any."""
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref.get("kind"), ref.get("name")
+    refs = _meta(obj).get("ownerReferences")
+    for ref in refs if isinstance(refs, list) else ():
+        # Read defensively: the admission policy asks this before the shapes are checked.
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            kind, name = ref.get("kind"), ref.get("name")
+            return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None
     return None
 
 
@@ -304,6 +308,8 @@ class ClusterState:
         ``check``; the engine simply does not count it, and says so.
         """
         try:
+            if isinstance(obj, Mapping) and obj.get("kind") in shape.STORED_KINDS:
+                shape.check_object(obj)      # kept as it is and read later, by every decision
             self.apply(obj)
             return None
         except Exception as exc:  # noqa: BLE001 - any unreadable object: count it out, say so

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from . import budget
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
 from .requests import Resources
@@ -146,6 +147,7 @@ class RoomMap:
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
         cursors: dict[tuple, int] = {}
         for pod in sorted(self.state.pending.values(), key=lambda p: p.key):
+            budget.check()
             owner = pod.owner and self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1]))
             if ignore_owner and owner == ignore_owner:
                 continue
@@ -172,6 +174,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     """
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
+    budget.check()
     for room in rooms.rooms.values():
         cause = ineligibility(room.node, rules) or (node_filter(room.node) if node_filter else None)
         if cause:

@@ -77,18 +77,48 @@ def _object(request: dict, key: str, required: bool) -> dict | None:
     return value
 
 
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    """Whether any key or string in the document holds a surrogate code point (never valid Unicode)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_review(body: bytes) -> Review:
     """Read and check one AdmissionReview body (raises ``BadReview``)."""
     if not body or not body.strip():
         raise BadReview(400, f"request body is empty: POST an {API_VERSION} {KIND}")
     try:
-        document = json.loads(body)
-    except UnicodeDecodeError:
-        raise BadReview(400, "request body is not JSON: it is not UTF-8 text") from None
+        text = body.decode("utf-8")          # strict: also refuses UTF-8-encoded surrogates
+    except UnicodeDecodeError as exc:
+        raise BadReview(400, f"request body is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise BadReview(400, f"request body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError):
-        raise BadReview(400, "request body is not JSON") from None
+        raise BadReview(400, "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON "
+                             "values; nesting is limited)") from None
+    if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(document):
+        raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
     if not isinstance(document, dict):
         raise BadReview(400, f"request body must be an {KIND} object, got {_type_name(document)}")
     api_version, kind = document.get("apiVersion"), document.get("kind")

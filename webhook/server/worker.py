@@ -61,7 +61,7 @@ class _Deadline(BaseException):
 class _HeaderWait:
     """A silent ``gevent.Timeout`` around one header read, registered so shutdown can end it."""
 
-    def __init__(self, worker: "WebhookWorker", seconds: float):
+    def __init__(self, worker: WebhookWorker, seconds: float):
         self.worker = worker
         self.timeout = gevent.Timeout(seconds, False)
 

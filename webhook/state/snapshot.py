@@ -6,14 +6,19 @@ engine test written against snapshots holds for the live cache too.
 
 from __future__ import annotations
 
-import json
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import yaml
 
 from ..engine.instance_types import InstanceTable
 from ..engine.model import ClusterState
-from ..manifests import InputError, read_text
+from ..manifests import (
+    InputError,
+    _check_flow_depth,
+    load_json,
+    read_text,
+    reject_surrogates,
+)
 
 SNAPSHOT_KINDS = "nodes,pods,namespaces,daemonsets,replicasets,deployments,statefulsets,storageclasses,pv,pvc,csinodes,volumeattachments,limitranges"
 
@@ -27,13 +32,19 @@ def state_from_objects(items: Iterable[Mapping], instance_table: InstanceTable |
 
 def parse_snapshot(text: str, source: str) -> list[Mapping]:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = load_json(text, source)
+    except InputError as json_error:
+        if text.lstrip().startswith(("{", "[")):
+            raise
+        _check_flow_depth(text, source)
         try:
-            document = yaml.safe_load(text)
+            document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise InputError(f"{source}{f':{mark.line + 1}' if mark else ''}: snapshot is neither JSON nor YAML") from None
+        except (RecursionError, ValueError, OverflowError):
+            raise json_error from None
+        reject_surrogates(document, source)
     if not isinstance(document, dict) or not str(document.get("kind", "")).endswith("List") \
             or not isinstance(document.get("items"), list):
         raise InputError(f"{source}: a snapshot must be a kind: List with items, as "
