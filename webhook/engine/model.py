@@ -17,8 +17,17 @@ from typing import Iterable, Mapping
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
 from . import shape
+from .network import NETWORK_KINDS, NetworkState
+from .node_truth import adjust_ip_capacity
 from .quantity import QuantityError, units
-from .requests import ZERO, ObjectError, Resources, pod_requests, resources_from, uses_pod_ip
+from .requests import (
+    ZERO,
+    ObjectError,
+    Resources,
+    pod_requests,
+    resources_from,
+    uses_pod_ip,
+)
 from .scheduling import PodPlacementRules, Taint
 
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
@@ -252,6 +261,7 @@ class ClusterState:
         self.limit_ranges: dict[str, dict] = defaultdict(dict)        # ns -> name -> LimitRange
         self.namespaces: dict[str, dict] = {}                         # name -> labels
         self.cni = CniConfig()
+        self.network = NetworkState()                                  # subnets, ENIConfigs, SGPs, CNINodes, EC2
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
@@ -267,8 +277,12 @@ class ClusterState:
         name, namespace = meta.get("name", ""), meta.get("namespace", "default")
         if kind == "Node":
             self._set_node(NodeRecord.from_object(obj))
+            self.network.note_node(obj)
         elif kind == "Pod":
             self._set_pod((namespace, name), PodRecord.from_object(obj))
+            self.network.note_pod((namespace, name), obj)
+        elif kind in NETWORK_KINDS:
+            self.network.apply(obj)
         elif kind in WORKLOAD_KINDS:
             key = (kind, namespace, name)
             self._unlink(key)
@@ -329,8 +343,12 @@ class ClusterState:
         namespace = namespace or "default"
         if kind == "Node":
             self.nodes.pop(name, None)
+            self.network.forget_node(name)
         elif kind == "Pod":
             self._set_pod((namespace, name), None)
+            self.network.note_pod((namespace, name), None)
+        elif kind in NETWORK_KINDS:
+            self.network.remove(kind, namespace, name)
         elif kind in WORKLOAD_KINDS:
             self._unlink((kind, namespace, name))
             self.workloads.pop((kind, namespace, name), None)
@@ -534,6 +552,8 @@ class ClusterState:
         if capacity is None:
             capacity = node_ip_capacity(node.instance_type, self.limits_for(node), self.cni)
             self._ip_cache[node.instance_type] = capacity
+        if self.network.nodes:       # per-node truth: Windows, trunk ENI, nodes still on secondary IPs
+            return adjust_ip_capacity(self, node, capacity)
         return capacity
 
     def top_owner(self, owner_key: tuple) -> tuple:
@@ -565,6 +585,12 @@ class ClusterState:
             if pv and _is_ebs_pv(pv):
                 volumes.add(pv_name)
         return volumes
+
+    def ebs_volume_count(self, node: NodeRecord) -> int:
+        """``len(ebs_volumes_on(node))``, without building the set for a node with no volumes at all."""
+        if not node.claims and not self.attachments.get(node.name):
+            return 0
+        return len(self.ebs_volumes_on(node))
 
     def limit_ranges_in(self, namespace: str) -> list:
         return list(self.limit_ranges.get(namespace, {}).values())

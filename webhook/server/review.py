@@ -16,6 +16,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    orjson = None
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -102,10 +107,21 @@ def _has_lone_surrogate(document: object) -> bool:
     return False
 
 
-def parse_review(body: bytes) -> Review:
-    """Read and check one AdmissionReview body (raises ``BadReview``)."""
-    if not body or not body.strip():
-        raise BadReview(400, f"request body is empty: POST an {API_VERSION} {KIND}")
+_REFUSED = object()
+
+
+def _strict_fast(body: bytes):
+    """orjson: strict UTF-8, no lone surrogates, no NaN/Infinity; ``_REFUSED`` on anything else."""
+    if orjson is None:
+        return _REFUSED
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _REFUSED
+
+
+def _strict_slow(body: bytes):
+    """The standard library, made as strict as orjson, for the clear error message (or a deep body)."""
     try:
         text = body.decode("utf-8")          # strict: also refuses UTF-8-encoded surrogates
     except UnicodeDecodeError as exc:
@@ -118,7 +134,18 @@ def parse_review(body: bytes) -> Review:
         raise BadReview(400, "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON "
                              "values; nesting is limited)") from None
     if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(document):
-        raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
+        raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape "
+                             "(\\ud800-\\udfff)")
+    return document
+
+
+def parse_review(body: bytes) -> Review:
+    """Read and check one AdmissionReview body (raises ``BadReview``)."""
+    if not body or not body.strip():
+        raise BadReview(400, f"request body is empty: POST an {API_VERSION} {KIND}")
+    document = _strict_fast(body)
+    if document is _REFUSED:
+        document = _strict_slow(body)
     if not isinstance(document, dict):
         raise BadReview(400, f"request body must be an {KIND} object, got {_type_name(document)}")
     api_version, kind = document.get("apiVersion"), document.get("kind")
