@@ -301,3 +301,49 @@ def test_check_keeps_its_exit_code_contract(tmp_path, text, code):
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     if code == 2:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# ---- over budget, and bugs ---------------------------------------------------------------
+def _app(**kwargs):
+    holder = StateHolder(state_from_objects(copy.deepcopy(CLUSTER)))
+    holder.mark_ready("example cluster")
+    app = create_app(holder, mode="enforce", **kwargs)
+    return holder, app.test_client(), app.extensions["capacity_webhook"]["metrics"]
+
+
+def test_a_decision_over_its_budget_is_allowed_with_a_warning_and_releases_the_lock():
+    holder, client, metrics = _app(decision_budget=0.0)
+    answer = client.post("/validate", json=REVIEW).get_json()["response"]      # 30 replicas: a deny in time
+    assert answer["allowed"] is True
+    assert answer["warnings"] == ["capacity-webhook could not decide within 0 s: the capacity check was skipped"]
+    assert metrics.budget_exceeded_count == 1 and metrics.internal_errors == 0
+    assert holder.lock.acquire(blocking=False)
+    holder.lock.release()
+    _, in_time, _ = _app()
+    assert in_time.post("/validate", json=REVIEW).get_json()["response"]["allowed"] is False
+
+
+def test_a_bug_in_the_engine_is_an_internal_error_not_the_objects_fault(monkeypatch, caplog):
+    import webhook.server.app as app_module
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(app_module, "evaluate", broken)
+    _, client, metrics = _app()
+    response = client.post("/validate", json=REVIEW)
+    answer = response.get_json()["response"]
+    assert response.status_code == 200 and answer["allowed"] is True
+    assert answer["warnings"] == ["capacity-webhook internal error: the capacity check was skipped (see the server log)"]
+    assert metrics.internal_errors == 1
+    logged = [r for r in caplog.records if r.getMessage().startswith("internal error while deciding")]
+    assert logged and logged[0].exc_info and logged[0].exc_info[0] is KeyError
+
+
+def test_the_engine_no_longer_turns_its_own_errors_into_invalid_object(monkeypatch):
+    import webhook.engine.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "demand_of", lambda obj: {}["bug"])
+    state = state_from_objects(copy.deepcopy(CLUSTER))
+    with pytest.raises(KeyError):
+        evaluate(state, WORKLOADS[0], None, "enforce")
