@@ -390,7 +390,7 @@ class ClusterState:
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
                                      "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
 
-    def apply_or_skip(self, obj: Mapping) -> str | None:
+    def apply_or_skip(self, obj: Mapping, typed: bool = False) -> str | None:
         """``apply``, but an object of the wrong shape is noted in ``skipped`` instead of raising.
 
         Returns the note when it is new (for the caller to log once), else ``None``.
@@ -398,10 +398,15 @@ class ClusterState:
         Both state sources feed objects through here: one unreadable object (a snapshot
         edited by hand, a field of an unexpected type) must neither stop a watch nor crash
         ``check``; the engine simply does not count it, and says so.
+
+        ``typed``: the object comes from the API server, which decoded it into its Go types,
+        so a Pod's fields need no shape check (the 150,000 pods of a large cluster skip it);
+        the objects kept as they are (``shape.STORED_KINDS``) are checked either way.
         """
         try:
-            if isinstance(obj, Mapping) and obj.get("kind") in shape.STORED_KINDS:
-                shape.check_object(obj)      # kept as it is and read later, by every decision
+            kind = obj.get("kind") if isinstance(obj, Mapping) else None
+            if kind in shape.STORED_KINDS or (kind == "Pod" and not typed):
+                shape.check_object(obj)      # read later, by every decision: a wrong type is found here
             self.apply(obj)
             return None
         except Exception as exc:  # noqa: BLE001 - any unreadable object: count it out, say so

@@ -125,7 +125,7 @@ AFFINITY = {
     "podAntiAffinity": POD_AFFINITY,
 }
 RESOURCES = {"requests": RESOURCE_LIST, "limits": RESOURCE_LIST, "claims": ListOf({"name": STR})}
-CONTAINER = {"name": STR, "image": STR, "resources": RESOURCES, "restartPolicy": STR,
+CONTAINER = {"resources": RESOURCES, "restartPolicy": STR,
              "ports": ListOf({"containerPort": INT32, "hostPort": INT32, "protocol": STR, "hostIP": STR}),
              "volumeMounts": ListOf({"name": STR, "mountPath": STR}),
              "volumeDevices": ListOf({"name": STR, "devicePath": STR})}
@@ -174,6 +174,10 @@ SCHEMAS: dict[str, dict] = {
 # State objects the cluster state keeps as they are and reads later (checked when they are applied).
 TOPOLOGY_SELECTOR = {"matchLabelExpressions": ListOf({"key": STR, "values": ListOf(STR)})}
 SCHEMAS.update({
+    "Node": {"metadata": OBJECT_META, "spec": {"unschedulable": BOOL, "providerID": STR,
+                                               "taints": ListOf({"key": STR, "value": STR, "effect": STR})},
+             "status": {"allocatable": RESOURCE_LIST, "capacity": RESOURCE_LIST,
+                        "conditions": ListOf({"type": STR, "status": STR})}},
     "Namespace": {"metadata": OBJECT_META},
     "LimitRange": {"metadata": OBJECT_META, "spec": {"limits": ListOf({
         "type": STR, "default": RESOURCE_LIST, "defaultRequest": RESOURCE_LIST, "max": RESOURCE_LIST,
@@ -192,7 +196,8 @@ SCHEMAS.update({
     "VolumeAttachment": {"metadata": OBJECT_META, "spec": {"attacher": STR, "nodeName": STR,
                                                            "source": {"persistentVolumeName": STR}}},
 })
-STORED_KINDS = frozenset(SCHEMAS) - {"Pod"}     # kept as objects by ClusterState (a Pod becomes a record)
+# kept as objects by ClusterState, or few and read by every decision (a Pod becomes a record)
+STORED_KINDS = frozenset(SCHEMAS) - {"Pod"}
 _ANY_OBJECT = {"metadata": OBJECT_META}
 
 

@@ -354,7 +354,7 @@ class LiveSource:
         state = self.holder.state
         if res.kind != "Pod":
             meta.pop("managedFields", None)      # never read, often the biggest part
-        note = state.apply_or_skip(obj)     # one unreadable object must not stop the watch
+        note = state.apply_or_skip(obj, typed=True)     # one unreadable object must not stop the watch
         if note:
             log.warning("object skipped: %s", note)
         if res.kind == "Node" and self.instance_lookup is not None and not note:
