@@ -347,3 +347,12 @@ def test_the_engine_no_longer_turns_its_own_errors_into_invalid_object(monkeypat
     state = state_from_objects(copy.deepcopy(CLUSTER))
     with pytest.raises(KeyError):
         evaluate(state, WORKLOADS[0], None, "enforce")
+
+
+def test_a_deep_list_under_an_unknown_field_is_an_invalid_object_not_a_recursion_error(client):
+    body = copy.deepcopy(REVIEW)
+    spec = body["request"]["object"]["spec"]["template"]["spec"]
+    spec["tolerations"] = [{"operator": "Exists", "extra": "DEEP"}]
+    data = json.dumps(body).encode().replace(b'"DEEP"', b"[" * 600 + b"]" * 600)   # parses; 1,000+ would not
+    answer = _post(client, data).get_json()["response"]
+    assert answer["allowed"] is True and "nested more than 64 levels deep" in answer["warnings"][0]

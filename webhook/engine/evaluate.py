@@ -48,9 +48,9 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
     """
     kind, namespace, name = identity(obj)
     try:
-        shape.check_object(obj)
+        shape.check_object(obj, depth=True)
         if old is not None:
-            shape.check_object(old, "oldObject.")
+            shape.check_object(old, "oldObject.", depth=True)
         budget.check()
         if kind == "PersistentVolumeClaim":
             verdict = Verdict(kind, namespace, name)

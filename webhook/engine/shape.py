@@ -201,13 +201,36 @@ STORED_KINDS = frozenset(SCHEMAS) - {"Pod"}
 _ANY_OBJECT = {"metadata": OBJECT_META}
 
 
-def check_object(obj: object, prefix: str = "") -> None:
+MAX_DEPTH = 64      # Kubernetes objects the engine judges are never deeper than ~25 levels
+
+
+def check_depth(obj: object, where: str = "object", limit: int = MAX_DEPTH) -> None:
+    """Raise ``ObjectError`` if ``obj`` nests deeper than ``limit`` (iteratively: no recursion).
+
+    Parts of an object the engine reads are frozen or compared as a whole, fields unknown
+    to the schema included; a list nested 5,000 deep there would exhaust Python's stack.
+    """
+    stack = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise ObjectError(where, f"nested more than {limit} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+
+
+def check_object(obj: object, prefix: str = "", depth: bool = False) -> None:
     """Raise ``ObjectError`` naming the first field of ``obj`` whose JSON type is wrong.
 
-    ``prefix`` is prepended to the field path (``"oldObject."`` for the old object).
+    ``prefix`` is prepended to the field path (``"oldObject."`` for the old object);
+    ``depth`` also bounds the nesting (``check_depth``).
     """
     if not isinstance(obj, Mapping):
         raise ObjectError(prefix.rstrip(".") or "object", f"must be an object, got {_type_name(obj)}")
+    if depth:
+        check_depth(obj, prefix.rstrip(".") or "object")
     kind = obj.get("kind")
     if kind is not None and not isinstance(kind, str):
         raise ObjectError(f"{prefix}kind", f"must be a string, got {_type_name(kind)}")
