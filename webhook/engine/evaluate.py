@@ -206,8 +206,7 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
 
 
 def _unknown_types(state, placement) -> list[Reason]:
-    unknown = sorted({o.room.node.instance_type for o in placement.per_node.values()
-                      if o.room.capacity.mode == "unknown-type"})
+    unknown = placement.instance_types_unknown()
     if not unknown:
         return []
     names = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
