@@ -148,11 +148,10 @@ def read_text(path: str) -> str:
         if path == "-":
             return sys.stdin.buffer.read().decode("utf-8")
         return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{'<stdin>' if path == '-' else path}: not UTF-8 text (invalid byte at offset "
-                         f"{exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
+    except OSError as exc:        # the OS's sentence, without Python's "[Errno 2] ...: 'path'" wrapper
+        raise InputError(f"{path}: cannot read: {(exc.strerror or 'read failed').lower()}") from None
 
 
 def load_objects(paths: Iterable[str]) -> list[tuple[str, dict]]:
