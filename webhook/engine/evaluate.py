@@ -163,7 +163,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if uses_ip or branch is not None:
         lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
         reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
-            if state.reservations else None
+            if state.reservations and state.network.subnets else None   # only subnet room reads it
         found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
         verdict.reasons.extend(found)
         verdict.pending += min(stuck, placement.placed)
