@@ -194,7 +194,9 @@ def test_rules(default_docs: list[dict[str, Any]]) -> None:
         assert covered.get(key) == {"CREATE", "UPDATE"}, key
     for res in ("deployments/scale", "replicasets/scale", "statefulsets/scale"):
         assert covered.get(("apps", res)) == {"UPDATE"}, res
-    assert set(covered) == create_update | {("apps", f"{r}/scale") for r in ("deployments", "replicasets", "statefulsets")}
+    assert set(covered) == create_update | {
+        ("apps", f"{r}/scale") for r in ("deployments", "replicasets", "statefulsets")
+    }
 
 
 def test_generate_mode_ca_bundle_signs_serving_cert(default_docs: list[dict[str, Any]]) -> None:
@@ -214,8 +216,12 @@ def test_generate_mode_ca_bundle_signs_serving_cert(default_docs: list[dict[str,
     assert data["ca.crt"] == ca_pem, "Secret ca.crt and webhook caBundle must be the same CA"
     assert b"PRIVATE KEY" in data["tls.key"]
     leaf = load_pem_cert(data["tls.crt"])
-    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm)
-    sans = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    ca.public_key().verify(
+        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm
+    )
+    sans = set(
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    )
     assert f"{FULLNAME}.{NAMESPACE}.svc" in sans
 
     dep = one(default_docs, "Deployment")
@@ -267,7 +273,7 @@ def assert_serve_accepts(args: list[str]) -> None:
     assert args[0] == "serve" and len(args) % 2 == 1, args
     options = {opt: param for param in serve_command.params for opt in param.opts}
     ctx = click.Context(serve_command)
-    for name, value in zip(args[1::2], args[2::2]):
+    for name, value in zip(args[1::2], args[2::2], strict=True):
         assert name in options, f"serve has no option {name}"
         param = options[name]
         if not isinstance(param.type, click.Path):
@@ -279,7 +285,7 @@ def test_every_value_reaches_serve(helm: Any) -> None:
                            "threads": 16, "logLevel": "debug", "containerPort": 9443})
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert_serve_accepts(args)
-    assert dict(zip(args[1::2], args[2::2])).items() >= {
+    assert dict(zip(args[1::2], args[2::2], strict=True)).items() >= {
         "--mode": "audit", "--stale-after": "90", "--headroom-nodes": "2", "--reservation-ttl": "0",
         "--threads": "16", "--log-level": "debug", "--port": "9443"}.items()
 

@@ -287,7 +287,9 @@ def test_preemption_also_clears_a_host_port_held_by_a_lower_priority_pod():
     # differential seed 46: DefaultPreemption removes the lower-priority pods and runs every filter again,
     # NodePorts included: the port holder (priority 0) is preempted and the pod binds.
     ports = [{"containerPort": 9100, "hostPort": 9100, "protocol": "TCP"}]
-    holder = s.pod("holder", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}]))
+    holder = s.pod(
+        "holder", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}])
+    )
     state = state_from_objects([node("a"), holder, priority_class("high", 1000)])
     spec = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}], priorityClassName="high")
     verdict = evaluate(state, s.deployment("exporter", 1, spec=spec))

@@ -59,21 +59,38 @@ def node(name: str, instance_type: str | None = "t3.medium", zone: str = "us-eas
     if unschedulable:
         spec["unschedulable"] = True
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": metadata(name, labels=node_labels, annotations={"node.alpha.kubernetes.io/ttl": "0"}),
         "spec": spec,
         "status": {
             "addresses": [{"address": name, "type": "Hostname"}],
-            "allocatable": alloc, "capacity": dict(alloc),
+            "allocatable": alloc,
+            "capacity": dict(alloc),
             "conditions": [
-                {"lastHeartbeatTime": CREATED, "lastTransitionTime": CREATED, "message": "kubelet has sufficient memory available",
-                 "reason": "KubeletHasSufficientMemory", "status": "False", "type": "MemoryPressure"},
-                {"lastHeartbeatTime": CREATED, "lastTransitionTime": CREATED,
-                 "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
-                 "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-                 "status": "True" if ready else "Unknown", "type": "Ready"}],
-            "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.7.27",
-                         "kubeletVersion": "v1.33.5-eks-113cf36", "operatingSystem": "linux"},
+                {
+                    "lastHeartbeatTime": CREATED,
+                    "lastTransitionTime": CREATED,
+                    "message": "kubelet has sufficient memory available",
+                    "reason": "KubeletHasSufficientMemory",
+                    "status": "False",
+                    "type": "MemoryPressure",
+                },
+                {
+                    "lastHeartbeatTime": CREATED,
+                    "lastTransitionTime": CREATED,
+                    "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
+                    "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+                    "status": "True" if ready else "Unknown",
+                    "type": "Ready",
+                },
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7.27",
+                "kubeletVersion": "v1.33.5-eks-113cf36",
+                "operatingSystem": "linux",
+            },
         },
     }
 
@@ -133,8 +150,15 @@ def template(labels: Mapping, spec: Mapping | None = None) -> dict:
     return {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(dict(spec or pod_spec()))}
 
 
-def deployment(name: str, replicas: int = 1, namespace: str = "default", spec: Mapping | None = None,
-               labels: Mapping | None = None, strategy: Mapping | None = None, annotations: Mapping | None = None) -> dict:
+def deployment(
+    name: str,
+    replicas: int = 1,
+    namespace: str = "default",
+    spec: Mapping | None = None,
+    labels: Mapping | None = None,
+    strategy: Mapping | None = None,
+    annotations: Mapping | None = None,
+) -> dict:
     labels = dict(labels or {"app": name})
     body = {"progressDeadlineSeconds": 600, "replicas": replicas, "revisionHistoryLimit": 10,
             "selector": {"matchLabels": labels},
@@ -182,7 +206,10 @@ def aws_node(prefix_delegation: bool = False, custom_networking: bool = False, i
 
 def job(name: str, parallelism: int | None = 1, completions: int | None = None, namespace: str = "default",
         spec: Mapping | None = None) -> dict:
-    body = {"backoffLimit": 6, "template": template({"job-name": name}, dict(spec or pod_spec(), restartPolicy="Never"))}
+    body = {
+        "backoffLimit": 6,
+        "template": template({"job-name": name}, dict(spec or pod_spec(), restartPolicy="Never")),
+    }
     if parallelism is not None:
         body["parallelism"] = parallelism
     if completions is not None:
@@ -194,9 +221,15 @@ def storage_class(name: str, provisioner: str = "ebs.csi.aws.com", parameters: M
                   default: bool = False, binding: str = "WaitForFirstConsumer",
                   allowed_topologies: Iterable[Mapping] = ()) -> dict:
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else None
-    obj = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": metadata(name, annotations=annotations),
-           "provisioner": provisioner, "reclaimPolicy": "Delete", "volumeBindingMode": binding,
-           "allowVolumeExpansion": True}
+    obj = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": metadata(name, annotations=annotations),
+        "provisioner": provisioner,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": binding,
+        "allowVolumeExpansion": True,
+    }
     if parameters:
         obj["parameters"] = dict(parameters)
     if allowed_topologies:
@@ -204,8 +237,15 @@ def storage_class(name: str, provisioner: str = "ebs.csi.aws.com", parameters: M
     return obj
 
 
-def pvc(name: str, namespace: str = "default", size: str = "10Gi", modes: Iterable[str] = ("ReadWriteOnce",),
-        storage_class_name: str | None = "gp3", volume_mode: str = "Filesystem", volume_name: str | None = None) -> dict:
+def pvc(
+    name: str,
+    namespace: str = "default",
+    size: str = "10Gi",
+    modes: Iterable[str] = ("ReadWriteOnce",),
+    storage_class_name: str | None = "gp3",
+    volume_mode: str = "Filesystem",
+    volume_name: str | None = None,
+) -> dict:
     spec = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}, "volumeMode": volume_mode}
     if storage_class_name is not None:
         spec["storageClassName"] = storage_class_name
@@ -215,15 +255,35 @@ def pvc(name: str, namespace: str = "default", size: str = "10Gi", modes: Iterab
             "spec": spec, "status": {"phase": "Bound" if volume_name else "Pending"}}
 
 
-def ebs_pv(name: str, zone: str, claim: tuple | None = None, size: str = "10Gi", storage_class_name: str = "gp3") -> dict:
-    spec = {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": size},
-            "csi": {"driver": "ebs.csi.aws.com", "fsType": "ext4", "volumeHandle": f"vol-{_uid(name)[:17].replace('-', '')}"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}]}},
-            "persistentVolumeReclaimPolicy": "Delete", "storageClassName": storage_class_name,
-            "volumeMode": "Filesystem"}
+def ebs_pv(
+    name: str, zone: str, claim: tuple | None = None, size: str = "10Gi", storage_class_name: str = "gp3"
+) -> dict:
+    spec = {
+        "accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": size},
+        "csi": {
+            "driver": "ebs.csi.aws.com",
+            "fsType": "ext4",
+            "volumeHandle": f"vol-{_uid(name)[:17].replace('-', '')}",
+        },
+        "nodeAffinity": {
+            "required": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}
+                ]
+            }
+        },
+        "persistentVolumeReclaimPolicy": "Delete",
+        "storageClassName": storage_class_name,
+        "volumeMode": "Filesystem",
+    }
     if claim:
-        spec["claimRef"] = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": claim[0], "name": claim[1]}
+        spec["claimRef"] = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": claim[0],
+            "name": claim[1],
+        }
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": metadata(name), "spec": spec,
             "status": {"phase": "Bound" if claim else "Available"}}
 

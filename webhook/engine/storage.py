@@ -131,7 +131,8 @@ def spec_findings(state, view: ClaimView, path: str = "spec") -> list[Reason]:
     modes = set(view.access_modes)
     if view.backend == "ebs":
         multi = modes & {"ReadWriteMany", "ReadOnlyMany"}
-        io2_block = view.ebs_type == "io2" and view.volume_mode == "Block" and modes <= {"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"}
+        io2_block = (view.ebs_type == "io2" and view.volume_mode == "Block"
+                     and modes <= {"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"})
         if multi and not io2_block:
             efs = _efs_class_name(state)
             fix = (f"Use the EFS StorageClass {efs!r} for shared storage" if efs else
@@ -352,7 +353,8 @@ def _shared_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, h
         detail = (f"{workload} wants {replicas} pods on a ReadWriteOnce volume another workload's pod holds on "
                   f"{where}; pods on other nodes stay in ContainerCreating (Multi-Attach error).")
     else:
-        summary = f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; all but one node get Multi-Attach errors"
+        summary = (f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; "
+                   "all but one node get Multi-Attach errors")
         detail = ("EBS attaches to one node at a time: pods the scheduler puts on other nodes stay in "
                   "ContainerCreating.")
         fix = ("Use a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or pin the pods "
