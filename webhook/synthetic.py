@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 CREATED = "2026-11-01T08:00:00Z"
 _counter = iter(range(1000, 10**9))
@@ -26,7 +26,7 @@ def _uid(name: str) -> str:
 
 def metadata(name: str, namespace: str | None = None, labels: Mapping | None = None,
              annotations: Mapping | None = None, owner: tuple | None = None) -> dict:
-    meta = {"creationTimestamp": CREATED, "name": name, "resourceVersion": str(next(_counter)),
+    meta: dict[str, Any] = {"creationTimestamp": CREATED, "name": name, "resourceVersion": str(next(_counter)),
             "uid": _uid(f"{namespace}/{name}")}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -53,7 +53,9 @@ def node(name: str, instance_type: str | None = "t3.medium", zone: str = "us-eas
         node_labels["beta.kubernetes.io/instance-type"] = instance_type
         node_labels["eks.amazonaws.com/nodegroup"] = "default"
     node_labels.update(labels or {})
-    spec = {"providerID": f"aws:///{zone}/i-{_uid(name)[:17].replace('-', '')}"} if instance_type else {}
+    spec: dict[str, Any] = (
+        {"providerID": f"aws:///{zone}/i-{_uid(name)[:17].replace('-', '')}"} if instance_type else {}
+    )
     if taints:
         spec["taints"] = [dict(t) for t in taints]
     if unschedulable:
@@ -107,9 +109,14 @@ def container(name: str = "app", image: str = "nginx:1.27", requests: Mapping | 
 
 
 def pod_spec(containers: Iterable[Mapping] | None = None, host_network: bool = False, **extra) -> dict:
-    spec = {"containers": [dict(c) for c in (containers or [container(requests={"cpu": "100m", "memory": "128Mi"})])],
-            "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler",
-            "securityContext": {}, "terminationGracePeriodSeconds": 30}
+    spec: dict[str, Any] = {
+        "containers": [dict(c) for c in (containers or [container(requests={"cpu": "100m", "memory": "128Mi"})])],
+        "dnsPolicy": "ClusterFirst",
+        "restartPolicy": "Always",
+        "schedulerName": "default-scheduler",
+        "securityContext": {},
+        "terminationGracePeriodSeconds": 30,
+    }
     if host_network:
         spec["hostNetwork"] = True
     spec.update(extra)
@@ -136,7 +143,7 @@ def pod(name: str, namespace: str = "default", node_name: str | None = None, spe
     if node_name:
         body["nodeName"] = node_name
     phase = phase or ("Running" if node_name else "Pending")
-    status = {"phase": phase, "qosClass": qos_class(body)}
+    status: dict[str, Any] = {"phase": phase, "qosClass": qos_class(body)}
     if node_name:
         status.update({"hostIP": "10.0.0.10", "podIP": "10.0.0.11", "startTime": CREATED})
     else:
@@ -246,7 +253,11 @@ def pvc(
     volume_mode: str = "Filesystem",
     volume_name: str | None = None,
 ) -> dict:
-    spec = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}, "volumeMode": volume_mode}
+    spec: dict[str, Any] = {
+        "accessModes": list(modes),
+        "resources": {"requests": {"storage": size}},
+        "volumeMode": volume_mode,
+    }
     if storage_class_name is not None:
         spec["storageClassName"] = storage_class_name
     if volume_name:
@@ -258,7 +269,7 @@ def pvc(
 def ebs_pv(
     name: str, zone: str, claim: tuple | None = None, size: str = "10Gi", storage_class_name: str = "gp3"
 ) -> dict:
-    spec = {
+    spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "capacity": {"storage": size},
         "csi": {
@@ -296,7 +307,7 @@ def csinode(node_name: str, ebs_count: int = 25) -> dict:
 
 
 def limit_range(namespace: str, default_request: Mapping | None = None, default: Mapping | None = None) -> dict:
-    item = {"type": "Container"}
+    item: dict[str, Any] = {"type": "Container"}
     if default_request:
         item["defaultRequest"] = dict(default_request)
     if default:

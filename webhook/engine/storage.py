@@ -204,7 +204,7 @@ def _pv_zones(pv: Mapping) -> set:
 def _class_zones(storage_class: Mapping | None) -> set:
     if not storage_class or storage_class.get("volumeBindingMode", "Immediate") != "Immediate":
         return set()
-    zones = set()
+    zones: set[str] = set()
     for term in storage_class.get("allowedTopologies") or []:
         for expr in term.get("matchLabelExpressions") or []:
             if expr.get("key") in ZONE_KEYS:
@@ -260,7 +260,7 @@ def pod_volume_rules(state, demand) -> VolumeRules:
             zones = _narrow(zones, _class_zones(view.storage_class))
     shared_new = 0
     for volume in demand.pod_spec.get("volumes") or []:
-        claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName") or ""
         claim = state.claims.get((demand.namespace, claim_name)) if claim_name else None
         if claim is None:
             if claim_name:
@@ -395,10 +395,11 @@ def _unreachable(rules: VolumeRules, state, label: str) -> None:
                                      "volumes."))
         rules.blocking = True
         return
-    if rules.node_volumes:
+    node_filter = rules.node_filter   # set whenever node_volumes is
+    if rules.node_volumes and node_filter is not None:
         candidates = [n for n in state.nodes.values() if (rules.pinned_node is None or n.name == rules.pinned_node)
                       and (zones is None or node_zone(n) in zones)]
-        if candidates and all(rules.node_filter(n) for n in candidates):
+        if candidates and all(node_filter(n) for n in candidates):
             names = ", ".join(sorted(n.name for n in candidates)[:3])
             rules.findings.append(Reason(EBS_ATTACH_LIMIT, clip(
                 f"{label}: no node it can run on can attach its EBS volume ({names})")
