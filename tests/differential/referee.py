@@ -175,8 +175,10 @@ class Referee:
                 body["metadata"].setdefault("labels", {})[RUNTIME_LABEL] = "existing"
             resp = self.api.call("POST", _collection(body), body, ok=())
             if resp.status_code not in (200, 201):
-                if kind == "Pod" and resp.status_code == 403:
-                    continue     # refused by admission (LimitRange, quota): it never exists, as on a real cluster
+                if kind == "Pod" and resp.status_code in (403, 422):
+                    # Refused by admission (LimitRange, quota) or invalid after LimitRanger's defaults
+                    # (a default limit below the request): it never exists, as on a real cluster.
+                    continue
                 raise RefereeError(f"creating {kind} {obj['metadata']['name']}: HTTP {resp.status_code}: "
                                    f"{resp.text[:300]}")
             if kind == "ResourceQuota":
@@ -206,7 +208,7 @@ class Referee:
             resp = self.api.call("POST", _collection(pod), pod, ok=())
             if resp.status_code in (200, 201):
                 outcome.created += 1
-            elif resp.status_code == 403:    # admission refused it (422, an invalid object, is a generator bug)
+            elif resp.status_code in (403, 422):   # admission refused it, or LimitRanger's defaults made it invalid
                 outcome.rejected.append(resp.json().get("message", resp.text)[:300])
             else:
                 raise RefereeError(f"creating workload pod: HTTP {resp.status_code}: {resp.text[:300]}")
