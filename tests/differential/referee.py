@@ -233,22 +233,31 @@ class Referee:
         return outcome
 
     def _settle(self, start: float) -> None:
-        """Wait until the scheduler has tried every pod and has nothing left to retry."""
+        """Wait until the scheduler has tried every pod and has nothing left to retry.
+
+        Settled: every pod has a node or a PodScheduled condition, and the scheduler's
+        active and backoff queues are empty on consecutive polls. A pod nominated by a
+        preemption waits in the unschedulable queue until its victims' deletion moves it
+        back, so while one exists the queues must stay empty for a full second; a
+        nominated pod that still does not fit (its victims gone, another rule still
+        failing) stays nominated for good, and that is settled too.
+        """
         calm = 0
         while True:
             pods = self.api.json("GET", "/api/v1/pods", params={"labelSelector": RUNTIME_LABEL})["items"]
-            busy = [p for p in pods if not p["spec"].get("nodeName") and (
-                _condition(p, "PodScheduled") is None or (p.get("status") or {}).get("nominatedNodeName"))]
-            queue = self.cp.scheduler_queue() if not busy else None
-            if not busy and queue["active"] == 0 and queue["backoff"] == 0:
+            waiting = [p for p in pods if not p["spec"].get("nodeName")]
+            untried = [p for p in waiting if _condition(p, "PodScheduled") is None]
+            nominated = any((p.get("status") or {}).get("nominatedNodeName") for p in waiting)
+            queue = self.cp.scheduler_queue() if not untried else None
+            if not untried and queue["active"] == 0 and queue["backoff"] == 0:
                 calm += 1
-                if calm >= 2:
+                if calm >= (20 if nominated else 2):
                     return
             else:
                 calm = 0
             if time.monotonic() - start > SETTLE_TIMEOUT_S:
                 raise RefereeError(f"the scheduler did not settle in {SETTLE_TIMEOUT_S:.0f}s "
-                                   f"(waiting: {[p['metadata']['name'] for p in busy]}, queue: {queue})")
+                                   f"(untried: {[p['metadata']['name'] for p in untried]}, queue: {queue})")
             time.sleep(0.05)
 
     @staticmethod
