@@ -59,6 +59,8 @@ def check_seed(referee: Referee, seed: int, shrink_budget: int = 0) -> SeedResul
                 return False
             small, runs = shrink(sc, still_fails, shrink_budget)
             header = f"shrunk in {runs} referee runs from {len(sc.objects)} objects to {len(small.objects)}"
+        if small_run.outcome.placements:
+            header += f"\nscheduler placed: {dict(sorted(small_run.outcome.placements.items()))}"
         reasons = "; ".join(sorted(set(small_run.outcome.unscheduled_reasons)))[:600]
         if reasons:
             header += f"\nscheduler said: {reasons}"

@@ -59,6 +59,7 @@ class Outcome:
     unscheduled: int = 0
     on_not_ready: int = 0                                    # bound to a node whose Ready is not True
     unscheduled_reasons: list[str] = field(default_factory=list)
+    placements: dict[str, int] = field(default_factory=dict)   # node -> workload pods the scheduler bound there
     settle_s: float = 0.0
 
 
@@ -223,6 +224,7 @@ class Referee:
             node = pod["spec"].get("nodeName")
             if node:
                 outcome.scheduled += 1
+                outcome.placements[node] = outcome.placements.get(node, 0) + 1
                 ready = _condition(nodes.get(node, {}), "Ready")
                 if not ready or ready.get("status") != "True":
                     outcome.on_not_ready += 1
