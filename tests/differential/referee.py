@@ -45,6 +45,24 @@ SETTLE_TIMEOUT_S = 30.0
 RUNTIME_LABEL = "differential.capacity-webhook/pod"
 
 
+def _check_in_process(args: list[str]) -> tuple[int, str, str]:
+    """The real ``capacity-webhook check`` command, run in this process through click.
+
+    Same CLI code as ``python -m webhook.cli check``, without a Python start-up and the
+    engine's imports per scenario (most of a scenario's cost on a loaded machine).
+    ``in_process=False`` runs the subprocess instead.
+    """
+    from click.testing import CliRunner
+
+    from webhook.cli import main
+
+    result = CliRunner().invoke(main, args, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+        return 3, result.output, "".join(traceback.format_exception(result.exception))
+    return result.exit_code, result.stdout, result.stderr     # click >= 8.2 keeps them apart
+
+
 class RefereeError(RuntimeError):
     """The control plane did not behave (not a disagreement: the scenario is not counted)."""
 
@@ -127,8 +145,9 @@ def _condition(pod: dict, kind: str) -> dict | None:
 class Referee:
     """One control plane (etcd + kube-apiserver + kube-scheduler) serving many scenarios in turn."""
 
-    def __init__(self, cp, workdir: Path | None = None):
+    def __init__(self, cp, workdir: Path | None = None, in_process: bool = True):
         self.cp = cp
+        self.in_process = in_process
         self.api = Api(cp)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="differential-"))
         for ns in NAMESPACES:
@@ -148,14 +167,17 @@ class Referee:
             snap = self.cp.kubectl("get", SNAPSHOT_RESOURCES, "-A", "-o", "json").stdout
             snap_path.write_text(snap)
             workload_path.write_text(yaml.safe_dump(sc.workload))
-            check = subprocess.Popen(
-                [sys.executable, "-m", "webhook.cli", "check", "--cluster", str(snap_path), "-f", str(workload_path),
-                 "-o", "json", "--fail-on", "never"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            outcome = self._play_workload(sc)
-            out, err = check.communicate(timeout=120)
-            engine = self._engine_answer(check.returncode, out, err)
+            args = ["check", "--cluster", str(snap_path), "-f", str(workload_path), "-o", "json", "--fail-on", "never"]
+            if self.in_process:
+                outcome = self._play_workload(sc)
+                engine = self._engine_answer(*_check_in_process(args))
+            else:
+                check = subprocess.Popen([sys.executable, "-m", "webhook.cli", *args], cwd=REPO,
+                                         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+                outcome = self._play_workload(sc)
+                out, err = check.communicate(timeout=120)
+                engine = self._engine_answer(check.returncode, out, err)
             return Run(sc, outcome, engine, json.loads(snap) if keep_snapshot else None)
         finally:
             self.cleanup()
