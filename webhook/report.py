@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from . import report_subnets
 from .engine.model import ClusterState
 from .engine.placement import NodeRoom
 
@@ -72,8 +73,9 @@ def node_rows(state: ClusterState) -> list[NodeRow]:
     for name in sorted(state.nodes, key=natural_key):
         node = state.nodes[name]
         room = NodeRoom.of(state, node, reserved)
+        slots = room.capacity.slots
         rows.append(NodeRow(name, node.instance_type or "-", room.capacity.mode,
-                            (room.capacity.slots - room.ips) if room.ips is not None else node.ip_pods,
+                            slots - room.ips if slots is not None and room.ips is not None else node.ip_pods,
                             room.capacity.slots, node.allocatable_pods - room.pods, node.allocatable_pods,
                             room.free.cpu, node.allocatable.cpu, room.free.memory, node.allocatable.memory))
     return rows
@@ -111,7 +113,7 @@ class Totals:
 
 def totals(rows: list[NodeRow]) -> Totals:
     checked = [r for r in rows if r.ip_total is not None]
-    return Totals(len(rows), sum(r.ip_used for r in checked), sum(r.ip_total for r in checked),
+    return Totals(len(rows), sum(r.ip_used for r in checked), sum(r.ip_total or 0 for r in checked),
                   len(rows) - len(checked), sum(r.pods_used for r in rows), sum(r.pods_total for r in rows),
                   sum(r.cpu_free for r in rows), sum(r.cpu_total for r in rows),
                   sum(r.memory_free for r in rows), sum(r.memory_total for r in rows))
@@ -141,7 +143,7 @@ def to_text(state: ClusterState) -> str:
     if state.pending:
         count = len(state.pending)
         lines.append(f"\n{plural(count, 'pod')} {'is' if count == 1 else 'are'} already Pending (waiting for a node).")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + report_subnets.to_text(state)
 
 
 def _origin_text(origin: dict | None) -> tuple[str, str]:
@@ -156,7 +158,8 @@ def to_json(state: ClusterState, origin: dict | None = None) -> str:
     source, when = _origin_text(origin)
     nodes = [dict(asdict(r), ip_free=r.ip_free, tightness=round(r.tightness, 4)) for r in tightest_first(rows)]
     return json.dumps({"source": source, "time": when, "cni": state.cni.describe(), "pending": len(state.pending),
-                       "totals": asdict(totals(rows)), "nodes": nodes}, indent=2) + "\n"
+                       "totals": asdict(totals(rows)), "nodes": nodes,
+                       "subnets": report_subnets.to_json(state)}, indent=2) + "\n"
 
 
 # ---- HTML ---------------------------------------------------------------------------------
@@ -232,9 +235,9 @@ def _overview_section(state: ClusterState, rows: list[NodeRow]) -> str:
     tiles = []
     for i, r in enumerate(tightest_first(rows), 1):
         shares = r.shares()
-        detail = ", ".join(f"{label} {shares[key] * 100:.0f}%" for key, label in
+        detail = ", ".join(f"{label} {share * 100:.0f}%" for key, label in
                            (("ip", "IPs"), ("pods", "pods"), ("cpu", "CPU"), ("memory", "memory"))
-                           if shares[key] is not None)
+                           if (share := shares[key]) is not None)
         unchecked = " unchecked" if r.ip_total is None else ""
         tiles.append(f"<a class='tile {_tone(r.tightness)}{unchecked}' href='#node-{i}' "
                      f"title='{html.escape(r.name)} ({html.escape(r.instance_type)}): {detail}"
@@ -244,7 +247,8 @@ def _overview_section(state: ClusterState, rows: list[NodeRow]) -> str:
             "</section>")
 
 
-SECTIONS: list[Callable[[ClusterState, list[NodeRow]], str]] = [_legend_section, _overview_section, _nodes_section]
+SECTIONS: list[Callable[[ClusterState, list[NodeRow]], str]] = [_legend_section, _overview_section, _nodes_section,
+                                                               report_subnets.subnets_section]
 
 STYLE = """
 body{font:13px/1.35 system-ui,-apple-system,Segoe UI,sans-serif;margin:1rem 1.5rem;color:#1d232a;background:#fff}
