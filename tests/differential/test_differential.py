@@ -12,7 +12,7 @@ import pytest
 
 from tests.differential.campaign import check_seed
 
-CI_SEEDS = range(1, 101)
+CI_SEEDS = range(1, 151)
 SHRINK_BUDGET = 12
 
 #: seed -> the scheduler rule the engine gets wrong (see /work/notes/differential.md and README.md).
@@ -32,4 +32,6 @@ def test_engine_agrees_with_kube_scheduler(referee, seed):
     # A known disagreement is not shrunk again here (it costs referee runs): its reproducer is in the notes.
     result = check_seed(referee, seed, shrink_budget=0 if seed in KNOWN_DISAGREEMENTS else SHRINK_BUDGET)
     assert not result.error, f"referee error (not a disagreement, but the seed was not judged): {result.error}"
+    if result.judgement.status == "unstable":
+        pytest.skip(f"kube-scheduler itself placed differently on two runs (random tie-break): {result.judgement.detail}")
     assert result.judgement.ok, f"seed {seed} disagrees: {result.cls}\n{result.reproducer}"
