@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, limitranger, pod_eni, quota, storage, subnets
+from . import budget, explain, limitranger, pod_eni, quota, shape, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
@@ -33,8 +33,9 @@ def identity(obj: Mapping) -> tuple[str, str, str]:
     """(kind, namespace, name), tolerant of malformed objects (they still need a label)."""
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     meta = meta if isinstance(meta, Mapping) else {}
-    kind = obj.get("kind") if isinstance(obj, Mapping) else None
-    return (kind if isinstance(kind, str) else ""), str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    kind, namespace, name = obj.get("kind") if isinstance(obj, Mapping) else None, meta.get("namespace"), meta.get("name")
+    return (kind if isinstance(kind, str) else "", namespace if isinstance(namespace, str) and namespace else "default",
+            name if isinstance(name, str) else ("" if name is None else "<invalid name>"))
 
 
 def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode: str = "enforce") -> Verdict:
@@ -42,9 +43,15 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
 
     Objects the engine cannot read are allowed with an ``INVALID_OBJECT`` warning that
     names the field: the API server validates objects itself, we only judge capacity.
+    Shapes are checked first (``shape.check_object``); any other exception is a bug in the
+    engine and propagates to the adapter's internal-error path (never blamed on the object).
     """
     kind, namespace, name = identity(obj)
     try:
+        shape.check_object(obj, depth=True)
+        if old is not None:
+            shape.check_object(old, "oldObject.", depth=True)
+        budget.check()
         if kind == "PersistentVolumeClaim":
             verdict = Verdict(kind, namespace, name)
             verdict.reasons.extend(storage.claim_findings(state, obj, old))
@@ -54,17 +61,14 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
             verdict = Verdict(kind, namespace, name)
     except ObjectError as exc:
         verdict = _invalid(kind, namespace, name, exc.field, exc.problem)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-        # A field of the wrong shape (a string where a list belongs...): the API server
-        # rejects such objects itself; never turn them into an error here.
-        verdict = _invalid(kind, namespace, name, "object", f"unexpected shape ({type(exc).__name__}: {exc})")
     return decide(verdict, mode)
 
 
 def _invalid(kind: str, namespace: str, name: str, field: str, problem: str) -> Verdict:
     verdict = Verdict(kind, namespace, name)
-    verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{kind} {namespace}/{name}: cannot read {field}: {problem}")
-                              + "\nThe capacity check was skipped.", WARN)]
+    label = clip(f"{kind} {namespace}/{name}", 60)          # the field must stay on the first line
+    verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{label}: cannot read {field}: {problem}")
+                              + f"\nThe capacity check was skipped: {field} {problem}.", WARN)]
     return verdict
 
 
@@ -159,7 +163,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if uses_ip or branch is not None:
         lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
         reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
-            if state.reservations else None
+            if state.reservations and state.network.subnets else None   # only subnet room reads it
         found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
         verdict.reasons.extend(found)
         verdict.pending += min(stuck, placement.placed)

@@ -19,13 +19,14 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from . import budget
 from .constraint_state import ConstraintState
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
 from .requests import ZERO, Resources
 from .scheduling import PodPlacementRules, ineligibility
-from .scoring import node_score
+from .scoring import Preferences, node_score
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
 # (kubelet maxPods on EKS is derived from the IP limit, so IPs explain it better).
@@ -240,7 +241,7 @@ class RoomMap:
 
     def index(self):
         """The state's RoomIndex, current, while no room has been built for every node."""
-        if self._rooms is not None or not FAST_PLACEMENT:
+        if self._rooms is not None or not FAST_PLACEMENT or len(self.state.nodes) < FAST_PLACEMENT_MIN_NODES:
             return None
         from .room_index import RoomIndex
 
@@ -282,7 +283,9 @@ class RoomMap:
         heaps_of_node: dict[str, list] = {}
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
         watchers: dict[object, ConstraintState] = {}
+        preferences: dict[PodPlacementRules, Preferences] = {}
         for pod in waiting:
+            budget.check()
             rules = pod.rules or PodPlacementRules()
             node_rules = rules.node_only
             if node_rules not in eligible_cache:
@@ -294,12 +297,16 @@ class RoomMap:
                 if watcher is None:
                     watcher = watchers[rules] = ConstraintState(
                         self.state, rules.constraints, rules, self.state.nodes.values(), self.placed, self.given_back)
-                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher)
+                prefs = preferences.get(node_rules)
+                if prefs is None:
+                    prefs = preferences[node_rules] = Preferences(node_rules, [r.node for r in rooms])
+                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher,
+                                  prefs=prefs)
             else:
                 kind = (node_rules, pod.requests, pod.score_requests, pod.uses_ip, pod.extended)
                 heap = heaps.get(kind)
                 if heap is None:
-                    heap = heaps[kind] = _KindHeap(rooms, pod)
+                    heap = heaps[kind] = _KindHeap(rooms, pod, node_rules)
                     for r in rooms:
                         heaps_of_node.setdefault(r.node.name, []).append(heap)
                 room = heap.pop_best()
@@ -317,10 +324,18 @@ class RoomMap:
 class _KindHeap:
     """Nodes by descending score (then name) for one kind of waiting pod, with lazy invalidation."""
 
-    def __init__(self, rooms: list[NodeRoom], pod: PodRecord):
+    def __init__(self, rooms: list[NodeRoom], pod: PodRecord, rules: PodPlacementRules | None = None):
         self.pod = pod
         self.rooms = {r.node.name: r for r in rooms}
         self.dead: set = set()
+        self.bonus: dict = {}
+        if rules is not None and (rules.preferred_terms or any(r.node.taints for r in rooms)):
+            prefs = Preferences(rules, [r.node for r in rooms])
+            if prefs.active:
+                # Normalized once over the nodes it fits at the start (the scheduler re-normalizes over
+                # each cycle's feasible nodes; this differs only once the top-scoring node fills up).
+                fitting = [r.node.name for r in rooms if r.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] >= 1]
+                self.bonus = prefs.bonus(fitting)
         self.heap = [entry for entry in map(self._entry, rooms) if entry is not None]
         heapq.heapify(self.heap)
 
@@ -329,7 +344,8 @@ class _KindHeap:
         if room.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] < 1:
             self.dead.add(room.node.name)      # room only shrinks while waiting pods are placed
             return None
-        return -room.score(pod.requests, pod.score_requests), room.node.name, room.version
+        return (-room.score(pod.requests, pod.score_requests) - self.bonus.get(room.node.name, 0), room.node.name,
+                room.version)
 
     def refresh(self, room: NodeRoom) -> None:
         if room.node.name in self.dead or room.node.name not in self.rooms:
@@ -350,16 +366,21 @@ class _KindHeap:
 
 
 def _best_room(rooms: list[NodeRoom], requests: Resources, scored: Resources, uses_ip: bool, extended: tuple,
-               watcher: ConstraintState | None, new_volumes: int = 0) -> NodeRoom | None:
+               watcher: ConstraintState | None, new_volumes: int = 0, prefs: Preferences | None = None
+               ) -> NodeRoom | None:
     """The node the scheduler binds one pod to: feasible, highest score, then lowest name."""
-    best, best_score = None, -1
     check_ports = watcher is not None and bool(watcher.constraints.ports)
+    feasible = []
     for room in rooms:
         if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
             continue
         if watcher is not None and watcher.refusal(room.node, room.used_ports() if check_ports else None):
             continue
-        score = room.score(requests, scored)
+        feasible.append(room)
+    bonus = prefs.bonus([r.node.name for r in feasible]) if prefs is not None and prefs.active else {}
+    best, best_score = None, -1
+    for room in feasible:
+        score = room.score(requests, scored) + bonus.get(room.node.name, 0)
         if score > best_score or (score == best_score and room.node.name < best.node.name):
             best, best_score = room, score
     return best
@@ -389,6 +410,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
+    budget.check()
     for room in rooms.rooms.values():
         cause = ineligibility(room.node, node_rules) or (node_filter(room.node) if node_filter else None)
         if cause:
@@ -403,7 +425,9 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     if daemon:
         wanted = len(eligible)
     if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
-        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes)
+        prefs = Preferences(node_rules, [r.node for r in eligible])
+        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes,
+                                      prefs)
         if placement is not None:
             placement.excluded = excluded
             placement.constraints = rules.constraints
@@ -443,7 +467,8 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
 
 
 def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
-                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int) -> Placement | None:
+                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int,
+                      prefs: Preferences | None = None) -> Placement | None:
     """The scheduler's loop for pods whose placement moves the constraints of the next one.
 
     ``None`` when it would cost more than SEQUENTIAL_BUDGET node checks; the caller then
@@ -456,7 +481,7 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
     candidates = [room for room in eligible if room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1]
     placed = 0
     while placed < wanted:
-        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes)
+        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes, prefs)
         if room is None:
             break
         room.take(1, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=watcher.constraints.ports)
@@ -478,6 +503,7 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
 
 # ---- the plain case, from the state's RoomIndex ---------------------------------------------
 FAST_PLACEMENT = True       # tests turn it off to compare with the reference loop above
+FAST_PLACEMENT_MIN_NODES = 48   # below this the loop is quicker than numpy's per-call overhead
 _CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU,
                                                   INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE))}
 
@@ -485,6 +511,15 @@ _CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REA
 def _names_matter(rules: PodPlacementRules) -> bool:
     """Rules that look at the node's name (spec.nodeName, matchFields): not the same for a whole group."""
     return bool(rules.node_name) or any(dict(term).get("matchFields") for term in rules.required_terms)
+
+
+def _label_keys(rules: PodPlacementRules) -> set:
+    """The node labels the rules read (nodeSelector and required node affinity)."""
+    keys = {key for key, _ in rules.node_selector}
+    for term in rules.required_terms:
+        for expr in dict(term).get("matchExpressions") or ():
+            keys.add(dict(expr).get("key"))
+    return keys
 
 
 def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool,
@@ -508,16 +543,22 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
         return None
     rooms.flush()
     n = len(index.names)
-    sizes = np.bincount(index.group, minlength=len(index.group_nodes))
-    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(index.group_nodes)]
+    keys = _label_keys(rules)
+    if keys:
+        group, first = index.groups_for(keys)
+        members = [index.state.nodes[index.names[i]] for i in first.tolist()]
+    else:
+        group, members = index.group, index.group_nodes
+    sizes = np.bincount(group, minlength=len(members))
+    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(members)]
     excluded: dict[str, int] = {}
     if any(causes):
         firsts = np.full(len(causes), n, np.int64)
-        np.minimum.at(firsts, index.group, index.rank)
+        np.minimum.at(firsts, group, index.rank)
         for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
             excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
     allowed = np.array([cause is None for cause in causes], bool)
-    positions = np.flatnonzero(allowed[index.group]) if n else np.zeros(0, np.int64)
+    positions = np.flatnonzero(allowed[group]) if n else np.zeros(0, np.int64)
     fit, code = index.fits(positions, requests, uses_ip)
     for name, room in rooms.touched.items():
         i = index.pos.get(name)
@@ -584,6 +625,21 @@ class LazyOutcomes(MutableMapping):
         if self._all is None and name in self.first:
             return self.first[name]
         return self.materialize()[name]
+
+    def get(self, name, default=None):
+        return self.materialize().get(name, default)
+
+    def __contains__(self, name) -> bool:
+        return name in self.materialize()
+
+    def keys(self):
+        return self.materialize().keys()
+
+    def values(self):
+        return self.materialize().values()
+
+    def items(self):
+        return self.materialize().items()
 
     def __setitem__(self, name, outcome) -> None:
         self.materialize()[name] = outcome
