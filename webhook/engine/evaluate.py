@@ -15,7 +15,7 @@ from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place
-from .priority import pod_priority, preemption_plan, preemption_reason
+from .priority import pod_priority, preemption_reason, victims, victims_used
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -95,7 +95,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
     if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
         uses_ip = False
-    constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels)
+    constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels,
+                                               state.anti_pods.values(), state.namespace_labels(demand.namespace))
     rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet",
                                             constraints=constraints)
     priority = pod_priority(state, demand.pod_spec)
@@ -171,8 +172,17 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
-        covered, victims = preemption_plan(state, placement, priority, requests, uses_ip, extended,
-                                           volumes.new_volumes_per_pod)
+        covered = evicted = 0
+        candidates = victims(state, priority, rules, volumes.node_filter)
+        if candidates:     # place again with every lower-priority pod gone: what preemption lets bind
+            again = place(RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
+                                  priority=priority.value),
+                          rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
+                          new_volumes=volumes.new_volumes_per_pod,
+                          caps=pod_eni.branch_caps(state) if branch is not None else None,
+                          scored=scored, extended=extended)
+            covered = min(verdict.pending, max(0, again.placed - placement.placed))
+            evicted = victims_used(state, placement, again, candidates, requests, uses_ip, extended, constraints)
         if covered:    # the scheduler evicts lower-priority pods to make room: those pods run after all
             verdict.pending -= covered
             verdict.schedulable += covered
@@ -181,7 +191,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             shortfall = [Reason(r.code, f"{r.message}\n{pod_eni.policy_note(branch)}",
                                 r.severity if branch.certain else WARN) for r in shortfall]
         if covered:
-            shortfall.insert(0, preemption_reason(placement, priority, covered, victims, label))
+            shortfall.insert(0, preemption_reason(placement, priority, covered, evicted, label))
         growth = absorb(state, placement, requests, uses_ip)
         if growth:   # the autoscaler only reacts to Pending pods: never block its input
             shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]
