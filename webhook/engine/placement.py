@@ -13,8 +13,9 @@ from typing import Iterable
 
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
-from .requests import Resources
+from .requests import ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
+from .workloads import demand_of
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
 # (kubelet maxPods on EKS is derived from the IP limit, so IPs explain it better).
@@ -38,6 +39,7 @@ class NodeRoom:
     pods: int
     ips: int | None
     volumes: int | None = None       # EBS attachments left, where the CSINode says
+    held_for: dict | None = None     # workload key -> pods of room promised to it here (for messages)
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -130,11 +132,62 @@ class RoomMap:
         reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
         self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, reserved)
                                             for name, node in state.nodes.items()}
+        if state.reservations:
+            for node, owners in state.reserved_owners(ignore_owner).items():
+                if node in self.rooms:
+                    self.rooms[node].held_for = dict(owners)
         for pod in give_back:            # pods a rollout will replace free their room
             room = self.rooms.get(pod.node)
             if room:
                 room.take(-1, pod.requests, pod.uses_ip)
         self._subtract_waiting(ignore_owner)
+        if state.short:
+            self._subtract_promised(ignore_owner)
+
+    def _subtract_promised(self, ignore_owner: tuple | None) -> None:
+        """Pods a controller still has to create are demand too, like Pending pods.
+
+        A workload whose desired pods (``spec.replicas``, a Job's parallelism, a
+        DaemonSet's nodes) exceed the pods that exist for it holds room for the
+        difference, after its reservation's TTL too, until the pods appear or it shrinks
+        or is deleted; not when its controller reports that it cannot create them
+        (``ReplicaFailure``). What its reservation already holds is not counted twice.
+        """
+        state = self.state
+        for key in sorted(state.short):
+            workload = state.top_owner(key)
+            if workload == ignore_owner:
+                continue
+            missing = state.missing_pods(key)
+            held = state.reservations.get(workload)
+            if held is not None:
+                missing -= sum(state.held(held).values())
+            obj = state.workloads.get(key)
+            if missing <= 0 or obj is None:
+                continue
+            try:
+                demand = demand_of(obj)
+                defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
+                requests = pod_requests(demand.pod_spec, defaults, "spec.template.spec")
+                uses_ip = uses_pod_ip(demand.pod_spec)
+                rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels,
+                                                        daemon=demand.kind == "DaemonSet")
+            except (ObjectError, AttributeError, TypeError, ValueError, KeyError):
+                # a stored object of a shape we cannot read holds nothing (it was logged when stored)
+                continue
+            cap = 1 if rules.one_per_node or demand.kind == "DaemonSet" else None
+            for _, room in sorted(self.rooms.items()):
+                if missing <= 0:
+                    break
+                if ineligibility(room.node, rules) is not None:
+                    continue
+                fit = room.fit(requests, uses_ip)[0]
+                take = min(fit, missing, cap if cap is not None else fit)
+                if take > 0:
+                    room.take(take, requests, uses_ip)
+                    room.held_for = dict(room.held_for or {})
+                    room.held_for[workload] = room.held_for.get(workload, 0) + take
+                    missing -= take
 
     def _subtract_waiting(self, ignore_owner: tuple | None) -> None:
         """Pods already Pending are demand ahead of ours: they take the same free room first.

@@ -33,12 +33,15 @@ from ..engine.verdict import ALLOW, DENY, MODES, WARN
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from ..state.ledger import Ledger, LedgerConflict, LedgerUnavailable, MemoryLedger
 from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, annotations_of, error_body, parse_review,
                      review_response, sanitize_warning, scale_objects, scale_target_key)
 
 SKIP_ANNOTATION = "capacity-webhook/skip"
 MODE_LABEL = "capacity-webhook/mode"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+LEDGER_TIMEOUT = 1.0                  # seconds of ledger I/O per review (the webhook's timeoutSeconds is 3)
+MAX_LEDGER_ATTEMPTS = 8
 DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
 
 log = logging.getLogger("capacity_webhook.server")
@@ -63,7 +66,8 @@ class AdmissionHandler:
     """Decides one parsed review against the holder's state (no flask, no I/O)."""
 
     def __init__(self, holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, ledger: Ledger | None = None,
+                 ledger_timeout: float = LEDGER_TIMEOUT):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.holder = holder
@@ -71,6 +75,8 @@ class AdmissionHandler:
         self.stale_after = stale_after
         self.reservation_ttl = reservation_ttl
         self.clock = clock
+        self.ledger = ledger if ledger is not None else MemoryLedger(holder)
+        self.ledger_timeout = ledger_timeout
 
     # ---- the decision ------------------------------------------------------------------
     def decide(self, review: Review) -> Outcome:
@@ -109,9 +115,74 @@ class AdmissionHandler:
             return out
 
     def _decide_with_state(self, out: Outcome, review: Review) -> Outcome:
-        with self.holder.reading() as state:
-            now = self.clock()
-            state.expire_reservations(now)
+        """Decide against the local state and the ledger's promises; commit the promise.
+
+        The decision is made against one version of the ledger and committed against the
+        same version. A conflict means somebody (another thread, worker or replica)
+        committed in between: re-read and decide again. A deny that promised room helped
+        cause is re-checked once on a freshly read ledger (the local copy may hold a
+        promise that was since released). Ledger I/O gets ``ledger_timeout`` seconds per
+        review; past that, the local decision stands and an allow says its reservation
+        was not recorded: a slow API server never blocks an apply.
+        """
+        deadline = time.monotonic() + self.ledger_timeout
+        fresh = False
+        for _attempt in range(MAX_LEDGER_ATTEMPTS):
+            result = Outcome(out.allowed, list(out.warnings), out.message, dict(out.audit), dict(out.fields))
+            with self.holder.reading() as state:
+                version = self.ledger.version
+                now = self.clock()
+                state.expire_reservations(now)
+                verdict = self._judge(result, review, state)
+                if verdict is None:
+                    return result
+                change = self._reservation_change(state, review, verdict, now) \
+                    if result.allowed and not review.dry_run else None
+                promised = bool(state.reservations)
+            if not result.allowed and self.ledger.shared and not fresh and promised:
+                try:
+                    self.ledger.refresh(deadline)
+                except LedgerUnavailable as exc:
+                    result.fields["ledger"] = f"not re-read: {exc}"
+                    return result
+                fresh = True
+                continue
+            if change is None:
+                if result.allowed and not review.dry_run:
+                    result.fields.setdefault("reserved", 0)
+                return result
+            workload, held = change
+            try:
+                self.ledger.commit(version, workload, held, deadline)
+            except LedgerConflict as exc:
+                if exc.reread:
+                    try:
+                        self.ledger.refresh(deadline)
+                    except LedgerUnavailable as failure:
+                        return self._unrecorded(result, failure)
+                    fresh = True
+                result.fields["ledgerRetries"] = _attempt + 1
+                continue
+            except LedgerUnavailable as exc:
+                return self._unrecorded(result, exc)
+            result.fields["reserved"] = held.promised if held is not None else 0
+            return result
+        return self._unrecorded(result, LedgerUnavailable(f"still conflicting after {MAX_LEDGER_ATTEMPTS} attempts"))
+
+    @staticmethod
+    def _unrecorded(out: Outcome, exc: Exception) -> Outcome:
+        """Allowed on the local view, but nobody else will see the promise: say so."""
+        out.warnings.append("capacity-webhook could not record this workload's capacity reservation (the ledger "
+                            "was not reachable in time): another workload may be admitted into the same room")
+        out.fields["reserved"] = 0
+        out.fields["ledger"] = f"unrecorded: {exc}"
+        log.warning("reservation not recorded for %s %s/%s: %s", out.fields.get("kind"), out.fields.get("namespace"),
+                    out.fields.get("name"), exc)
+        return out
+
+    def _judge(self, out: Outcome, review: Review, state):
+        """One decision against ``state`` (caller holds the lock); ``None``: ``out`` is final as is."""
+        if True:
             obj, old = review.obj, review.old
             if review.is_scale:
                 key = scale_target_key(review)
@@ -120,17 +191,16 @@ class AdmissionHandler:
                     out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
                                         "the scale was not checked")
                     out.fields["note"] = "scale target unknown"
-                    return out
-                skipped = self._skip(out, review, stored)
-                if skipped:
-                    return skipped
+                    return None
+                if self._skip(out, review, stored):
+                    return None
                 try:
                     obj, old = scale_objects(review, stored)
                 except ScaleError as exc:
                     out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
                                         "the capacity check was skipped")
                     out.fields["reasons"] = ["INVALID_OBJECT"]
-                    return out
+                    return None
             mode, engine_mode = self.mode, self.mode
             label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
             if label is not None:
@@ -167,33 +237,30 @@ class AdmissionHandler:
             elif mode == "audit" and verdict.reasons:
                 out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
                              "reasons": ",".join(verdict.codes)}
-            if out.allowed and not review.dry_run:
-                out.fields["reserved"] = self._reserve(state, review, verdict, now)
-        return out
+        return verdict
 
-    def _reserve(self, state, review: Review, verdict, now: float) -> int:
-        """Record the admitted decision as the workload's one reservation (the latest wins).
+    def _reservation_change(self, state, review: Review, verdict, now: float) -> tuple | None:
+        """``(workload, promise or None)`` to commit for an admitted decision; ``None``: nothing changes.
 
-        A decision that places pods replaces the workload's earlier promise; one that has
-        nothing new to place (a scale-down, a no-op apply) shrinks it to the pods still to
-        come; a decision that places nothing releases it.
+        One reservation per workload, the latest decision wins: a decision that places
+        pods replaces the earlier promise; one with nothing new to place (a scale-down, a
+        no-op apply) shrinks it to the pods still to come; one that places nothing
+        releases it.
         """
+        if self.reservation_ttl <= 0 or verdict.kind not in WORKLOAD_KINDS + ("Pod",):
+            return None
         workload = (verdict.kind, verdict.namespace, verdict.name)
-        if self.reservation_ttl <= 0 or verdict.kind == "PersistentVolumeClaim":
-            return 0
         per_node = verdict.reservation()
         if per_node and verdict.pod_requests is not None:
-            held = state.reserve(workload, per_node, verdict.pod_requests, verdict.uses_ip,
-                                 now + self.reservation_ttl, uid=review.uid)
-            return held.promised if held else 0
+            return workload, state.promise(workload, per_node, verdict.pod_requests, verdict.uses_ip,
+                                           now + self.reservation_ttl, uid=review.uid)
         earlier = state.reservations.get(workload)
-        if earlier is not None:
-            kept = state.trimmed(earlier, verdict.hold_at_most) if verdict.hold_at_most is not None else None
-            if kept is None:
-                del state.reservations[workload]
-            else:
-                state.reservations[workload] = kept
-        return 0
+        if earlier is None:
+            return None
+        if verdict.hold_at_most is not None:
+            kept = state.trimmed(earlier, verdict.hold_at_most)
+            return None if kept is earlier else (workload, kept)
+        return workload, None
 
     # ---- bypasses ----------------------------------------------------------------------
     @staticmethod
@@ -215,7 +282,8 @@ class AdmissionHandler:
 
 def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
                headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic,
-               metrics: Metrics | None = None, review_log: logging.Logger | None = None) -> Flask:
+               metrics: Metrics | None = None, review_log: logging.Logger | None = None,
+               ledger: Ledger | None = None, ledger_timeout: float = LEDGER_TIMEOUT) -> Flask:
     """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``).
 
     ``headroom_nodes`` (``serve --headroom-nodes``) is set on the state once, here.
@@ -223,7 +291,7 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     if headroom_nodes is not None:
         with holder.reading() as state:
             state.headroom_nodes = headroom_nodes
-    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock)
+    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock, ledger, ledger_timeout)
     metrics = metrics or Metrics(clock)
     review_log = review_log or logs.review_logger()
     app = Flask("capacity_webhook")
