@@ -40,10 +40,10 @@ from webhook.aws import EC2_SOURCE, fetch_instance_limits  # noqa: E402
 from webhook.engine.instance_types import InstanceLimits  # noqa: E402
 
 GENERATED_BY = "scripts/generate_instance_limits.py"
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+ORACLE_DATA = REPO_ROOT / "tests" / "data"          # vendored AWS files (tests/data/README.md)
 DEFAULT_OUTPUT = REPO_ROOT / "webhook" / "data" / "instance_limits.json"
-DEFAULT_VPC_CNI_JSON = SHARED_DATA / "vpc-cni-instance-limits.json"
-DEFAULT_ENI_MAX_PODS = SHARED_DATA / "eni-max-pods.txt"
+DEFAULT_VPC_CNI_JSON = ORACLE_DATA / "vpc-cni-instance-limits.json"
+DEFAULT_ENI_MAX_PODS = ORACLE_DATA / "eni-max-pods.txt"
 VPC_CNI_SOURCE = "vpc-cni"
 
 NETWORK_FIELDS = ("enis", "ipv4_per_eni", "hypervisor", "bare_metal")
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for label, path in (("--vpc-cni-json", args.vpc_cni_json), ("--eni-max-pods", args.eni_max_pods)):
         if not path.is_file():
-            parser.error(f"{label}: {path} not found (it ships in ../shared/data beside the repo)")
+            parser.error(f"{label}: {path} not found (vendored in tests/data, see tests/data/README.md)")
 
     vpc_cni_document = json.loads(args.vpc_cni_json.read_text(encoding="utf-8"))
     official = read_eni_max_pods(args.eni_max_pods)

@@ -88,7 +88,10 @@ def test_junit_and_sarif(snapshot, tmp_path):
     assert sarif["version"] == "2.1.0"
     (result,) = sarif["runs"][0]["results"]
     assert result["ruleId"] == "POD_IP_EXHAUSTED" and result["level"] == "error"
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(manifest)
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == manifest.as_uri()       # outside the working directory
+    second_document = manifest.read_text().splitlines().index("---") + 2   # 1-based line after the separator
+    assert location["region"] == {"startLine": second_document}
     assert [r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]] == ["POD_IP_EXHAUSTED"]
 
 
@@ -112,7 +115,14 @@ def test_snapshot_must_be_a_list(tmp_path):
     bad.write_text(json.dumps(s.node("n1")))
     result = run("check", "--cluster", bad, "-f", EXAMPLE_WORKLOADS)
     assert result.returncode == 2 and "kind: List" in result.stderr
-    assert run("check", "-f", EXAMPLE_WORKLOADS, "--mode", "strict").returncode == 2
+
+
+def test_an_unknown_mode_is_a_usage_error_that_names_it():
+    # --cluster is given so that nothing can reach a real cluster from a developer's kubeconfig.
+    result = run("check", "--cluster", EXAMPLE_CLUSTER, "-f", EXAMPLE_WORKLOADS, "--mode", "strict")
+    assert result.returncode == 2 and "strict" in result.stderr and "Traceback" not in result.stderr
+    assert run("check", "--cluster", EXAMPLE_CLUSTER, "-f", EXAMPLE_WORKLOADS, "--mode", "warn",
+               "--fail-on", "never").returncode == 0
 
 
 def test_report_text_and_html(tmp_path):

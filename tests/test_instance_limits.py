@@ -1,7 +1,7 @@
 """The embedded instance-limits table, its generator, its loader and the boto3 adapter.
 
-The oracle for max-pods numbers is AWS's own eni-max-pods.txt in ../shared/data (CI
-always has it beside the repo), never the code under test; the adapter is checked
+The oracle for max-pods numbers is AWS's own eni-max-pods.txt, vendored in tests/data
+(source, version and license in tests/data/README.md), never the code under test; the adapter is checked
 against the raw describe_instance_types fields moto serves.
 """
 
@@ -22,16 +22,16 @@ from webhook.engine.instance_types import InstanceLimits, InstanceTable, load_de
 from webhook.engine.ipslots import ip_slots
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-ENI_MAX_PODS = SHARED_DATA / "eni-max-pods.txt"
+ORACLE_DATA = REPO_ROOT / "tests" / "data"
+ENI_MAX_PODS = ORACLE_DATA / "eni-max-pods.txt"
 COMMITTED = REPO_ROOT / "webhook" / "data" / "instance_limits.json"
 GENERATOR = REPO_ROOT / "scripts" / "generate_instance_limits.py"
 
 
 def _official() -> dict[str, int]:
     assert ENI_MAX_PODS.is_file(), (
-        f"{ENI_MAX_PODS} is missing: the shared/ directory must sit beside the repo "
-        "(CI always provides it); this test needs AWS's official max-pods table"
+        f"{ENI_MAX_PODS} is missing: it is vendored in the repository (tests/data/README.md); "
+        "this test needs AWS's official max-pods table"
     )
     table = {}
     for line in ENI_MAX_PODS.read_text().splitlines():

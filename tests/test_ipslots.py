@@ -1,6 +1,6 @@
 """The IP-slot model against AWS's own numbers.
 
-Oracles: the VPC CNI's eni-max-pods.txt (shared/data) and the worked examples in the AWS
+Oracles: the VPC CNI's eni-max-pods.txt (vendored in tests/data) and the worked examples in the AWS
 docs (EKS "Choosing an instance type", prefix delegation and custom networking pages).
 """
 
@@ -12,13 +12,13 @@ from webhook import synthetic as s
 from webhook.engine.instance_types import load_default_table
 from webhook.engine.ipslots import CniConfig, ip_slots, node_ip_capacity, recommended_max_pods
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ORACLE_DATA = Path(__file__).resolve().parent / "data"
 TABLE = load_default_table()
 
 
 def official_max_pods() -> dict[str, int]:
     rows = {}
-    for line in (SHARED / "eni-max-pods.txt").read_text().splitlines():
+    for line in (ORACLE_DATA / "eni-max-pods.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, value = line.split()
             rows[name] = int(value)

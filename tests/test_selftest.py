@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from certs.authority import renew_serving_cert, write_bundle
 from webhook.selftest import build_review, run_selftest, selftest_command
-from webhook.server.review import parse_review, review_response
+from webhook.server.review import parse_review
 
 
 def make_pki(directory: Path) -> dict[str, Path]:
@@ -44,10 +44,20 @@ def make_pki(directory: Path) -> dict[str, Path]:
 Responder = Callable[[dict[str, Any]], tuple[int, bytes]]
 
 
-def well_formed(allowed: bool, **kwargs: Any) -> Responder:
-    """Answer as the webhook does: with webhook.server.review.review_response."""
+def well_formed(allowed: bool, message: str | None = None, warnings: list[str] | None = None) -> Responder:
+    """Answer as the Kubernetes docs define an AdmissionReview v1 response, written out literally.
+
+    Not built with the server's own ``review_response``: selftest must accept what the API
+    server accepts, not merely what our server happens to produce.
+    """
     def respond(review: dict[str, Any]) -> tuple[int, bytes]:
-        return 200, json.dumps(review_response(review["request"]["uid"], allowed, **kwargs)).encode()
+        response: dict[str, Any] = {"uid": review["request"]["uid"], "allowed": allowed}
+        if not allowed:
+            response["status"] = {"code": 403, "message": message or "denied"}
+        if warnings:
+            response["warnings"] = warnings
+        return 200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                "response": response}).encode()
     return respond
 
 
@@ -151,7 +161,8 @@ def test_denied_answer_is_still_healthy(server: StubServer, pki: dict[str, Path]
 @pytest.mark.parametrize(
     "responder, fragment",
     [
-        (lambda r: (200, json.dumps(review_response("not-the-uid", True)).encode()), "does not echo"),
+        (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                     "response": {"uid": "not-the-uid", "allowed": True}}).encode()), "does not echo"),
         (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                                      "response": {"uid": r["request"]["uid"], "allowed": "yes"}}).encode()), "boolean"),
         (lambda r: (200, json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode()),

@@ -10,6 +10,7 @@ in its zone only). The cluster is synthetic.two_t3_medium_cluster(): node 1 in u
 with 10 free pod IP slots (15 - 5 add-ons), node 2 in us-east-1b with 11 (15 - 4).
 """
 
+import copy
 import pytest
 
 from webhook import synthetic as s
@@ -246,8 +247,12 @@ def test_size_message_gives_the_range_and_the_rounded_size():
 def test_size_applies_to_an_expansion_update_and_a_no_op_update_is_quiet():
     state = cluster(s.storage_class("gp2", parameters={"type": "gp2"}))
     old = s.pvc("a", storage_class_name="gp2", size="16000Gi")
-    assert codes(evaluate(state, s.pvc("a", storage_class_name="gp2", size="17000Gi"), old)) == [storage.EBS_SIZE]
-    assert codes(evaluate(state, old, old)) == []
+    grown = s.pvc("a", storage_class_name="gp2", size="17000Gi")
+    assert codes(evaluate(state, grown, old)) == [storage.EBS_SIZE]
+    # A no-op update of a claim that would be refused on create (17000Gi > gp2's 16,384 GiB):
+    # the claim already exists, a re-apply changes nothing, so it must stay quiet.
+    assert codes(evaluate(state, grown)) == [storage.EBS_SIZE]
+    assert codes(evaluate(state, grown, copy.deepcopy(grown))) == []
 
 
 # ---- EFS ---------------------------------------------------------------------------------------
@@ -328,6 +333,15 @@ def test_own_pods_do_not_count_as_another_holder_on_scale_up():
     new = deploy("db", 3, "data", nodeSelector={"kubernetes.io/hostname": N1})
     verdict = evaluate(state, new, old)
     assert codes(verdict) == [] and (verdict.requested, verdict.schedulable) == (3, 3)
+    # Unpinned, a new template: if its own running pod counted as another holder, the claim would
+    # look mounted elsewhere (EBS_SHARED_RWO, as for another workload's pod). It moves with us.
+    unpinned_old = deploy("db", 1, "data")
+    moved = cluster(*bound_claim("data", "us-east-1a"), unpinned_old, replica_set,
+                    s.pod("db-5c8d-x1", node_name=N1, spec=spec_with_claim("data"), owner=rs))
+    rollout = deploy("db", 1, "data")
+    rollout["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    verdict = evaluate(moved, rollout, unpinned_old)
+    assert codes(verdict) == [] and verdict.verdict == "allow"
 
 
 def test_rwop_claim_shared_by_two_pods_never_works():

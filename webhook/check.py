@@ -3,17 +3,53 @@
 Each object that is admitted spends the room it takes (as a permanent reservation), so
 the next object in the same run sees what is left, as it would after ``kubectl apply``
 of the whole folder. Objects that already exist in the state are updates.
+
+The admission policy is the webhook's (``webhook.policy``): a ``capacity-webhook/skip``
+object and an object in a namespace the chart excludes are admitted unchecked (and still
+take their room, as they would in the cluster); the namespace label
+``capacity-webhook/mode`` overrides ``--mode``; ``capacity-webhook/ignore`` codes on an
+object, and ``--ignore`` codes for the run, are dropped from its verdict.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from . import policy
 from .engine.evaluate import HANDLED_KINDS, evaluate, identity
 from .engine.model import ClusterState
-from .engine.verdict import DENY
+from .engine.verdict import ALLOW, DENY, Reason, Verdict
+from .manifests import Manifest
 
 UPDATE_STORE_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
+STATE_KINDS = ("Namespace", "LimitRange", "StorageClass", "PersistentVolume")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The settings the chart gives the webhook, as ``check`` flags."""
+
+    mode: str = "enforce"
+    ignore: frozenset[str] = frozenset()
+    excluded_namespaces: tuple[str, ...] = policy.DEFAULT_EXCLUDED_NAMESPACES
+
+
+@dataclass
+class CheckResult:
+    """One checked object: where it is, the verdict, and what the policy did to it."""
+
+    source: str
+    line: int
+    obj: dict
+    verdict: Verdict
+    skipped: str | None = None                          # why the webhook would not check it
+    ignored: list[Reason] = field(default_factory=list)  # reasons dropped by --ignore or the annotation
+    ignored_in_source: frozenset[str] = frozenset()      # codes the object's own annotation dropped
+
+    @property
+    def name(self) -> str:
+        return f"{self.verdict.kind} {self.verdict.namespace}/{self.verdict.name}"
 
 
 def existing(state: ClusterState, obj) -> dict | None:
@@ -23,18 +59,39 @@ def existing(state: ClusterState, obj) -> dict | None:
     return state.workloads.get((kind, namespace, name))
 
 
-def check_objects(state: ClusterState, objects: Iterable[tuple[str, dict]], mode: str = "enforce"):
-    """Yield ``(source, verdict)`` for every pod controller, Pod and PVC, spending capacity as it goes."""
-    for index, (source, obj) in enumerate(objects):
-        kind, namespace, name = identity(obj)
+def check_manifests(state: ClusterState, manifests: Iterable[Manifest],
+                    options: CheckOptions = CheckOptions()) -> Iterable[CheckResult]:
+    """Yield a CheckResult for every pod controller, Pod and PVC, spending capacity as it goes."""
+    for index, item in enumerate(manifests):
+        obj = item.obj
+        kind, namespace, _ = identity(obj)
         if kind not in HANDLED_KINDS:
-            if kind in ("Namespace", "LimitRange", "StorageClass", "PersistentVolume"):
+            if kind in STATE_KINDS:
                 state.apply(obj)      # later objects in the run see them, as after kubectl apply
             continue
-        verdict = evaluate(state, obj, existing(state, obj), mode)
+        old = existing(state, obj)
+        labels = state.namespaces.get(namespace)
+        skipped = policy.excluded_by(namespace, labels, options.excluded_namespaces)
+        reason = policy.skip_reason(obj)
+        if skipped is None and reason is not None:
+            skipped = f"annotation {policy.SKIP_ANNOTATION}: {reason or 'no reason given'}"
+        if skipped:
+            # The webhook never sees it (or lets it through), but its pods still take room.
+            verdict = evaluate(state, obj, old, "audit")
+            verdict.reasons = []
+            _spend(state, obj, verdict, index)
+            yield CheckResult(item.source, item.line, obj, verdict, skipped=skipped)
+            continue
+        mode = policy.namespace_mode(options.mode, namespace, labels).mode
+        verdict = evaluate(state, obj, old, mode)
+        in_source = policy.ignored_codes(obj)
+        drop = options.ignore | in_source
+        ignored = [r for r in verdict.reasons if r.code in drop]
+        verdict = policy.without_codes(verdict, drop, mode)
         if verdict.verdict != DENY:
             _spend(state, obj, verdict, index)
-        yield source, verdict
+        yield CheckResult(item.source, item.line, obj, verdict, ignored=ignored,
+                          ignored_in_source=frozenset(in_source & {r.code for r in ignored}))
 
 
 def _spend(state: ClusterState, obj, verdict, index: int) -> None:
@@ -43,3 +100,12 @@ def _spend(state: ClusterState, obj, verdict, index: int) -> None:
     elif verdict.reservation():
         state.reserve((verdict.kind, verdict.namespace, verdict.name), verdict.reservation(),
                       verdict.pod_requests, verdict.uses_ip, uid=f"check-{index}")
+
+
+def would_fail(results: Iterable[CheckResult], fail_on: str) -> bool:
+    """``--fail-on``: deny fails on a deny; warn fails on a deny or a warn; never never fails."""
+    verdicts = {r.verdict.verdict for r in results}
+    return fail_on != "never" and (DENY in verdicts or (fail_on == "warn" and "warn" in verdicts))
+
+
+__all__ = ["ALLOW", "CheckOptions", "CheckResult", "check_manifests", "existing", "would_fail"]

@@ -13,9 +13,18 @@ from pathlib import Path
 import click
 
 from .engine.verdict import MODES
-from .manifests import InputError, load_objects
+from .manifests import InputError
 
 CLUSTER_HELP = "Snapshot file (kind: List as 'kubectl get ... -o json' prints); without it, the live cluster."
+KUBECONFIG_HELP = "Kubeconfig for the live cluster (default: $KUBECONFIG, ~/.kube/config, then in-cluster)."
+CONTEXT_HELP = "Kubeconfig context for the live cluster (default: the current context)."
+
+
+def _source_options(command):
+    """--cluster / --kubeconfig / --context, spelled the same on every command that reads a cluster."""
+    command = click.option("--context", metavar="NAME", help=CONTEXT_HELP)(command)
+    command = click.option("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)(command)
+    return click.option("--cluster", "cluster", metavar="SNAPSHOT", help=CLUSTER_HELP)(command)
 
 
 def _state(cluster: str | None, kubeconfig: str | None, context: str | None):
@@ -46,33 +55,62 @@ def main() -> None:
     """Capacity-aware admission control for Kubernetes on AWS."""
 
 
+def _codes(ctx, param, values) -> frozenset[str]:
+    from .policy import parse_codes
+
+    return frozenset(code for value in values for code in parse_codes(value))
+
+
 @main.command()
-@click.option("--cluster", "cluster", metavar="SNAPSHOT", help=CLUSTER_HELP)
-@click.option("--kubeconfig", help="Kubeconfig for the live cluster.")
-@click.option("--context", help="Kubeconfig context for the live cluster.")
-@click.option("-f", "--filename", "paths", multiple=True, required=True,
+@_source_options
+@click.option("-f", "--filename", "paths", multiple=True, required=True, metavar="PATH",
               help="Manifest file, folder (recursive *.yaml/*.yml/*.json) or - for stdin. Repeatable.")
-@click.option("--mode", type=click.Choice(MODES), default="enforce", show_default=True)
-@click.option("-o", "--output", type=click.Choice(["text", "json", "junit", "sarif"]), default="text", show_default=True)
+@click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
+              help="Skip files in folders whose path, name or folder matches this glob (e.g. 'charts', "
+                   "'*-test.yaml'). Repeatable. Kind-less files in folders (Chart.yaml, kustomization.yaml) are "
+                   "always skipped.")
+@click.option("--mode", type=click.Choice(MODES), default="enforce", show_default=True,
+              help="The webhook's mode (chart value 'mode'): enforce denies, warn allows with warnings, audit only "
+                   "records. A namespace label capacity-webhook/mode overrides it, as in the cluster.")
+@click.option("--headroom-nodes", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Nodes the cluster may still add (chart value 'headroomNodes'): a shortfall they absorb is a "
+                   "warning.")
+@click.option("--exclude-namespace", "excluded_namespaces", multiple=True, metavar="NAMESPACE",
+              help="Namespace the webhook never sees (chart value 'webhook.excludedNamespaces' plus the release "
+                   "namespace). Repeatable; replaces the default kube-system. Namespaces labelled "
+                   "capacity-webhook/ignore are always excluded.")
+@click.option("--ignore", "ignore", multiple=True, callback=_codes, metavar="CODE",
+              help="Drop this reason code from every verdict (comma-separated or repeatable). One object: "
+                   "annotate it capacity-webhook/ignore: CODE1,CODE2.")
+@click.option("-o", "--output", type=click.Choice(["text", "json", "junit", "sarif", "policyreport"]),
+              default="text", show_default=True,
+              help="Output format: a table, JSON, JUnit XML, SARIF 2.1.0, or wg-policy PolicyReport YAML.")
 @click.option("--fail-on", type=click.Choice(["deny", "warn", "never"]), default="deny", show_default=True,
               help="Exit 1 when an object is denied (or also warned); 'never' always exits 0.")
-def check(cluster, kubeconfig, context, paths, mode, output, fail_on):
+def check(cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, ignore, output,
+          fail_on):
     """Dry-run manifests against a cluster snapshot (or the live cluster), as CI does."""
-    from .check import check_objects
+    from .check import CheckOptions, check_manifests, would_fail
+    from .manifests import load_manifests
     from .output import FORMATS
+    from .policy import DEFAULT_EXCLUDED_NAMESPACES
 
     try:
-        objects = load_objects(paths)
+        loaded = load_manifests(paths, exclude)
         state = _state(cluster, kubeconfig, context)
     except (InputError, click.ClickException) as exc:
         raise _Exit2(str(exc.message if isinstance(exc, click.ClickException) else exc)) from None
-    pairs = list(check_objects(state, objects, mode))
-    results = [v for _, v in pairs]
-    click.echo(FORMATS[output](results, [s for s, _ in pairs]), nl=False)
+    if headroom_nodes is not None:
+        state.headroom_nodes = headroom_nodes
+    options = CheckOptions(mode=mode, ignore=ignore,
+                           excluded_namespaces=tuple(excluded_namespaces) or DEFAULT_EXCLUDED_NAMESPACES)
+    results = list(check_manifests(state, loaded.objects, options))
+    click.echo(FORMATS[output](results, fail_on), nl=False)
+    for skipped in loaded.skipped:
+        click.echo(f"note: skipped {skipped}", err=True)
     for skipped in state.skipped:
         click.echo(f"warning: snapshot object skipped: {skipped}", err=True)
-    verdicts = {r.verdict for r in results}
-    if fail_on != "never" and ("deny" in verdicts or (fail_on == "warn" and "warn" in verdicts)):
+    if would_fail(results, fail_on):
         sys.exit(1)
 
 

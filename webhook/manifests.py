@@ -3,16 +3,25 @@
 Accepts JSON or YAML, multi-document YAML, ``kind: List`` wrappers, folders (recursive
 ``*.yaml``, ``*.yml``, ``*.json``) and ``-`` for stdin, so ``helm template ... |
 capacity-webhook check -f -`` works. Errors name the file and, for YAML, the line.
+
+``load_manifests`` also keeps each object's line (for SARIF regions) and, inside a
+folder, passes over files that are not Kubernetes objects (a Helm ``Chart.yaml``, a
+kind-less ``kustomization.yaml``, a CI workflow) and files matching ``--exclude``
+patterns, reporting them as skipped instead of stopping the run.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import yaml
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -84,3 +93,110 @@ def load_objects(paths: Iterable[str]) -> list[tuple[str, dict]]:
             for doc in _documents(read_text(name), source):
                 objects.extend((source, obj) for obj in expand(doc, source))
     return objects
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One object from the input, with the file and 1-based line it starts at."""
+
+    source: str
+    line: int
+    obj: dict
+
+
+@dataclass
+class Loaded:
+    objects: list[Manifest] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)     # "path: why", one per file or document passed over
+
+
+def _yaml_documents(text: str, source: str) -> Iterator[tuple[int, object, object]]:
+    """``(line, document, node)`` per YAML document, as ``yaml.safe_load_all`` reads them."""
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            yield node.start_mark.line + 1, loader.construct_document(node), node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"{source}{line}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _documents_with_lines(text: str, source: str) -> Iterator[tuple[int, object, object]]:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            yield 1 + text[: len(text) - len(stripped)].count("\n"), json.loads(text), None
+            return
+        except json.JSONDecodeError as exc:
+            if source.endswith(".json"):
+                raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    yield from _yaml_documents(text, source)
+
+
+def _expand_with_lines(obj: object, source: str, line: int, node) -> Iterator[tuple[int, dict]]:
+    if isinstance(obj, dict) and isinstance(obj.get("kind"), str) and obj["kind"].endswith("List") \
+            and isinstance(obj.get("items"), list):
+        children = node.value if isinstance(node, yaml.MappingNode) else []
+        item_nodes = next((v.value for k, v in children
+                           if getattr(k, "value", None) == "items" and isinstance(v, yaml.SequenceNode)), None)
+        if not item_nodes or len(item_nodes) != len(obj["items"]):
+            item_nodes = [None] * len(obj["items"])       # JSON input: every item at the List's line
+        for item, item_node in zip(obj["items"], item_nodes):
+            item_line = item_node.start_mark.line + 1 if item_node is not None else line
+            yield from _expand_with_lines(item, source, item_line, item_node)
+        return
+    for expanded in expand(obj, source):
+        yield line, expanded
+
+
+def _excluded(path: Path, root: Path, patterns: Iterable[str]) -> bool:
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    parts = relative.split("/")
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(path.as_posix(), pattern) \
+                or any(fnmatch.fnmatch(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def _not_an_object(doc: object) -> str | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        return f"not a Kubernetes object ({type(doc).__name__})"
+    if not doc.get("kind") or not doc.get("apiVersion"):
+        return "not a Kubernetes object (no apiVersion/kind)"
+    return None
+
+
+def load_manifests(paths: Iterable[str], exclude: Iterable[str] = ()) -> Loaded:
+    """All objects from ``paths`` in order, with file and line.
+
+    A file named on the command line must hold Kubernetes objects (else InputError); in a
+    folder, files matching ``exclude`` and documents that are not objects are skipped.
+    """
+    exclude = list(exclude)
+    loaded = Loaded()
+    for path in paths:
+        in_folder = path != "-" and Path(path).is_dir()
+        files = [path] if path == "-" else [str(f) for f in _files(path)]
+        for name in files:
+            source = "<stdin>" if name == "-" else name
+            if in_folder and _excluded(Path(name), Path(path), exclude):
+                loaded.skipped.append(f"{source}: matches --exclude")
+                continue
+            for line, doc, node in _documents_with_lines(read_text(name), source):
+                why = _not_an_object(doc) if in_folder else None
+                if why:
+                    loaded.skipped.append(f"{source}:{line}: {why}")
+                    continue
+                loaded.objects.extend(Manifest(source, obj_line, obj)
+                                      for obj_line, obj in _expand_with_lines(doc, source, line, node))
+    return loaded

@@ -27,18 +27,18 @@ from typing import Callable
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .. import policy
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
+from ..policy import SKIP_ANNOTATION
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from ..state.ledger import Ledger, LedgerConflict, LedgerUnavailable, MemoryLedger
-from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, annotations_of, error_body, parse_review,
+from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review,
                      review_response, sanitize_warning, scale_objects, scale_target_key)
 
-SKIP_ANNOTATION = "capacity-webhook/skip"
-MODE_LABEL = "capacity-webhook/mode"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 LEDGER_TIMEOUT = 1.0                  # seconds of ledger I/O per review (the webhook's timeoutSeconds is 3)
 MAX_LEDGER_ATTEMPTS = 8
@@ -182,61 +182,58 @@ class AdmissionHandler:
 
     def _judge(self, out: Outcome, review: Review, state):
         """One decision against ``state`` (caller holds the lock); ``None``: ``out`` is final as is."""
-        if True:
-            obj, old = review.obj, review.old
-            if review.is_scale:
-                key = scale_target_key(review)
-                stored = state.workloads.get(key)
-                if stored is None:
-                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
-                                        "the scale was not checked")
-                    out.fields["note"] = "scale target unknown"
-                    return None
-                if self._skip(out, review, stored):
-                    return None
-                try:
-                    obj, old = scale_objects(review, stored)
-                except ScaleError as exc:
-                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
-                                        "the capacity check was skipped")
-                    out.fields["reasons"] = ["INVALID_OBJECT"]
-                    return None
-            mode, engine_mode = self.mode, self.mode
-            label = (state.namespaces.get(review.namespace) or {}).get(MODE_LABEL)
-            if label is not None:
-                if label in MODES:
-                    mode = engine_mode = label
-                    out.fields["modeFrom"] = "namespace"
-                else:
-                    out.warnings.append(f"namespace {review.namespace} label {MODE_LABEL}={label!r} is not one of "
-                                        f"{', '.join(MODES)}: using {mode}")
-            stale_for = self.holder.stale_for()
-            stale = stale_for > self.stale_after
-            downgraded = None
-            if engine_mode == "enforce" and review.user == HPA_USER:
-                engine_mode, downgraded = "warn", "hpa"
-            elif engine_mode == "enforce" and stale:
-                engine_mode, downgraded = "warn", "stale"
-            verdict = evaluate(state, obj, old, engine_mode)
+        obj, old = review.obj, review.old
+        if review.is_scale:
+            key = scale_target_key(review)
+            stored = state.workloads.get(key)
+            if stored is None:
+                out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
+                                    "the scale was not checked")
+                out.fields["note"] = "scale target unknown"
+                return None
+            if self._skip(out, review, stored):
+                return None
+            try:
+                obj, old = scale_objects(review, stored)
+            except ScaleError as exc:
+                out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
+                                    "the capacity check was skipped")
+                out.fields["reasons"] = ["INVALID_OBJECT"]
+                return None
+        chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
+        mode = engine_mode = chosen.mode
+        if chosen.from_namespace:
+            out.fields["modeFrom"] = "namespace"
+        if chosen.warning:
+            out.warnings.append(chosen.warning)
+        stale_for = self.holder.stale_for()
+        stale = stale_for > self.stale_after
+        downgraded = None
+        if engine_mode == "enforce" and review.user == HPA_USER:
+            engine_mode, downgraded = "warn", "hpa"
+        elif engine_mode == "enforce" and stale:
+            engine_mode, downgraded = "warn", "stale"
+        verdict = evaluate(state, obj, old, engine_mode)
+        verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
 
-            would_deny = any(r.severity == DENY for r in verdict.reasons)
-            out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
-                              schedulable=verdict.schedulable, pending=verdict.pending, reasons=verdict.codes)
-            if downgraded and would_deny:
-                out.fields["downgraded"] = downgraded
-            if stale:
-                out.fields["staleSeconds"] = round(stale_for, 1)
-            if verdict.verdict == DENY:
-                out.allowed = False
-                out.message = verdict.message
-            elif verdict.verdict == WARN:
-                if stale and would_deny:
-                    out.warnings.insert(0, f"capacity data is stale (no watch update for {stale_for:.0f}s): "
-                                           "this would be denied, it is allowed with warnings")
-                out.warnings.extend(r.summary for r in verdict.reasons)
-            elif mode == "audit" and verdict.reasons:
-                out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
-                             "reasons": ",".join(verdict.codes)}
+        would_deny = any(r.severity == DENY for r in verdict.reasons)
+        out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
+                          schedulable=verdict.schedulable, pending=verdict.pending, reasons=verdict.codes)
+        if downgraded and would_deny:
+            out.fields["downgraded"] = downgraded
+        if stale:
+            out.fields["staleSeconds"] = round(stale_for, 1)
+        if verdict.verdict == DENY:
+            out.allowed = False
+            out.message = verdict.message
+        elif verdict.verdict == WARN:
+            if stale and would_deny:
+                out.warnings.insert(0, f"capacity data is stale (no watch update for {stale_for:.0f}s): "
+                                       "this would be denied, it is allowed with warnings")
+            out.warnings.extend(r.summary for r in verdict.reasons)
+        elif mode == "audit" and verdict.reasons:
+            out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
+                         "reasons": ",".join(verdict.codes)}
         return verdict
 
     def _reservation_change(self, state, review: Review, verdict, now: float) -> tuple | None:
@@ -270,10 +267,10 @@ class AdmissionHandler:
 
     @staticmethod
     def _skip(out: Outcome, review: Review, obj: dict | None) -> Outcome | None:
-        annotations = annotations_of(obj)
-        if SKIP_ANNOTATION not in annotations:
+        given = policy.skip_reason(obj)
+        if given is None:
             return None
-        reason = sanitize_warning(annotations.get(SKIP_ANNOTATION) or "", limit=200) or "no reason given"
+        reason = sanitize_warning(given, limit=200) or "no reason given"
         who = review.user or "unknown user"
         out.warnings.append(f"capacity check skipped by annotation {SKIP_ANNOTATION} ({reason}), requested by {who}")
         out.fields.update(skipped=True, skipReason=reason, note="skip annotation")
