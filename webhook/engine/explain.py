@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import heapq
 
+from . import pod_eni
 from .ipslots import recommended_max_pods
-from .placement import (EBS_ATTACH_LIMIT, INSUFFICIENT_CPU, INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_MEMORY,
-                        POD_IP_EXHAUSTED, POD_LIMIT_REACHED, Placement)
+from .node_truth import laggard_fix, prefix_laggards
+from .placement import (
+    EBS_ATTACH_LIMIT,
+    INSUFFICIENT_CPU,
+    INSUFFICIENT_EPHEMERAL_STORAGE,
+    INSUFFICIENT_MEMORY,
+    POD_IP_EXHAUSTED,
+    POD_LIMIT_REACHED,
+    Placement,
+)
 from .quantity import format_bytes, format_cpu
 from .requests import Resources
 from .verdict import clip
@@ -23,6 +32,7 @@ CAUSES = {
     INSUFFICIENT_MEMORY: "not enough memory",
     INSUFFICIENT_EPHEMERAL_STORAGE: "not enough ephemeral storage",
     EBS_ATTACH_LIMIT: "EBS volume attach limit reached",
+    pod_eni.POD_ENI_EXHAUSTED: "no branch ENIs (security groups for pods) left",
     "NO_ELIGIBLE_NODE": "no eligible node",
 }
 
@@ -62,12 +72,15 @@ def held_phrase(outcome) -> str:
     return f" ({total} reserved for {workload_label(*top)}{more})"
 
 
-def node_list(code: str, placement: Placement, requests: Resources) -> str:
+def node_list(code: str, placement: Placement, requests: Resources, state=None) -> str:
     stopped = [(n, o) for n, o in placement.per_node.items() if o.limit == code]
     nodes = heapq.nsmallest(NODES_LISTED, stopped, key=lambda item: item[0])
     phrases = []
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
+        if code == pod_eni.POD_ENI_EXHAUSTED and state is not None:
+            phrases.append(pod_eni.node_phrase(state, name, outcome))
+            continue
         itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
         phrases.append(_node_phrase(code, name, outcome, requests, short)
@@ -98,6 +111,12 @@ def _cni_max_pods(state, room) -> int | None:
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
     stopped = [o.room for o in placement.per_node.values() if o.limit == code]
+    if code == pod_eni.POD_ENI_EXHAUSTED:
+        return pod_eni.fix(state, placement, lower)
+    laggards = [r.node.name for r in stopped if r.node.name in set(prefix_laggards(state))] \
+        if code in (POD_IP_EXHAUSTED, POD_LIMIT_REACHED) and state.cni.prefix_delegation else []
+    if laggards:
+        return f"{laggard_fix(laggards)} Or add nodes, or lower {lower}."
     if code == POD_IP_EXHAUSTED:
         cni = state.cni
         pd_ready = [r for r in stopped if (lim := state.limits_for(r.node)) and lim.supports_prefix_delegation]

@@ -16,8 +16,17 @@ from typing import Iterable, Mapping
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
+from .network import NETWORK_KINDS, NetworkState
+from .node_truth import adjust_ip_capacity
 from .quantity import QuantityError, units
-from .requests import ZERO, ObjectError, Resources, pod_requests, resources_from, uses_pod_ip
+from .requests import (
+    ZERO,
+    ObjectError,
+    Resources,
+    pod_requests,
+    resources_from,
+    uses_pod_ip,
+)
 from .scheduling import PodPlacementRules, Taint
 
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
@@ -283,6 +292,7 @@ class ClusterState:
         self.limit_ranges: dict[str, dict] = defaultdict(dict)        # ns -> name -> LimitRange
         self.namespaces: dict[str, dict] = {}                         # name -> labels
         self.cni = CniConfig()
+        self.network = NetworkState()                                  # subnets, ENIConfigs, SGPs, CNINodes, EC2
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
@@ -301,8 +311,12 @@ class ClusterState:
         name, namespace = meta.get("name", ""), meta.get("namespace", "default")
         if kind == "Node":
             self._set_node(NodeRecord.from_object(obj))
+            self.network.note_node(obj)
         elif kind == "Pod":
             self._set_pod((namespace, name), PodRecord.from_object(obj))
+            self.network.note_pod((namespace, name), obj)
+        elif kind in NETWORK_KINDS:
+            self.network.apply(obj)
         elif kind in WORKLOAD_KINDS:
             key = (kind, namespace, name)
             self._unlink(key)
@@ -362,8 +376,12 @@ class ClusterState:
         namespace = namespace or "default"
         if kind == "Node":
             self.nodes.pop(name, None)
+            self.network.forget_node(name)
         elif kind == "Pod":
             self._set_pod((namespace, name), None)
+            self.network.note_pod((namespace, name), None)
+        elif kind in NETWORK_KINDS:
+            self.network.remove(kind, namespace, name)
         elif kind in WORKLOAD_KINDS:
             key = (kind, namespace, name)
             parent = self.parents.get(key)
@@ -635,6 +653,8 @@ class ClusterState:
         if capacity is None:
             capacity = node_ip_capacity(node.instance_type, self.limits_for(node), self.cni)
             self._ip_cache[node.instance_type] = capacity
+        if self.network.nodes:       # per-node truth: Windows, trunk ENI, nodes still on secondary IPs
+            return adjust_ip_capacity(self, node, capacity)
         return capacity
 
     def top_owner(self, owner_key: tuple) -> tuple:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
 from .requests import ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
@@ -140,6 +141,10 @@ class RoomMap:
             room = self.rooms.get(pod.node)
             if room:
                 room.take(-1, pod.requests, pod.uses_ip)
+        for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
+            room = self.rooms[name]
+            room.free, room.pods = room.free - owed, room.pods - pods
+            room.ips = None if room.ips is None else room.ips - ips
         self._subtract_waiting(ignore_owner)
         if state.short:
             self._subtract_promised(ignore_owner)
@@ -217,10 +222,12 @@ class RoomMap:
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
-          node_filter=None, new_volumes: int = 0) -> Placement:
+          node_filter=None, new_volumes: int = 0, caps: dict | None = None) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
+    ``caps`` (node name -> (pods, code)) adds a per-node limit the rooms do not know,
+    such as branch ENIs for security groups for pods (``pod_eni.branch_caps``);
     required anti-affinity to itself caps pods at one per node. The rooms are spent.
     """
     excluded: dict[str, int] = {}
@@ -238,6 +245,9 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     per_node: dict[str, NodeOutcome] = {}
     # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
     fits = [(room, *room.fit(requests, uses_ip, new_volumes)) for room in eligible]
+    if caps:
+        fits = [(room, *caps[room.node.name]) if room.node.name in caps and caps[room.node.name][0] < fit
+                else (room, fit, limit) for room, fit, limit in fits]
     fits.sort(key=lambda item: (-item[1], item[0].node.name))
     for room, fit, limit in fits:
         count = min(fit, cap) if cap is not None else fit

@@ -1,0 +1,116 @@
+"""Security groups for pods (POD_ENI_EXHAUSTED): branch ENIs from the VPC resource controller's table.
+
+aws/amazon-vpc-resource-controller-k8s pkg/aws/vpc/limits.go (vendored in
+webhook/data/pod_eni_limits.json) gives m5.large 9 branch ENIs and t3.medium none
+(IsTrunkingCompatible: false), so on t3.medium every pod a SecurityGroupPolicy selects stays Pending.
+"""
+
+from webhook import synthetic as s
+from webhook.engine.evaluate import evaluate
+from webhook.engine.pod_eni import branch_limits
+from webhook.state.snapshot import state_from_objects
+
+A, B = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
+
+
+def sgp(name="web-sg", namespace="default", pod_labels=None, sa_labels=None):
+    spec = {"securityGroups": {"groupIds": ["sg-0123456789abcdef0"]}}
+    if pod_labels is not None:
+        spec["podSelector"] = {"matchLabels": pod_labels}
+    if sa_labels is not None:
+        spec["serviceAccountSelector"] = {"matchLabels": sa_labels}
+    return {"apiVersion": "vpcresources.k8s.aws/v1beta1", "kind": "SecurityGroupPolicy",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def pod_eni_aws_node():
+    ds = s.aws_node()
+    ds["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "ENABLE_POD_ENI", "value": "true"})
+    return ds
+
+
+def branch_pod(name, node_name):
+    spec = s.pod_spec([s.container("db", requests={"cpu": "10m", "vpc.amazonaws.com/pod-eni": "1"})])
+    spec["containers"][0]["resources"]["limits"] = {"vpc.amazonaws.com/pod-eni": "1"}
+    return s.pod(name, "default", node_name, spec, labels={"app": "db"})
+
+
+def m5_large(name, zone, pod_eni="9"):
+    alloc = {"cpu": "1930m", "memory": "7Gi", "ephemeral-storage": "76Gi", "pods": "29"}
+    if pod_eni is not None:
+        alloc["vpc.amazonaws.com/pod-eni"] = pod_eni
+    return s.node(name, "m5.large", zone, allocatable=alloc)
+
+
+def test_vendored_table_has_the_controllers_numbers():
+    limits = branch_limits()
+    assert limits["m5.large"] == 9 and limits["m5.xlarge"] == 18 and limits["c5.large"] == 9
+    assert limits["t3.medium"] == 0 and limits["m4.xlarge"] == 0       # cannot trunk
+    assert len(limits) > 1000
+
+
+def test_sgp_workload_on_t3_medium_cannot_get_a_branch_eni():
+    items = s.two_t3_medium_cluster()["items"]
+    items = [pod_eni_aws_node() if i["kind"] == "DaemonSet" and i["metadata"]["name"] == "aws-node" else i
+             for i in items]
+    state = state_from_objects(items + [sgp(pod_labels={"app": "web"})])
+    verdict = evaluate(state, s.small_web("web", 3))
+    assert verdict.verdict == "deny" and verdict.codes == ["POD_ENI_EXHAUSTED"]
+    assert (verdict.schedulable, verdict.pending) == (0, 3)
+    reason = verdict.reasons[0]
+    assert reason.summary == ("Deployment default/web: 3 of 3 pods would stay Pending: no branch ENIs "
+                              "(security groups for pods) left")
+    assert f"node {A}: t3.medium cannot trunk (0 branch ENIs)" in reason.message
+    assert "SecurityGroupPolicy web-sg selects these pods" in reason.message
+    # The same Deployment without a matching policy fits the secondary IPs.
+    assert evaluate(state, s.small_web("api", 3)).verdict == "allow"
+
+
+def test_sgp_workload_on_m5_large_gets_nine_branch_enis_per_node():
+    items = [m5_large(A, "us-east-1a"), m5_large(B, "us-east-1b"), pod_eni_aws_node(), s.namespace("default"),
+             sgp(pod_labels={"app": "web"}), branch_pod("db-0", A), branch_pod("db-1", A)]
+    state = state_from_objects(items)
+    # 9 - 2 on A, 9 on B: 16 branch ENIs; 20 replicas leave 4 Pending.
+    verdict = evaluate(state, s.small_web("web", 20))
+    assert verdict.codes == ["POD_ENI_EXHAUSTED"] and (verdict.schedulable, verdict.pending) == (16, 4)
+    assert f"node {A}: 7 of 9 branch ENIs free" in verdict.message
+    assert evaluate(state, s.small_web("web", 16)).verdict == "allow"
+
+
+def test_a_trunking_type_without_advertised_branch_enis_says_enable_pod_eni():
+    items = [m5_large(A, "us-east-1a", pod_eni=None), s.aws_node(), s.namespace("default"),
+             sgp(pod_labels={"app": "web"})]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 1))
+    assert verdict.codes == ["POD_ENI_EXHAUSTED"]
+    assert "advertises no vpc.amazonaws.com/pod-eni (m5.large allows 9)" in verdict.message
+    assert "Set ENABLE_POD_ENI=true on aws-node" in verdict.message
+
+
+def test_trunk_eni_costs_the_node_one_eni_of_secondary_ips():
+    items = [m5_large(A, "us-east-1a"), pod_eni_aws_node(), s.namespace("default")]
+    state = state_from_objects(items)
+    # m5.large: 3 ENIs x 9 = 27 IP slots; the trunk takes one ENI: 18.
+    assert state.ip_capacity(state.nodes[A]).slots == 18
+    verdict = evaluate(state, s.small_web("web", 19))
+    assert verdict.codes == ["POD_IP_EXHAUSTED"] and verdict.pending == 1
+
+
+def test_service_account_selector_needs_the_service_accounts_labels():
+    base = [m5_large(A, "us-east-1a", pod_eni="0"), pod_eni_aws_node(), s.namespace("default"),
+            sgp(sa_labels={"team": "payments"})]
+    # Without ServiceAccounts in the state the match is unknown: a warning, not a deny.
+    unknown = evaluate(state_from_objects(base), s.small_web("web", 1))
+    assert unknown.verdict == "warn" and unknown.codes == ["POD_ENI_EXHAUSTED"]
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "default", "namespace": "default", "labels": {"team": "payments"}}}
+    assert evaluate(state_from_objects(base + [account]), s.small_web("web", 1)).verdict == "deny"
+    account["metadata"]["labels"] = {"team": "web"}
+    assert evaluate(state_from_objects(base + [account]), s.small_web("web", 1)).verdict == "allow"
+
+
+def test_policy_in_another_namespace_or_without_groups_selects_nothing():
+    base = [m5_large(A, "us-east-1a", pod_eni="0"), pod_eni_aws_node(), s.namespace("default")]
+    other = sgp(namespace="team-b", pod_labels={"app": "web"})
+    empty = sgp(name="no-groups", pod_labels={"app": "web"})
+    empty["spec"]["securityGroups"]["groupIds"] = []
+    assert evaluate(state_from_objects(base + [other, empty]), s.small_web("web", 1)).verdict == "allow"

@@ -1,0 +1,77 @@
+"""DaemonSet pods a node still owes: a node that just joined is not as empty as it looks.
+
+A fresh node shows all its IP slots, pod slots, CPU and memory free, but the DaemonSets
+whose pods belong there (aws-node and kube-proxy are host-network, others such as log
+shippers or CSI node plugins take IPs and requests) will create their pods within
+seconds and take part of that room. Crediting the whole node to a workload admitted in
+that window lets it promise room the DaemonSets then take.
+
+For every DaemonSet, ``owed_by_node`` finds the nodes its pods would land on (the
+DaemonSet's nodeSelector, node affinity and tolerations; DaemonSet pods tolerate
+cordons and NotReady like the controller's) that have none of its pods, running or
+waiting for that node, and returns what those pods will take, per node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .requests import ZERO, ObjectError, Resources, pod_requests, uses_pod_ip
+from .scheduling import PodPlacementRules, ineligibility
+
+_PARSED: dict = {}                 # (ds key, resourceVersion) -> DaemonPod (or None when unreadable)
+_PARSED_MAX = 512
+
+
+@dataclass(frozen=True)
+class DaemonPod:
+    requests: Resources
+    uses_ip: bool
+    rules: PodPlacementRules
+
+
+def _daemon_pod(key: tuple, obj: Mapping) -> DaemonPod | None:
+    version = ((obj.get("metadata") or {}).get("resourceVersion")) or id(obj)
+    cache_key = (key, version)
+    if cache_key in _PARSED:
+        return _PARSED[cache_key]
+    template = ((obj.get("spec") or {}).get("template") or {})
+    spec = template.get("spec") or {}
+    try:
+        parsed = DaemonPod(pod_requests(spec, path=f"DaemonSet {key[1]}/{key[2]} spec.template.spec"),
+                           uses_pod_ip(spec),
+                           PodPlacementRules.from_pod_spec(spec, (template.get("metadata") or {}).get("labels"),
+                                                           daemon=True))
+    except (ObjectError, AttributeError, TypeError, ValueError):
+        parsed = None
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[cache_key] = parsed
+    return parsed
+
+
+def owed_by_node(state, ignore: tuple | None = None) -> dict[str, tuple[Resources, int, int]]:
+    """node name -> (requests, pods, IP pods) of DaemonSet pods due there but not there yet.
+
+    ``ignore`` leaves out the DaemonSet being judged itself."""
+    daemonsets = [key for key in state.workloads if key[0] == "DaemonSet" and key != ignore]
+    if not daemonsets or not state.nodes:
+        return {}
+    owed: dict[str, tuple[Resources, int, int]] = {}
+    for key in daemonsets:
+        obj = state.workloads.get(key)
+        daemon = _daemon_pod(key, obj) if isinstance(obj, Mapping) else None
+        if daemon is None:
+            continue
+        pods = [state.pods[k] for k in state.pods_by_owner.get(key, ()) if k in state.pods]
+        covered = {p.node for p in pods if p.node}
+        waiting = [p for p in pods if not p.node and p.rules is not None]
+        for name, node in state.nodes.items():
+            if name in covered or ineligibility(node, daemon.rules) is not None:
+                continue
+            if any(ineligibility(node, p.rules) is None for p in waiting):
+                continue                  # its pod exists and waits for this node: counted as Pending demand
+            used, count, ips = owed.get(name, (ZERO, 0, 0))
+            owed[name] = (used + daemon.requests, count + 1, ips + (1 if daemon.uses_ip else 0))
+    return owed
