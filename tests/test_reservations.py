@@ -180,7 +180,7 @@ def test_a_replica_set_that_reports_replica_failure_holds_nothing():
     assert evaluate_pending(state, 21) == 0
 
 
-def test_job_parallelism_and_daemon_set_nodes_are_promised_pods():
+def test_job_parallelism_and_daemon_set_nodes_are_promised_pods_counted_once():
     _, state, _ = handler()
     spec = s.small_web("x", 1)["spec"]["template"]
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": s.metadata("batch", "default"),

@@ -237,16 +237,14 @@ def desired_pods(obj: Mapping) -> int | None:
     """How many pods the workload's controller is asked to run now (None: not a standing count).
 
     Deployments, StatefulSets and bare ReplicaSets: ``spec.replicas``; a Job that has not
-    finished: its parallelism, capped by the completions still to go; a DaemonSet: the
-    nodes its controller counted (``status.desiredNumberScheduled``). A ReplicaSet of a
+    finished: its parallelism, capped by the completions still to go. A ReplicaSet of a
     Deployment and a CronJob have no count of their own (their parent, their Jobs do).
+    DaemonSets are counted per node by ``engine.daemonsets`` (the pods each node still owes).
     """
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
     if kind in ("Deployment", "StatefulSet") or (kind == "ReplicaSet" and controller_of(obj) is None):
         return _count(spec.get("replicas"), 1)
-    if kind == "DaemonSet":
-        return _count((obj.get("status") or {}).get("desiredNumberScheduled"), None)
     if kind == "Job":
         if spec.get("suspend") or _condition_true(obj, "Complete") or _condition_true(obj, "Failed"):
             return None
