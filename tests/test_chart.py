@@ -520,9 +520,332 @@ def test_bad_values_file_fails_schema(helm: Any, tmp_path: Path) -> None:
     assert "replicaCount" in proc.stderr and "mode" in proc.stderr
 
 
-def test_notes_mention_dry_run_and_enforce() -> None:
-    # NOTES.txt is only rendered by install/upgrade, which needs a cluster: check the source.
-    notes = (CHART / "templates" / "NOTES.txt").read_text()
-    assert "kubectl apply --dry-run=server" in notes
-    assert "mode=enforce" in notes
-    assert "capacity-webhook/ignore" in notes
+# --------------------------------------------------------------------------- monitoring (issue 14)
+
+DASHBOARD = CHART / "dashboards" / "capacity-webhook.json"
+
+
+def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_metrics_http_port_off_by_default(default_docs: list[dict[str, Any]]) -> None:
+    container = container_of(default_docs)
+    assert "--metrics-port" not in container["args"]
+    assert [p["name"] for p in container["ports"]] == ["https"]
+    assert [p["name"] for p in one(default_docs, "Service")["spec"]["ports"]] == ["https"]
+    assert not kinds(default_docs) & {"ServiceMonitor", "PodMonitor", "NetworkPolicy", "ConfigMap"}
+
+
+def test_metrics_http_port_reaches_serve_container_and_service(helm: Any) -> None:
+    docs = render(helm, **{"metrics.httpPort.enabled": True, "metrics.httpPort.port": 9102})
+    container = container_of(docs)
+    args = container["args"]
+    assert_serve_accepts(args)
+    assert args[args.index("--metrics-port") + 1] == "9102"
+    ports = {p["name"]: p for p in container["ports"]}
+    assert ports["metrics"]["containerPort"] == 9102 and ports["https"]["containerPort"] == 8443
+    svc_ports = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
+    assert svc_ports["metrics"] == {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"}
+    # Probes stay on the HTTPS port: the metrics port serves nothing but /metrics.
+    assert container["readinessProbe"]["httpGet"]["port"] == "https"
+
+
+def test_service_monitor_https_verifies_the_serving_cert(helm: Any) -> None:
+    from cryptography import x509
+
+    docs = render(helm, **{"serviceMonitor.enabled": True, "serviceMonitor.labels": {"release": "prom"}})
+    sm = one(docs, "ServiceMonitor", FULLNAME)
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["namespace"] == NAMESPACE and sm["metadata"]["labels"]["release"] == "prom"
+    svc = one(docs, "Service")
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["scheme"], endpoint["path"]) == ("https", "https", "/metrics")
+    assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("30s", "10s")
+    # The CA Prometheus verifies against is the one in the Secret the pods serve from, and the
+    # serverName is one of the serving certificate's SANs.
+    tls = endpoint["tlsConfig"]
+    secret = one(docs, "Secret", tls["ca"]["secret"]["name"])
+    assert tls["ca"]["secret"]["key"] == "ca.crt" and "ca.crt" in secret["data"]
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == secret["metadata"]["name"]
+    leaf = load_pem_cert(base64.b64decode(secret["data"]["tls.crt"]))
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert tls["serverName"] in sans
+
+
+def test_service_monitor_plain_http_and_overrides(helm: Any) -> None:
+    relabel = [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "host"}]
+    docs = render(helm, **{"serviceMonitor.enabled": True, "metrics.httpPort.enabled": True,
+                           "serviceMonitor.namespace": "monitoring", "serviceMonitor.interval": "15s",
+                           "serviceMonitor.relabelings": relabel,
+                           "serviceMonitor.metricRelabelings": [{"action": "drop", "regex": "x"}]})
+    sm = one(docs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "monitoring"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}, "the Service stays in the release namespace"
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["scheme"]) == ("metrics", "http")
+    assert "tlsConfig" not in endpoint
+    assert endpoint["interval"] == "15s" and endpoint["relabelings"] == relabel
+    assert endpoint["metricRelabelings"] == [{"action": "drop", "regex": "x"}]
+    assert "metrics" in {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
+
+    mine = {"ca": {"configMap": {"name": "corp-ca", "key": "ca.crt"}}, "serverName": "webhook.example"}
+    (endpoint,) = one(render(helm, **{"serviceMonitor.enabled": True, "serviceMonitor.tlsConfig": mine}),
+                      "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["tlsConfig"] == mine
+
+
+@pytest.mark.parametrize("http_port", [False, True], ids=["https", "http-port"])
+def test_pod_monitor_scrapes_a_named_container_port(helm: Any, http_port: bool) -> None:
+    docs = render(helm, **{"podMonitor.enabled": True, "metrics.httpPort.enabled": http_port})
+    pm = one(docs, "PodMonitor", FULLNAME)
+    assert pm["apiVersion"] == "monitoring.coreos.com/v1"
+    template = one(docs, "Deployment")["spec"]["template"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] in {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert (endpoint["scheme"], "tlsConfig" in endpoint) == (("http", False) if http_port else ("https", True))
+    assert "ServiceMonitor" not in kinds(docs)
+
+
+@pytest.mark.parametrize("option", ["serviceMonitor.enabled", "podMonitor.enabled"])
+def test_monitors_need_the_in_cluster_deployment(helm: Any, option: str) -> None:
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "deployment.enabled=false",
+                "--set", "webhook.url=https://10.0.0.5:8443/validate", "--set", f"{option}=true", check=False)
+    assert proc.returncode != 0
+    assert f"{option} needs deployment.enabled=true" in proc.stderr
+
+
+def dashboard_metric_names(dashboard: dict[str, Any]) -> set[str]:
+    import re
+
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+    names = set()
+    for expr in exprs:
+        names |= set(re.findall(r"\b(capacity_webhook_[a-z0-9_]+)", expr))
+    return names
+
+
+def served_metric_families() -> set[str]:
+    """The metric family names the real flask app's /metrics serves for a snapshot cluster."""
+    from webhook import synthetic
+    from webhook.server.app import create_app
+    from webhook.state.holder import StateHolder
+    from webhook.state.snapshot import state_from_objects
+
+    holder = StateHolder(state_from_objects(synthetic.two_t3_medium_cluster()["items"]))
+    holder.mark_ready("test")
+    client = create_app(holder, mode="warn").test_client()
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "namespace": "default", "operation": "CREATE", "userInfo": {"username": "a"},
+        "object": synthetic.small_web("web", 2), "dryRun": True}}
+    assert client.post("/validate", json=review).status_code == 200
+    client.post("/validate", data=b"not json", content_type="application/json")
+    text = client.get("/metrics").get_data(as_text=True)
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+def test_grafana_dashboard_uses_only_served_metrics() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    used = dashboard_metric_names(dashboard)
+    served = served_metric_families()
+    missing = set()
+    for name in used:
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and name[: -len(suffix)] in served:
+                family = name[: -len(suffix)]
+        # prometheus_client names a counter family without _total in # TYPE; the samples keep it.
+        if family not in served and not (family.endswith("_total") and family[: -len("_total")] in served):
+            missing.add(name)
+    assert not missing, f"dashboard queries metrics the server does not serve: {sorted(missing)}"
+    # What the issue asks the dashboard to show.
+    assert {"capacity_webhook_node_free_ip_slots", "capacity_webhook_node_free_pod_slots",
+            "capacity_webhook_admission_requests_total", "capacity_webhook_admission_duration_seconds_bucket"} <= used
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    assert dashboard["uid"] == "capacity-webhook"
+
+
+def test_grafana_dashboard_config_map(helm: Any, default_docs: list[dict[str, Any]]) -> None:
+    assert "ConfigMap" not in kinds(default_docs)
+    docs = render(helm, **{"grafanaDashboard.enabled": True, "grafanaDashboard.namespace": "grafana",
+                           "grafanaDashboard.annotations": {"grafana_folder": "Kubernetes"}})
+    cm = one(docs, "ConfigMap", f"{FULLNAME}-dashboard")
+    assert cm["metadata"]["namespace"] == "grafana"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Kubernetes"}
+    assert json.loads(cm["data"]["capacity-webhook.json"]) == json.loads(DASHBOARD.read_text())
+
+
+# --------------------------------------------------------------------------- matchConditions
+
+
+def test_match_conditions(helm: Any, default_docs: list[dict[str, Any]]) -> None:
+    assert "matchConditions" not in webhook_of(default_docs)
+    conditions = [{"name": "not-nodes", "expression": "!request.userInfo.username.startsWith('system:node:')"},
+                  {"name": "no-dry-run", "expression": "!request.dryRun"}]
+    wh = webhook_of(render(helm, **{"webhook.matchConditions": conditions}))
+    assert wh["matchConditions"] == conditions
+
+
+@pytest.mark.parametrize("conditions", [
+    [{"name": "x"}],
+    [{"expression": "true"}],
+    [{"name": "bad name!", "expression": "true"}],
+    [{"name": f"c{i}", "expression": "true"} for i in range(65)],
+], ids=["no-expression", "no-name", "bad-name", "over-64"])
+def test_bad_match_conditions_fail_schema(helm: Any, conditions: list[dict[str, str]]) -> None:
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE,
+                "--set-json", f"webhook.matchConditions={json.dumps(conditions)}", check=False)
+    assert proc.returncode != 0 and "schema" in proc.stderr.lower(), proc.stderr
+
+
+# --------------------------------------------------------------------------- NetworkPolicy
+
+API_SERVER = [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+MONITORING = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+
+
+def ingress_by_port(policy: dict[str, Any]) -> dict[str, list[dict[str, Any]] | None]:
+    out = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            out[port["port"]] = rule.get("from")
+    return out
+
+
+def test_network_policy_lets_only_the_api_server_reach_validate(helm: Any) -> None:
+    docs = render(helm, **{"networkPolicy.enabled": True, "networkPolicy.apiServer": API_SERVER,
+                           "networkPolicy.metricsFrom": MONITORING, "metrics.httpPort.enabled": True})
+    policy = one(docs, "NetworkPolicy", FULLNAME)
+    template = one(docs, "Deployment")["spec"]["template"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"], "egress to the API server and AWS stays open"
+    rules = ingress_by_port(policy)
+    assert set(rules) == {"https", "metrics"}
+    assert set(rules) <= {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+    test_pod = one(docs, "Pod")
+    https_from = rules["https"]
+    assert API_SERVER[0] in https_from and MONITORING[0] not in https_from
+    (pod_peer,) = [p for p in https_from if "podSelector" in p]
+    assert pod_peer["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items(), \
+        "helm test must still reach the Service"
+    assert rules["metrics"] == MONITORING
+
+
+def test_network_policy_without_http_port_and_without_tests(helm: Any) -> None:
+    docs = render(helm, **{"networkPolicy.enabled": True, "networkPolicy.apiServer": API_SERVER,
+                           "networkPolicy.metricsFrom": MONITORING, "tests.enabled": False})
+    rules = ingress_by_port(one(docs, "NetworkPolicy"))
+    # Scrapers must use the HTTPS port then: they are let in there, nobody else.
+    assert rules == {"https": API_SERVER + MONITORING}
+    open_metrics = render(helm, **{"networkPolicy.enabled": True, "networkPolicy.apiServer": API_SERVER,
+                                   "metrics.httpPort.enabled": True, "tests.enabled": False})
+    assert ingress_by_port(one(open_metrics, "NetworkPolicy")) == {"https": API_SERVER, "metrics": None}
+
+
+def test_network_policy_needs_api_server_peers(helm: Any) -> None:
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "networkPolicy.enabled=true", check=False)
+    assert proc.returncode != 0 and "networkPolicy.apiServer" in proc.stderr and "EKS" in proc.stderr
+    proc = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "--set", "networkPolicy.enabled=true",
+                "--set-json", 'networkPolicy.apiServer=[{"ipBlock":{}}]', check=False)
+    assert proc.returncode != 0 and "schema" in proc.stderr.lower()
+
+
+def test_every_new_option_lints_strict(helm: Any) -> None:
+    helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, *set_args({
+        "metrics.httpPort.enabled": True, "serviceMonitor.enabled": True, "podMonitor.enabled": True,
+        "grafanaDashboard.enabled": True, "networkPolicy.enabled": True, "networkPolicy.apiServer": API_SERVER,
+        "webhook.matchConditions": [{"name": "a", "expression": "true"}]}))
+
+
+# --------------------------------------------------------------------------- NOTES.txt in every mode
+
+
+@pytest.fixture(scope="module")
+def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the chart whose NOTES.txt is rendered as a manifest.
+
+    Helm renders NOTES only on install/upgrade, and even `helm install --dry-run=client`
+    needs a reachable cluster. So the copy moves NOTES.txt out of templates/ and renders it
+    with `tpl` in a template: the same engine, context and helpers; `helm template` prints it.
+    """
+    chart = tmp_path_factory.mktemp("notes") / "capacity-webhook"
+    shutil.copytree(CHART, chart)
+    (chart / "notes-source.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        'kind: RenderedNotes\ntext: {{ tpl (.Files.Get "notes-source.txt") . | toJson }}\n')
+    return chart
+
+
+def render_notes(helm: Any, chart: Path, values: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    proc = helm("template", RELEASE, str(chart), "--namespace", NAMESPACE, *set_args(values))
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    (notes,) = [d["text"] for d in docs if d["kind"] == "RenderedNotes"]
+    return notes, [d for d in docs if d["kind"] != "RenderedNotes"]
+
+
+URL = "https://10.0.0.5:8443/validate"
+CA_SECRET = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+NOTES_MODES = {
+    "generate": {},
+    "generate-enforce": {"mode": "enforce"},
+    "generate-audit-no-tests": {"mode": "audit", "tests.enabled": False},
+    "certManager": {"tls.mode": "certManager"},
+    "secret": {"tls.mode": "secret", "tls.secretName": "my-tls", "tls.caBundle": CA_SECRET},
+    "url": {"webhook.url": URL, "deployment.enabled": False},
+    "url-ca": {"webhook.url": URL, "deployment.enabled": False, "webhook.caBundle": CA_SECRET, "mode": "audit"},
+    "monitoring": {"metrics.httpPort.enabled": True, "serviceMonitor.enabled": True,
+                   "grafanaDashboard.enabled": True, "networkPolicy.enabled": True,
+                   "networkPolicy.apiServer": API_SERVER},
+}
+
+
+@pytest.mark.parametrize("name", list(NOTES_MODES))
+def test_notes_are_true_for_every_mode(helm: Any, notes_chart: Path, name: str) -> None:
+    import re
+
+    values = NOTES_MODES[name]
+    notes, docs = render_notes(helm, notes_chart, values)
+    external = "webhook.url" in values
+    mode = values.get("mode", "warn")
+
+    steps = [int(n) for n in re.findall(r"^(\d+)\. ", notes, flags=re.MULTILINE)]
+    assert steps == list(range(1, len(steps) + 1)) and steps, f"steps must be numbered from 1:\n{notes}"
+    assert "kubectl create --dry-run=server" in notes
+    assert "capacity-webhook/ignore" in notes and "capacity-webhook/skip" in notes
+
+    # Every object the NOTES name exists in the release.
+    rendered = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    issued = {d["spec"]["secretName"] for d in docs if d["kind"] == "Certificate"}
+    for secret in re.findall(r"Secret (\S+?)[;.,]?(?:\s|$)", notes):
+        assert ("Secret", secret) in rendered or secret in issued or secret == values.get("tls.secretName"), \
+            f"NOTES name Secret {secret}, which this release does not render:\n{notes}"
+    for deploy in re.findall(r"deploy/(\S+)", notes):
+        assert ("Deployment", deploy) in rendered
+    assert ("helm test" in notes) == (("Pod", f"{FULLNAME}-selftest") in rendered)
+
+    if external:
+        assert URL in notes
+        assert "Default mode" not in notes and "--set mode=" not in notes and "helm upgrade" not in notes
+        assert "default: enforce" in notes, "say that the external server enforces by its own default"
+        assert "Secret" not in notes
+        assert "rollout status" not in notes
+        assert ("webhook.caBundle" in notes) and (("trust roots" in notes) != ("webhook.caBundle" in values))
+    else:
+        assert f"Default mode: {mode}" in notes
+        assert ("--set mode=enforce" in notes) == (mode != "enforce")
+        assert f"deploy/{FULLNAME}" in notes
+    if name == "monitoring":
+        assert "http://<pod>:9090/metrics" in notes and f"ServiceMonitor {NAMESPACE}/{FULLNAME}" in notes
+        assert f"NetworkPolicy {FULLNAME}" in notes and f"{NAMESPACE}/{FULLNAME}-dashboard" in notes

@@ -40,7 +40,7 @@ def _documents(text: str, source: str) -> Iterator[object]:
             if source.endswith(".json"):
                 raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     try:
-        yield from yaml.safe_load_all(text)
+        yield from yaml.load_all(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""

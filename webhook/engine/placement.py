@@ -1,9 +1,15 @@
-"""Greedy placement of identical pods onto the free capacity of eligible nodes.
+"""Placement of identical pods onto the free capacity of eligible nodes.
 
-For pods that all ask the same, filling each node up to its tightest limit places as
-many pods as any scheduler order could, so the count that fits is the sum of per-node
-fits. Each node's fit names the limit that stopped it (IP slots, kubelet pods, CPU,
-memory, ephemeral storage), which is what the verdict explains to the user.
+For pods that all ask the same and whose node choice does not change where the next one may
+go, filling each node up to its tightest limit places as many pods as any scheduler order
+could, so the count that fits is the sum of per-node fits (the fast path). Pods with pod
+affinity, self-matching anti-affinity beyond the hostname, or a self-matching hard spread
+constraint are placed one at a time as the scheduler does (filter, score, bind, repeat).
+Pods already waiting are placed one at a time by the default profile's scores
+(``scoring.py``) before the new workload: that is where they will land first.
+Each node's fit names the limit that stopped it (IP slots, kubelet pods, CPU, memory,
+ephemeral storage, extended resources, or a pod-level constraint), which is what the
+verdict explains to the user.
 """
 
 from __future__ import annotations
@@ -11,11 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import heapq
+
+from .constraint_state import ConstraintState
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
-from .requests import ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
+from .requests import ZERO, ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
+from .scoring import node_score
 from .workloads import demand_of
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
@@ -26,8 +36,10 @@ INSUFFICIENT_CPU = "INSUFFICIENT_CPU"
 INSUFFICIENT_MEMORY = "INSUFFICIENT_MEMORY"
 INSUFFICIENT_EPHEMERAL_STORAGE = "INSUFFICIENT_EPHEMERAL_STORAGE"
 EBS_ATTACH_LIMIT = "EBS_ATTACH_LIMIT"
+INSUFFICIENT_EXTENDED = "INSUFFICIENT_EXTENDED_RESOURCE"
 LIMIT_ORDER = (POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU, INSUFFICIENT_MEMORY,
-               INSUFFICIENT_EPHEMERAL_STORAGE, EBS_ATTACH_LIMIT)
+               INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_EXTENDED, EBS_ATTACH_LIMIT)
+SEQUENTIAL_BUDGET = 400_000        # node checks the one-pod-at-a-time placement may spend per decision
 
 
 @dataclass
@@ -41,6 +53,11 @@ class NodeRoom:
     ips: int | None
     volumes: int | None = None       # EBS attachments left, where the CSINode says
     held_for: dict | None = None     # workload key -> pods of room promised to it here (for messages)
+    score_used: Resources = ZERO     # requests as LeastAllocated scores them, incl. pods placed here
+    extended_taken: dict | None = None   # extended resources taken by pods placed in this decision
+    ports: list | None = None        # host ports taken by pods placed in this decision
+    version: int = 0                 # bumped on every take: heap entries of older versions are stale
+    short_of: str | None = None      # the extended resource that stopped the last fit
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -54,10 +71,18 @@ class NodeRoom:
             free = alloc - used - reserved
         ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
         limit = state.csinode_ebs_limit.get(node.name)
-        volumes = None if limit is None else limit - len(state.ebs_volumes_on(node))
-        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes)
+        volumes = None if limit is None else limit - state.ebs_volume_count(node)
+        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes,
+                        node.score_used + reserved if reserved is not None else node.score_used)
 
-    def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> tuple[int, str]:
+    def extended_free(self, name: str) -> int:
+        taken = self.extended_taken.get(name, 0) if self.extended_taken else 0
+        return self.node.extended.get(name, 0) - self.node.extended_used.get(name, 0) - taken
+
+    def used_ports(self) -> list:
+        return list(self.node.ports) + (self.ports or [])
+
+    def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0, extended: tuple = ()) -> tuple[int, str]:
         """How many more such pods fit here, and the limit that stops the next one.
 
         On a tie the earlier limit in LIMIT_ORDER is named (written out by hand: this
@@ -73,17 +98,35 @@ class NodeRoom:
             best, code = free.memory // requests.memory, INSUFFICIENT_MEMORY
         if requests.ephemeral > 0 and free.ephemeral // requests.ephemeral < best:
             best, code = free.ephemeral // requests.ephemeral, INSUFFICIENT_EPHEMERAL_STORAGE
+        for name, amount in extended:
+            room = self.extended_free(name) // amount
+            if room < best:
+                best, code, self.short_of = room, INSUFFICIENT_EXTENDED, name
         if new_volumes and self.volumes is not None and self.volumes // new_volumes < best:
             best, code = self.volumes // new_volumes, EBS_ATTACH_LIMIT
         return max(0, best), code
 
-    def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> None:
+    def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0,
+             scored: Resources | None = None, extended: tuple = (), ports: tuple = ()) -> None:
         self.free = self.free - requests.scaled(count)
+        self.score_used = self.score_used + (scored if scored is not None else requests).scaled(count)
         self.pods -= count
+        self.version += 1
         if uses_ip and self.ips is not None:
             self.ips -= count
         if new_volumes and self.volumes is not None:
             self.volumes -= count * new_volumes
+        if extended:
+            self.extended_taken = dict(self.extended_taken or {})
+            for name, amount in extended:
+                self.extended_taken[name] = self.extended_taken.get(name, 0) + amount * count
+        if ports and count > 0:
+            self.ports = (self.ports or []) + list(ports) * count
+
+    def score(self, requests: Resources, scored: Resources) -> int:
+        """The default profile's resource score for one more such pod here."""
+        return node_score(self.node.allocatable, self.node.allocatable - self.free, self.score_used,
+                          requests, scored)
 
 
 @dataclass
@@ -101,6 +144,7 @@ class NodeOutcome:
     free_ips_before: int | None = None
     free_before: Resources = field(default_factory=Resources)
     free_volumes_before: int | None = None
+    short_of: str | None = None       # the extended resource, for INSUFFICIENT_EXTENDED_RESOURCE
 
 
 @dataclass
@@ -111,6 +155,7 @@ class Placement:
     placed: int
     per_node: dict                    # node name -> NodeOutcome (eligible nodes only)
     excluded: dict                    # cause -> number of nodes
+    constraints: object = None        # the pods' PodConstraints, for messages
 
     @property
     def pending(self) -> int:
@@ -125,10 +170,14 @@ class Placement:
 
 
 class RoomMap:
-    """Free room of the nodes, computed lazily, with waiting pods already subtracted."""
+    """Free room of the nodes, computed lazily, with waiting pods already placed on them.
+
+    ``priority``: the new pods' priority. Waiting pods of lower priority queue behind
+    them (the scheduling queue pops the highest priority first), so they take nothing here.
+    """
 
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
-                 give_back: Iterable[PodRecord] = ()):
+                 give_back: Iterable[PodRecord] = (), priority: int | None = None):
         self.state = state
         reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
         self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, reserved)
@@ -137,15 +186,21 @@ class RoomMap:
             for node, owners in state.reserved_owners(ignore_owner).items():
                 if node in self.rooms:
                     self.rooms[node].held_for = dict(owners)
-        for pod in give_back:            # pods a rollout will replace free their room
+        self.given_back = list(give_back)
+        self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
+        for pod in self.given_back:       # pods a rollout will replace free their room
             room = self.rooms.get(pod.node)
             if room:
-                room.take(-1, pod.requests, pod.uses_ip)
+                room.take(-1, pod.requests, pod.uses_ip, scored=pod.score_requests)
+                if pod.extended:
+                    room.extended_taken = dict(room.extended_taken or {})
+                    for name, amount in pod.extended:
+                        room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
         for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
             room = self.rooms[name]
             room.free, room.pods = room.free - owed, room.pods - pods
             room.ips = None if room.ips is None else room.ips - ips
-        self._subtract_waiting(ignore_owner)
+        self._place_waiting(ignore_owner, priority)
         if state.short:
             self._subtract_promised(ignore_owner)
 
@@ -194,66 +249,213 @@ class RoomMap:
                     room.held_for[workload] = room.held_for.get(workload, 0) + take
                     missing -= take
 
-    def _subtract_waiting(self, ignore_owner: tuple | None) -> None:
-        """Pods already Pending are demand ahead of ours: they take the same free room first.
-
-        First fit in node-name order. Room only shrinks here, so identical waiting pods
-        share a cursor that never moves back: a cluster with thousands of stuck pods
-        costs one pass over the nodes per kind of pod, not one per pod.
-        """
-        eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
-        cursors: dict[tuple, int] = {}
-        for pod in sorted(self.state.pending.values(), key=lambda p: p.key):
-            owner = pod.owner and self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1]))
-            if ignore_owner and owner == ignore_owner:
+    def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
+        out = []
+        for pod in self.state.pending.values():
+            if priority is not None and pod.priority < priority:
                 continue
+            if ignore_owner and pod.owner and \
+                    self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1])) == ignore_owner:
+                continue
+            out.append(pod)
+        out.sort(key=lambda p: (-p.priority, p.key))
+        return out
+
+    def _place_waiting(self, ignore_owner: tuple | None, priority: int | None) -> None:
+        """Pods already Pending are demand ahead of ours: bind them one at a time where the
+        default profile's scores send them (highest priority first, then by name).
+
+        Pods of one kind (same rules and requests) share a heap of their nodes by score;
+        a bind bumps the node's version, and every heap holding that node gets a fresh
+        entry, so a stale score is never used. The cost is a heap operation per waiting
+        pod, not a scan of the nodes. Pods with pod-level constraints scan their nodes.
+        """
+        waiting = self._waiting(ignore_owner, priority)
+        if not waiting:
+            return
+        heaps: dict[tuple, _KindHeap] = {}
+        heaps_of_node: dict[str, list] = {}
+        eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
+        watchers: dict[object, ConstraintState] = {}
+        for pod in waiting:
             rules = pod.rules or PodPlacementRules()
-            if rules not in eligible_cache:
-                eligible_cache[rules] = [r for _, r in sorted(self.rooms.items())
-                                         if ineligibility(r.node, rules) is None]
-            rooms = eligible_cache[rules]
-            kind = (rules, pod.requests, pod.uses_ip)
-            index = cursors.get(kind, 0)
-            while index < len(rooms) and rooms[index].fit(pod.requests, pod.uses_ip)[0] < 1:
-                index += 1
-            cursors[kind] = index
-            if index < len(rooms):
-                rooms[index].take(1, pod.requests, pod.uses_ip)
+            node_rules = rules.node_only
+            if node_rules not in eligible_cache:
+                eligible_cache[node_rules] = [r for _, r in sorted(self.rooms.items())
+                                              if ineligibility(r.node, node_rules) is None]
+            rooms = eligible_cache[node_rules]
+            if rules.constraints is not None:
+                watcher = watchers.get(rules)
+                if watcher is None:
+                    watcher = watchers[rules] = ConstraintState(
+                        self.state, rules.constraints, rules, self.state.nodes.values(), self.placed, self.given_back)
+                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher)
+            else:
+                kind = (node_rules, pod.requests, pod.score_requests, pod.uses_ip, pod.extended)
+                heap = heaps.get(kind)
+                if heap is None:
+                    heap = heaps[kind] = _KindHeap(rooms, pod)
+                    for r in rooms:
+                        heaps_of_node.setdefault(r.node.name, []).append(heap)
+                room = heap.pop_best()
+            if room is None:
+                continue
+            room.take(1, pod.requests, pod.uses_ip, scored=pod.score_requests, extended=pod.extended,
+                      ports=pod.ports)
+            self.placed.append((pod, room.node.name))
+            for heap in heaps_of_node.get(room.node.name, ()):
+                heap.refresh(room)
+            for watcher in watchers.values():
+                watcher.observe_pod(pod, room.node.name)
+
+
+class _KindHeap:
+    """Nodes by descending score (then name) for one kind of waiting pod, with lazy invalidation."""
+
+    def __init__(self, rooms: list[NodeRoom], pod: PodRecord):
+        self.pod = pod
+        self.rooms = {r.node.name: r for r in rooms}
+        self.dead: set = set()
+        self.heap = [entry for entry in map(self._entry, rooms) if entry is not None]
+        heapq.heapify(self.heap)
+
+    def _entry(self, room: NodeRoom) -> tuple | None:
+        pod = self.pod
+        if room.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] < 1:
+            self.dead.add(room.node.name)      # room only shrinks while waiting pods are placed
+            return None
+        return -room.score(pod.requests, pod.score_requests), room.node.name, room.version
+
+    def refresh(self, room: NodeRoom) -> None:
+        if room.node.name in self.dead or room.node.name not in self.rooms:
+            return
+        entry = self._entry(room)
+        if entry is not None:
+            heapq.heappush(self.heap, entry)
+
+    def pop_best(self) -> NodeRoom | None:
+        while self.heap:
+            _, name, version = self.heap[0]
+            room = self.rooms[name]
+            if version != room.version or name in self.dead:
+                heapq.heappop(self.heap)      # a fresher entry was pushed when it changed
+                continue
+            return room
+        return None
+
+
+def _best_room(rooms: list[NodeRoom], requests: Resources, scored: Resources, uses_ip: bool, extended: tuple,
+               watcher: ConstraintState | None, new_volumes: int = 0) -> NodeRoom | None:
+    """The node the scheduler binds one pod to: feasible, highest score, then lowest name."""
+    best, best_score = None, -1
+    check_ports = watcher is not None and bool(watcher.constraints.ports)
+    for room in rooms:
+        if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
+            continue
+        if watcher is not None and watcher.refusal(room.node, room.used_ports() if check_ports else None):
+            continue
+        score = room.score(requests, scored)
+        if score > best_score or (score == best_score and room.node.name < best.node.name):
+            best, best_score = room, score
+    return best
+
+
+def _outcome(room: NodeRoom, placed: int, limit: str) -> NodeOutcome:
+    return NodeOutcome(room, placed, limit, room.pods, room.ips, room.free, room.volumes, room.short_of)
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
-          node_filter=None, new_volumes: int = 0, caps: dict | None = None) -> Placement:
+          node_filter=None, new_volumes: int = 0, caps: dict | None = None, *, scored: Resources | None = None,
+          extended: tuple = ()) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
     ``caps`` (node name -> (pods, code)) adds a per-node limit the rooms do not know,
     such as branch ENIs for security groups for pods (``pod_eni.branch_caps``);
-    required anti-affinity to itself caps pods at one per node. The rooms are spent.
+    ``rules.constraints`` (pod affinity, spread, host ports) restrict nodes further as
+    pods land. The rooms are spent.
     """
+    scored = scored if scored is not None else requests
+    node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
     for room in rooms.rooms.values():
-        cause = ineligibility(room.node, rules) or (node_filter(room.node) if node_filter else None)
+        cause = ineligibility(room.node, node_rules) or (node_filter(room.node) if node_filter else None)
         if cause:
             excluded[cause] = excluded.get(cause, 0) + 1
         else:
             eligible.append(room)
-    cap = 1 if (wanted is None or rules.one_per_node) else None
-    if wanted is None:
+    watcher = None
+    if rules.constraints is not None:
+        watcher = ConstraintState(rooms.state, rules.constraints, rules, rooms.state.nodes.values(),
+                                  rooms.placed, rooms.given_back)
+    daemon = wanted is None
+    if daemon:
         wanted = len(eligible)
+    if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
+        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes)
+        if placement is not None:
+            placement.excluded = excluded
+            placement.constraints = rules.constraints
+            return placement
+    cap_code = watcher.one_per_node if watcher is not None else None
+    check_ports = watcher is not None and bool(watcher.constraints.ports)
     remaining = wanted
     per_node: dict[str, NodeOutcome] = {}
+    fits = []
+    for room in eligible:
+        refusal = watcher.refusal(room.node, room.used_ports() if check_ports else None) if watcher else None
+        if refusal:
+            per_node[room.node.name] = _outcome(room, 0, refusal)
+            continue
+        fits.append((room, *room.fit(requests, uses_ip, new_volumes, extended)))
     # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
-    fits = [(room, *room.fit(requests, uses_ip, new_volumes)) for room in eligible]
     if caps:
         fits = [(room, *caps[room.node.name]) if room.node.name in caps and caps[room.node.name][0] < fit
                 else (room, fit, limit) for room, fit, limit in fits]
     fits.sort(key=lambda item: (-item[1], item[0].node.name))
     for room, fit, limit in fits:
-        count = min(fit, cap) if cap is not None else fit
+        count = fit
+        if (daemon or cap_code) and fit > 1:
+            count, limit = 1, (cap_code or limit)
         take = min(count, remaining)
-        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free, room.volumes)
+        per_node[room.node.name] = _outcome(room, take, limit)
         if take:
-            room.take(take, requests, uses_ip, new_volumes)
+            room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended,
+                      ports=watcher.constraints.ports if watcher else ())
         remaining -= take
-    return Placement(wanted, wanted - remaining, per_node, excluded)
+    return Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
+
+
+def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
+                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int) -> Placement | None:
+    """The scheduler's loop for pods whose placement moves the constraints of the next one.
+
+    ``None`` when it would cost more than SEQUENTIAL_BUDGET node checks; the caller then
+    judges each node once against the pods already there (optimistic: never a false deny
+    from the budget, the spread or affinity among the new pods is then not enforced).
+    """
+    if len(eligible) * max(wanted, 1) > SEQUENTIAL_BUDGET:
+        return None
+    before = {room.node.name: _outcome(room, 0, POD_LIMIT_REACHED) for room in eligible}
+    candidates = [room for room in eligible if room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1]
+    placed = 0
+    while placed < wanted:
+        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes)
+        if room is None:
+            break
+        room.take(1, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=watcher.constraints.ports)
+        watcher.observe_self(room.node)
+        before[room.node.name].placed += 1
+        placed += 1
+        if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
+            candidates.remove(room)
+    check_ports = bool(watcher.constraints.ports)
+    for room in eligible:
+        fit, limit = room.fit(requests, uses_ip, new_volumes, extended)
+        outcome = before[room.node.name]
+        outcome.limit = limit
+        outcome.short_of = room.short_of
+        if fit >= 1:
+            outcome.limit = watcher.refusal(room.node, room.used_ports() if check_ports else None) or limit
+    return Placement(wanted, placed, before, {})

@@ -69,6 +69,9 @@ def _live_factory(kubeconfig: str | None, context: str | None):
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
               help="HTTPS port (0: any free port, printed in the log).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve GET /metrics over plain HTTP on this port (BIND address, only /metrics; "
+                   "0: any free port, printed in the log). /metrics stays on the HTTPS port too.")
 @click.option("--mode", type=click.Choice(MODES), default="enforce", show_default=True,
               help="enforce: deny; warn: allow with warnings; audit: allow, log and metrics only. "
                    "A namespace label capacity-webhook/mode overrides it.")
@@ -95,13 +98,18 @@ def _live_factory(kubeconfig: str | None, context: str | None):
               help="Threads per worker (concurrent reviews).")
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
               help="Server log level (review lines are always written).")
-def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, mode,
-                  stale_after, headroom_nodes, reservation_ttl, ledger_namespace, ledger_name, ledger_timeout, ledger_refresh, workers,
-                  threads, log_level):
+def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, metrics_port,
+                  mode, stale_after, headroom_nodes, reservation_ttl, ledger_namespace, ledger_name, ledger_timeout,
+                  ledger_refresh, workers, threads, log_level):
     """Serve the ValidatingAdmissionWebhook at https://BIND:PORT/validate."""
     logs.configure(log_level)
     if snapshot and (kubeconfig or kube_context):
         raise click.UsageError("--cluster serves a snapshot; it cannot be combined with --kubeconfig/--context")
+    if metrics_port is not None and workers > 1:
+        # The listener lives in the worker next to its state; a second worker could not bind the port.
+        raise click.UsageError("--metrics-port needs --workers 1 (each worker has its own metrics)")
+    if metrics_port is not None and metrics_port != 0 and metrics_port == port:
+        raise click.UsageError(f"--metrics-port {metrics_port} is the HTTPS --port; choose another port")
     _check_tls(tls_cert_file, tls_private_key_file)
     if snapshot:
         holder_factory = _snapshot_factory(snapshot)
@@ -120,8 +128,19 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
             namespace = ledger_namespace or in_cluster_namespace() or "capacity-webhook"
             ledger = ClusterLedger(holder, holder.source.api_client, namespace, ledger_name,
                                    refresh_interval=ledger_refresh).start()
-        return create_app(holder, mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
-                          headroom_nodes=headroom_nodes, ledger=ledger, ledger_timeout=ledger_timeout)
+        app = create_app(holder, mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
+                         headroom_nodes=headroom_nodes, ledger=ledger, ledger_timeout=ledger_timeout)
+        if metrics_port is not None:
+            from gunicorn.errors import AppImportError
+
+            from .metrics_port import start_metrics_listener
+            try:
+                start_metrics_listener(app, bind, metrics_port)
+            except OSError as exc:
+                # AppImportError: gunicorn's master stops (exit 4) instead of re-spawning the worker forever.
+                raise AppImportError(f"--metrics-port {metrics_port}: cannot listen on {bind}: "
+                                     f"{exc.strerror or exc}") from None
+        return app
 
     if workers > 1 and snapshot:
         log.warning("--workers %d with --cluster: each worker keeps its own reservations (the in-process ledger); "

@@ -11,10 +11,11 @@ Used by the live cache (``webhook.state.live``) and by ``snapshot`` recording
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
+
+from ..fastjson import loads
 
 NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
@@ -157,7 +158,7 @@ class RawLister:
                 body = resp.read()
             finally:
                 resp.release_conn()
-            document = json.loads(body)
+            document = loads(body)
             meta = document.get("metadata") or {}
             items = document.get("items") or []
             kind, api_version = res.kind, res.api_version
@@ -188,7 +189,6 @@ def watch_events(resp: Any) -> Iterator[list]:
     version, ``WatchError`` on any other ERROR event.
     """
     pending = b""
-    loads = json.loads
     for chunk in resp.stream(None, decode_content=False):
         if not chunk:
             continue
@@ -212,7 +212,7 @@ def watch_events(resp: Any) -> Iterator[list]:
         if batch:
             yield batch
     if pending.strip():
-        event = json.loads(pending)
+        event = loads(pending)
         if event.get("type") == "ERROR":
             status = event.get("object") or {}
             if _is_too_old(status):

@@ -133,3 +133,48 @@ matchExpressions:
     operator: DoesNotExist
 {{- end }}
 {{- end }}
+
+{{/*
+The scrape endpoint of a ServiceMonitor or PodMonitor ($ is the root context, .monitor the
+serviceMonitor/podMonitor values): plain HTTP on the metrics port with metrics.httpPort, else
+HTTPS on the webhook port, verified against the CA in the TLS Secret for the Service's name.
+*/}}
+{{- define "capacity-webhook.scrapeEndpoint" -}}
+{{- $root := .root }}
+{{- $monitor := .monitor }}
+{{- if $root.Values.metrics.httpPort.enabled }}
+port: metrics
+scheme: http
+{{- else }}
+port: https
+scheme: https
+tlsConfig:
+  {{- if $monitor.tlsConfig }}
+  {{- toYaml $monitor.tlsConfig | nindent 2 }}
+  {{- else }}
+  ca:
+    secret:
+      name: {{ include "capacity-webhook.tlsSecretName" $root }}
+      key: ca.crt
+  serverName: {{ include "capacity-webhook.serviceHost" $root }}
+  {{- end }}
+{{- end }}
+path: /metrics
+interval: {{ $monitor.interval }}
+scrapeTimeout: {{ $monitor.scrapeTimeout }}
+{{- with $monitor.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $monitor.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Fails the render when a monitoring object is asked for without an in-cluster Deployment. */}}
+{{- define "capacity-webhook.requireDeployment" -}}
+{{- if not .root.Values.deployment.enabled }}
+{{- fail (printf "%s needs deployment.enabled=true: with webhook.url the server runs outside the cluster, scrape it where it runs" .what) }}
+{{- end }}
+{{- end }}
