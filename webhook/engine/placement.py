@@ -52,12 +52,12 @@ class NodeRoom:
     pods: int
     ips: int | None
     volumes: int | None = None       # EBS attachments left, where the CSINode says
-    held_for: dict | None = None     # workload key -> pods of room promised to it here (for messages)
     score_used: Resources = ZERO     # requests as LeastAllocated scores them, incl. pods placed here
     extended_taken: dict | None = None   # extended resources taken by pods placed in this decision
     ports: list | None = None        # host ports taken by pods placed in this decision
     version: int = 0                 # bumped on every take: heap entries of older versions are stale
     short_of: str | None = None      # the extended resource that stopped the last fit
+    held_for: dict | None = None     # workload key -> pods of room promised to it here (for messages)
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -207,8 +207,8 @@ class RoomMap:
     def _subtract_promised(self, ignore_owner: tuple | None) -> None:
         """Pods a controller still has to create are demand too, like Pending pods.
 
-        A workload whose desired pods (``spec.replicas``, a Job's parallelism, a
-        DaemonSet's nodes) exceed the pods that exist for it holds room for the
+        A workload whose desired pods (``spec.replicas``, a Job's parallelism; DaemonSets
+        are owed per node above) exceed the pods that exist for it holds room for the
         difference, after its reservation's TTL too, until the pods appear or it shrinks
         or is deleted; not when its controller reports that it cannot create them
         (``ReplicaFailure``). What its reservation already holds is not counted twice.
@@ -235,14 +235,12 @@ class RoomMap:
             except (ObjectError, AttributeError, TypeError, ValueError, KeyError):
                 # a stored object of a shape we cannot read holds nothing (it was logged when stored)
                 continue
-            cap = 1 if rules.one_per_node or demand.kind == "DaemonSet" else None
-            for _, room in sorted(self.rooms.items()):
+            for _, room in sorted(self.rooms.items()):     # first fit in node-name order, like waiting pods
                 if missing <= 0:
                     break
                 if ineligibility(room.node, rules) is not None:
                     continue
-                fit = room.fit(requests, uses_ip)[0]
-                take = min(fit, missing, cap if cap is not None else fit)
+                take = min(room.fit(requests, uses_ip)[0], missing)
                 if take > 0:
                     room.take(take, requests, uses_ip)
                     room.held_for = dict(room.held_for or {})
