@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from server_fixture import WebhookProcess
+from server_fixture import WebhookProcess, families
 from webhook import synthetic as s
 from webhook.state import ledger_api
 
@@ -96,9 +96,8 @@ def race(control_plane, tmp_path_factory):
 
 
 def free_slots(server: WebhookProcess) -> int:
-    values = server.metrics()
-    return int(sum(values.get(("capacity_webhook_node_free_ip_slots", frozenset({("node", n)})), -100)
-                   for n in NODES))
+    free = {labels["node"]: v for labels, v in families(server.metrics(), "capacity_webhook_node_free_ip_slots")}
+    return int(sum(free.get(n, -100) for n in NODES))
 
 
 def wait_free(servers, expected: int, timeout: float = 30.0) -> None:
