@@ -14,6 +14,7 @@ what the per-node aggregates in ClusterState avoid. Prints figures and the ratio
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -35,14 +36,18 @@ def build(nodes: int, pods_per_node: int) -> ClusterState:
     state = ClusterState()
     state.apply(s.aws_node())
     spec = s.pod_spec([s.container(requests={"cpu": "20m", "memory": "32Mi"})])
+    daemon = s.pod_spec([s.container("aws-node", requests={"cpu": "25m"})], host_network=True)
     for i in range(nodes):
         itype = TYPES[i % len(TYPES)]
         cpu, mem, pods = ALLOCATABLE[itype]
         name = f"ip-10-{i // 250}-{i % 250}-1.ec2.internal"
         state.apply(s.node(name, itype, allocatable={"cpu": cpu, "memory": mem, "pods": pods,
                                                      "ephemeral-storage": "18242267924"}))
-        for j in range(pods_per_node):
+        state.apply(s.pod(f"aws-node-{i}", "kube-system", name, spec=daemon, owner=("apps/v1", "DaemonSet", "aws-node")))
+        for j in range(pods_per_node - 1):
             state.apply(s.pod(f"p-{i}-{j}", "default", name, spec=spec))
+    gc.collect()
+    gc.freeze()      # as the snapshot and live sources do with a finished state
     return state
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, pod_eni, storage, subnets
+from . import explain, limitranger, pod_eni, quota, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place
 from .priority import pod_priority, preemption_plan, preemption_reason
-from .requests import ContainerDefaults, ObjectError, extended_requests, pod_requests, uses_pod_ip
+from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
-from .verdict import WARN, Reason, Verdict, clip, decide
+from .verdict import DENY, WARN, Reason, Verdict, clip, decide
 from .workloads import POD_KINDS, Demand, demand_of, same_template
 
 INVALID_OBJECT = "INVALID_OBJECT"
+LIMITRANGE_REJECTS = "LIMITRANGE_REJECTS"
 NO_ELIGIBLE_NODE = "NO_ELIGIBLE_NODE"
 UNKNOWN_INSTANCE_TYPE = "UNKNOWN_INSTANCE_TYPE"
 ROLLOUT_STALL = "ROLLOUT_STALL"
@@ -72,11 +73,20 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     old_demand = demand_of(old) if old and old.get("kind") == demand.kind else None
     label = explain.workload_label(*demand.key)
     verdict = Verdict(*demand.key)
-    defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
     path = "spec.template.spec" if demand.kind != "Pod" else "spec"
-    requests = pod_requests(demand.pod_spec, defaults, path)
-    scored = pod_requests(demand.pod_spec, defaults, path, for_scoring=True)
-    extended = extended_requests(demand.pod_spec, path)
+    limit_ranges = state.limit_ranges_in(demand.namespace)
+    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges) if limit_ranges else demand.pod_spec
+    refused = limitranger.rejections(pod_spec, limit_ranges) if limit_ranges else []
+    if refused:     # the API server refuses every pod: none is created, none is Pending
+        verdict.requested = demand.replicas if demand.replicas is not None else 0
+        verdict.reasons.append(Reason(LIMITRANGE_REJECTS, clip(
+            f"{label}: the API server would refuse its pods: LimitRange {refused[0]}")
+            + f"\n{'; '.join(refused[:4])}{' ...' if len(refused) > 4 else ''}."
+            + "\nSet requests and limits within the namespace's LimitRange (kubectl describe limitrange).", DENY))
+        return verdict
+    requests = pod_requests(pod_spec, NO_DEFAULTS, path)
+    scored = pod_requests(pod_spec, NO_DEFAULTS, path, for_scoring=True)
+    extended = extended_requests(pod_spec, path)
     uses_ip = uses_pod_ip(demand.pod_spec)
     branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
     if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
@@ -120,6 +130,16 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value)
         rooms = RoomMap(state, ignore_owner=demand.key, give_back=running, priority=priority.value)
 
+    over_quota = 0
+    if wanted is not None and not (old_demand and changed):   # a rollout swaps pods: quota is not modelled there
+        outcome = quota.admitted_pods(state, demand.namespace, pod_spec, wanted)
+        if outcome.allowed is not None and outcome.allowed < wanted:
+            over_quota, wanted = wanted - outcome.allowed, outcome.allowed
+            verdict.reasons.append(Reason(quota.QUOTA_EXCEEDED, clip(
+                f"{label}: the API server would refuse {over_quota} of its pods: ResourceQuota {outcome.quota} "
+                f"({outcome.resource})") + f"\n{outcome.message}.\nRaise the quota, lower the requests, or lower "
+                f"{demand.replica_word}.", DENY))
+
     waiting = 0
     if volumes.max_pods is not None and wanted is not None:   # ReadWriteOncePod: the others wait for the claim
         allowed = max(0, volumes.max_pods - existing)
@@ -132,7 +152,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
         verdict.reserve_limit = max(0, placement.placed - len(running))
-    verdict.requested = existing + placement.wanted + waiting
+    verdict.requested = existing + placement.wanted + waiting + over_quota
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
@@ -182,8 +202,7 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
 
 
 def _unknown_types(state, placement) -> list[Reason]:
-    unknown = sorted({o.room.node.instance_type for o in placement.per_node.values()
-                      if o.room.capacity.mode == "unknown-type"})
+    unknown = placement.instance_types_unknown()
     if not unknown:
         return []
     names = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")

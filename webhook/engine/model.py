@@ -37,6 +37,10 @@ INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# Kinds whose objects never change a node's free room as NodeRoom.of computes it (pods change
+# it through _account, node by node); any other kind bumps ClusterState.rooms_epoch.
+ROOM_NEUTRAL_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob", "Namespace", "LimitRange",
+                      "StorageClass", "NodePool", "PriorityClass", "ResourceQuota")
 MAX_SKIPPED = 200                  # unreadable objects remembered for warnings and logs
 
 
@@ -362,6 +366,13 @@ class ClusterState:
         self.resource_quotas: dict[str, dict] = defaultdict(dict)     # ns -> name -> {"hard", "used"}
         self._ip_cache: dict = {}
         self._ip_cache_key: tuple | None = None
+        # For room_index.RoomIndex: nodes whose room changed since it last looked, and an
+        # epoch bumped by every change that may move any node's room (a full rebuild).
+        self.rooms_dirty: set[str] = set()
+        self.rooms_epoch = 0
+        self.daemon_epoch = 0        # bumped by nodes, DaemonSets and their pods (what DaemonSet pods are owed)
+        self.owed_cache: tuple | None = None
+        self.room_index = None
         self.skipped: list[str] = []                                   # objects we could not read (newest last)
 
     # ---- feeding -------------------------------------------------------------------
@@ -370,6 +381,12 @@ class ClusterState:
         kind = obj.get("kind")
         meta = _meta(obj)
         name, namespace = meta.get("name", ""), meta.get("namespace", "default")
+        if kind == "Node" and name in self.nodes:
+            self.rooms_dirty.add(name)          # a known node changed: only its own room moves
+        elif kind not in ROOM_NEUTRAL_KINDS:
+            self.rooms_epoch += 1
+        if kind in ("Node", "DaemonSet"):
+            self.daemon_epoch += 1
         if kind == "Node":
             self._set_node(NodeRecord.from_object(obj))
             self.network.note_node(obj)
@@ -415,6 +432,9 @@ class ClusterState:
                 "hard": dict((obj.get("spec") or {}).get("hard") or {}),
                 "scopes": list((obj.get("spec") or {}).get("scopes") or ()),
                 "scopeSelector": (obj.get("spec") or {}).get("scopeSelector"),
+                # The admission plugin enforces status.hard (synced by the quota controller); a quota
+                # read from a manifest has no status yet and is taken at spec.hard.
+                "status_hard": dict((obj.get("status") or {}).get("hard") or {}) if "status" in obj else None,
                 "used": dict((obj.get("status") or {}).get("used") or {})}
         elif kind == "NodePool" and str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
@@ -447,6 +467,10 @@ class ClusterState:
     def remove(self, kind: str, namespace: str | None, name: str) -> None:
         """Forget one object, as on a watch DELETED event."""
         namespace = namespace or "default"
+        if kind not in ROOM_NEUTRAL_KINDS:
+            self.rooms_epoch += 1
+        if kind in ("Node", "DaemonSet"):
+            self.daemon_epoch += 1
         if kind == "Node":
             self.nodes.pop(name, None)
             self.network.forget_node(name)
@@ -507,6 +531,7 @@ class ClusterState:
         self.nodes[record.name] = record
 
     def _account(self, node: NodeRecord, pod: PodRecord, sign: int) -> None:
+        self.rooms_dirty.add(node.name)
         node.used = node.used + pod.requests if sign > 0 else node.used - pod.requests
         node.score_used = node.score_used + pod.score_requests if sign > 0 else node.score_used - pod.score_requests
         node.pods += sign
@@ -533,6 +558,8 @@ class ClusterState:
         if record is not None and self.pods.get(key) == record:
             return      # a status-only update (most watch events): aggregates and indexes stand
         old = self.pods.pop(key, None)
+        if (old and old.owner and old.owner[0] == "DaemonSet") or (record and record.owner and record.owner[0] == "DaemonSet"):
+            self.daemon_epoch += 1
         if old:
             self.pending.pop(key, None)
             if old.node:

@@ -14,10 +14,10 @@ verdict explains to the user.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Iterable
-
-import heapq
 
 from .constraint_state import ConstraintState
 from .daemonsets import owed_by_node
@@ -156,10 +156,25 @@ class Placement:
     per_node: dict                    # node name -> NodeOutcome (eligible nodes only)
     excluded: dict                    # cause -> number of nodes
     constraints: object = None        # the pods' PodConstraints, for messages
+    unknown_types: list | None = None   # set by the indexed placement (else computed from per_node)
 
     @property
     def pending(self) -> int:
         return max(0, self.wanted - self.placed)
+
+    def placed_per_node(self) -> dict[str, int]:
+        """Pods placed per node, for the nodes that took any."""
+        fast = getattr(self.per_node, "placed_items", None)
+        if fast is not None:
+            return dict(fast())
+        return {name: o.placed for name, o in self.per_node.items() if o.placed > 0}
+
+    def instance_types_unknown(self) -> list[str]:
+        """Instance types (sorted) of eligible nodes the instance-limits table does not know."""
+        if self.unknown_types is not None:
+            return self.unknown_types
+        return sorted({o.room.node.instance_type for o in self.per_node.values()
+                       if o.room.capacity.mode == "unknown-type"})
 
     def limits(self) -> dict:
         """How many eligible nodes each limit stopped, for nodes that filled up."""
@@ -174,22 +189,31 @@ class RoomMap:
 
     ``priority``: the new pods' priority. Waiting pods of lower priority queue behind
     them (the scheduling queue pops the highest priority first), so they take nothing here.
+
+    ``rooms`` (every node's NodeRoom) is built on first use. The plain placement reads the
+    state's ``RoomIndex`` instead and builds rooms only for the nodes it touches: those
+    reservations, a rollout's own pods or owed DaemonSet pods change (``touched``), and
+    those that take pods.
     """
 
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
                  give_back: Iterable[PodRecord] = (), priority: int | None = None):
         self.state = state
-        reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
-        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, reserved)
-                                            for name, node in state.nodes.items()}
-        if state.reservations:
+        self._reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
+        self._rooms: dict[str, NodeRoom] | None = None
+        self.touched: dict[str, NodeRoom] = {}
+        self._lazy: list = []            # per_node mappings of indexed placements not yet built
+        for name in self._reserved or ():
+            if name in state.nodes:
+                self.room(name)
+        if state.reservations:          # whose promises those nodes hold, for the messages
             for node, owners in state.reserved_owners(ignore_owner).items():
-                if node in self.rooms:
-                    self.rooms[node].held_for = dict(owners)
+                if node in state.nodes:
+                    self.room(node).held_for = dict(owners)
         self.given_back = list(give_back)
         self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
         for pod in self.given_back:       # pods a rollout will replace free their room
-            room = self.rooms.get(pod.node)
+            room = self.room(pod.node) if pod.node in state.nodes else None
             if room:
                 room.take(-1, pod.requests, pod.uses_ip, scored=pod.score_requests)
                 if pod.extended:
@@ -197,7 +221,7 @@ class RoomMap:
                     for name, amount in pod.extended:
                         room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
         for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
-            room = self.rooms[name]
+            room = self.room(name)
             room.free, room.pods = room.free - owed, room.pods - pods
             room.ips = None if room.ips is None else room.ips - ips
         self._place_waiting(ignore_owner, priority)
@@ -246,6 +270,40 @@ class RoomMap:
                     room.held_for = dict(room.held_for or {})
                     room.held_for[workload] = room.held_for.get(workload, 0) + take
                     missing -= take
+
+    def room(self, name: str) -> NodeRoom:
+        """One node's room (built on first use; the same object every time)."""
+        if self._rooms is not None:
+            return self._rooms[name]
+        room = self.touched.get(name)
+        if room is None:
+            room = self.touched[name] = NodeRoom.of(self.state, self.state.nodes[name], self._reserved)
+        return room
+
+    @property
+    def rooms(self) -> dict[str, NodeRoom]:
+        if self._rooms is None:
+            self.flush()
+            touched, reserved = self.touched, self._reserved
+            self._rooms = {name: touched.get(name) or NodeRoom.of(self.state, node, reserved)
+                           for name, node in self.state.nodes.items()}
+        return self._rooms
+
+    def index(self):
+        """The state's RoomIndex, current, while no room has been built for every node."""
+        if self._rooms is not None or not FAST_PLACEMENT:
+            return None
+        from .room_index import RoomIndex
+
+        if self.state.room_index is None:
+            self.state.room_index = RoomIndex(self.state)
+        return self.state.room_index.current()
+
+    def flush(self) -> None:
+        """Build the outcomes of earlier indexed placements before rooms change again."""
+        lazy, self._lazy = self._lazy, []
+        for outcomes in lazy:
+            outcomes.materialize()
 
     def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
         out = []
@@ -374,6 +432,11 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     pods land. The rooms are spent.
     """
     scored = scored if scored is not None else requests
+    if not (node_filter or new_volumes or caps or extended or wanted is None or rules.constraints is not None):
+        fast = _place_indexed(rooms, rules, requests, uses_ip, wanted, scored)
+        if fast is not None:
+            return fast
+    rooms.flush()
     node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
@@ -457,3 +520,130 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
         if fit >= 1:
             outcome.limit = watcher.refusal(room.node, room.used_ports() if check_ports else None) or limit
     return Placement(wanted, placed, before, {})
+
+
+# ---- the plain case, from the state's RoomIndex ---------------------------------------------
+FAST_PLACEMENT = True       # tests turn it off to compare with the reference loop above
+_CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU,
+                                                  INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE))}
+
+
+def _names_matter(rules: PodPlacementRules) -> bool:
+    """Rules that look at the node's name (spec.nodeName, matchFields): not the same for a whole group."""
+    return bool(rules.node_name) or any(dict(term).get("matchFields") for term in rules.required_terms)
+
+
+def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool,
+                   wanted: int, scored: Resources) -> Placement | None:
+    """``place`` for the plain case, equal to the loop above, in time that hardly grows with nodes.
+
+    Eligibility runs once per group of alike nodes, fits come from the index's arrays
+    (the touched rooms fit themselves), only the ``wanted`` best nodes are sorted, and
+    only the nodes that take pods get a NodeRoom and a NodeOutcome; the other eligible
+    nodes' outcomes are built when somebody reads ``per_node`` past them (messages do,
+    allowed decisions do not). ``None``: not the plain case, the caller runs the loop.
+    """
+    import numpy as np
+
+    from .room_index import CODES
+
+    if _names_matter(rules) or any(abs(v) >= 2**62 for v in (requests.cpu, requests.memory, requests.ephemeral)):
+        return None
+    index = rooms.index()
+    if index is None:
+        return None
+    rooms.flush()
+    n = len(index.names)
+    sizes = np.bincount(index.group, minlength=len(index.group_nodes))
+    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(index.group_nodes)]
+    excluded: dict[str, int] = {}
+    if any(causes):
+        firsts = np.full(len(causes), n, np.int64)
+        np.minimum.at(firsts, index.group, index.rank)
+        for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
+            excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
+    allowed = np.array([cause is None for cause in causes], bool)
+    positions = np.flatnonzero(allowed[index.group]) if n else np.zeros(0, np.int64)
+    fit, code = index.fits(positions, requests, uses_ip)
+    for name, room in rooms.touched.items():
+        i = index.pos.get(name)
+        if i is None:
+            continue
+        j = int(np.searchsorted(positions, i))
+        if j < len(positions) and positions[j] == i:
+            f, limit = room.fit(requests, uses_ip)
+            if abs(f) >= 2**62:
+                return None
+            fit[j], code[j] = f, _CODE_INDEX[limit]
+    if len(positions) and int(fit.max()) >= 2**31:
+        return None
+    order_key = -fit * (n + 1) + positions         # (-fit, name): positions are in name order
+    k = min(len(positions), wanted)
+    top = np.argpartition(order_key, k - 1)[:k] if 0 < k < len(positions) else np.arange(k)
+    top = top[np.argsort(order_key[top])]
+    remaining = wanted
+    first: dict[str, NodeOutcome] = {}
+    for j in top.tolist():
+        take = min(int(fit[j]), remaining)
+        if take <= 0:
+            break
+        room = rooms.room(index.names[positions[j]])
+        first[room.node.name] = _outcome(room, take, CODES[code[j]])
+        room.take(take, requests, uses_ip, scored=scored)
+        remaining -= take
+
+    def rest() -> dict[str, NodeOutcome]:
+        out = {}
+        for j in np.argsort(order_key, kind="stable").tolist():
+            name = index.names[positions[j]]
+            if name not in first:
+                room = rooms.room(name)
+                out[name] = _outcome(room, 0, CODES[code[j]])
+        return out
+
+    per_node = LazyOutcomes(first, len(positions), rest)
+    rooms._lazy.append(per_node)
+    placement = Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
+    flagged = positions[index.unknown_type[positions]]
+    placement.unknown_types = sorted({index.nodes_type(i) for i in flagged.tolist()})
+    return placement
+
+
+class LazyOutcomes(MutableMapping):
+    """``Placement.per_node`` of a fast placement: the nodes that took pods at once, the
+    other eligible nodes (in the same order as the loop would list them) on first read."""
+
+    def __init__(self, first: dict, size: int, rest):
+        self.first = first
+        self._size = size
+        self._rest = rest
+        self._all: dict | None = None
+
+    def materialize(self) -> dict:
+        if self._all is None:
+            self._all = dict(self.first)
+            self._all.update(self._rest())
+            self._rest = None
+        return self._all
+
+    def __getitem__(self, name):
+        if self._all is None and name in self.first:
+            return self.first[name]
+        return self.materialize()[name]
+
+    def __setitem__(self, name, outcome) -> None:
+        self.materialize()[name] = outcome
+
+    def __delitem__(self, name) -> None:
+        del self.materialize()[name]
+
+    def __iter__(self):
+        return iter(self.materialize())
+
+    def __len__(self) -> int:
+        return len(self._all) if self._all is not None else self._size
+
+    def placed_items(self) -> list:
+        """(node, pods placed) for the nodes that took pods, without building the others."""
+        source = self.first if self._all is None else self._all
+        return [(name, o.placed) for name, o in source.items() if o.placed > 0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from .limitranger import defaulted_item
 from .quantity import QuantityError, milli, units
 
 
@@ -80,6 +81,7 @@ class ContainerDefaults:
             for item in (lr.get("spec") or {}).get("limits") or []:
                 if item.get("type") != "Container":
                     continue
+                item = defaulted_item(item)     # as the API server stores it: default <- max, defaultRequest <- default
                 for key, value in (item.get("defaultRequest") or {}).items():
                     request.setdefault(key, value)
                 for key, value in (item.get("default") or {}).items():
