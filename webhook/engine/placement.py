@@ -463,27 +463,32 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     check_ports = watcher is not None and bool(watcher.constraints.ports)
     remaining = wanted
     per_node: dict[str, NodeOutcome] = {}
-    fits = []
-    for room in eligible:
-        refusal = watcher.refusal(room.node, room.used_ports() if check_ports else None) if watcher else None
-        if refusal:
-            per_node[room.node.name] = _outcome(room, 0, refusal)
-            continue
-        fits.append((room, *room.fit(requests, uses_ip, new_volumes, extended)))
+    if watcher is None:
+        fits = [(room, *room.fit(requests, uses_ip, new_volumes, extended)) for room in eligible]
+    else:
+        fits = []
+        for room in eligible:
+            refusal = watcher.refusal(room.node, room.used_ports() if check_ports else None)
+            if refusal:
+                per_node[room.node.name] = _outcome(room, 0, refusal)
+                continue
+            fits.append((room, *room.fit(requests, uses_ip, new_volumes, extended)))
     # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
     if caps:
         fits = [(room, *caps[room.node.name]) if room.node.name in caps and caps[room.node.name][0] < fit
                 else (room, fit, limit) for room, fit, limit in fits]
     fits.sort(key=lambda item: (-item[1], item[0].node.name))
+    one_each = daemon or cap_code is not None
+    ports = watcher.constraints.ports if watcher else ()
     for room, fit, limit in fits:
         count = fit
-        if (daemon or cap_code) and fit > 1:
+        if one_each and fit > 1:
             count, limit = 1, (cap_code or limit)
-        take = min(count, remaining)
-        per_node[room.node.name] = _outcome(room, take, limit)
+        take = count if count < remaining else remaining
+        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free, room.volumes,
+                                               room.short_of)
         if take:
-            room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended,
-                      ports=watcher.constraints.ports if watcher else ())
+            room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=ports)
         remaining -= take
     return Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
 
