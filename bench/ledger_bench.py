@@ -84,7 +84,7 @@ def run(cp, workers: int, ttl: float, seconds: float, workdir: Path) -> dict:
     server = WebhookProcess(workdir / f"w{workers}-ttl{int(ttl)}", None, "--kubeconfig", str(cp.webhook_kubeconfig),
                             "--mode", "enforce", "--workers", str(workers), "--threads", "8",
                             "--reservation-ttl", str(ttl), "--ledger-namespace", controlplane.LEDGER_NAMESPACE,
-                            "--log-level", "warning")
+                            )
     server.start(timeout=120)
     try:
         drive(server, min(2.0, seconds / 4))                 # warm up: connections, first ledger read
