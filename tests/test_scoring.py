@@ -38,3 +38,48 @@ def test_lower_priority_waiting_pods_queue_behind_the_new_pods():
     state = state_from_objects(s.two_t3_medium_cluster()["items"] + [s.pod("w", spec=spec)])
     assert len(RoomMap(state, priority=10).placed) == 0
     assert len(RoomMap(state, priority=5).placed) == 1
+
+
+def _brute_force(state, priority=None):
+    """One pod at a time over every node: the scheduler's loop written plainly, as the oracle for the heaps."""
+    from webhook.engine.placement import NodeRoom
+    from webhook.engine.scheduling import PodPlacementRules, ineligibility
+    rooms = {name: NodeRoom.of(state, node) for name, node in sorted(state.nodes.items())}
+    placed = []
+    for pod in sorted(state.pending.values(), key=lambda p: (-p.priority, p.key)):
+        if priority is not None and pod.priority < priority:
+            continue
+        rules = (pod.rules or PodPlacementRules()).node_only
+        best = None
+        for name, room in rooms.items():
+            if ineligibility(room.node, rules) or room.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] < 1:
+                continue
+            score = room.score(pod.requests, pod.score_requests)
+            if best is None or score > best[0]:
+                best = (score, name)
+        if best:
+            rooms[best[1]].take(1, pod.requests, pod.uses_ip, scored=pod.score_requests, extended=pod.extended)
+            placed.append((pod.name, best[1]))
+    return placed
+
+
+def test_the_waiting_pod_heaps_bind_exactly_where_a_full_scan_would():
+    import random
+    for seed in range(12):
+        rng = random.Random(seed)
+        objects = []
+        for i in range(rng.randint(2, 7)):
+            alloc = {"cpu": f"{rng.choice([1, 2, 4])}", "memory": f"{rng.choice([2, 4, 8])}Gi", "pods": "20"}
+            taints = [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}] if rng.random() < 0.2 else []
+            objects.append(s.node(f"n{i}", instance_type=None, allocatable=alloc, taints=taints))
+        shapes = [({"cpu": "100m"}), ({"cpu": "250m", "memory": "512Mi"}), ({"memory": "1Gi"}), ({})]
+        for j in range(rng.randint(5, 60)):
+            requests = rng.choice(shapes)
+            spec = s.pod_spec([s.container(requests=requests or None)], priority=rng.choice([0, 0, 10]))
+            if rng.random() < 0.2:
+                spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+            bound_to = f"n{rng.randrange(len(objects))}" if rng.random() < 0.3 else None
+            objects.append(s.pod(f"p{j:03d}", node_name=bound_to, spec=spec))
+        state = state_from_objects(objects)
+        heaps = [(pod.name, node) for pod, node in RoomMap(state).placed]
+        assert heaps == _brute_force(state), seed

@@ -170,19 +170,29 @@ def report(cluster, kubeconfig, context, output, out_file, html_file):
         click.echo(f"wrote {html_file}", err=True)
 
 
+def _snapshot_format(ctx, param, value: str) -> str:
+    if value != "json":
+        hint = " (the file is --out FILE)" if "." in value or "/" in value else ""
+        raise click.BadParameter(f"{value!r}: the only output format is json{hint}", ctx=ctx, param=param)
+    return value
+
+
 @main.command()
 @click.option("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)
 @click.option("--context", metavar="NAME", help=CONTEXT_HELP)
 @click.option("--out", "out", required=True, metavar="FILE",
               help="Where to write the snapshot (the 'check --cluster' format).")
-@click.option("-o", "--output", type=click.Choice(["json"]), default="json", show_default=True,
+@click.option("-o", "--output", default="json", show_default=True, callback=_snapshot_format, metavar="json",
               help="Output format: JSON kind: List, as 'kubectl get ... -o json' prints.")
-def snapshot(kubeconfig, context, out, output):
+@click.option("--aws", "aws", is_flag=True,
+              help="Also record the nodes' subnets and ENIs from EC2 (DescribeInstances, DescribeSubnets; "
+                   "boto3 credentials) so 'check' judges subnet room.")
+def snapshot(kubeconfig, context, out, output, aws):
     """Record the live cluster's state in the format 'check --cluster' reads."""
     from .state.record import record_snapshot
 
     try:
-        count = record_snapshot(out, kubeconfig=kubeconfig, context=context)
+        count = record_snapshot(out, kubeconfig=kubeconfig, context=context, aws=aws)
     except Exception as exc:  # noqa: BLE001 - any client failure is one clear line for the user
         raise _Exit2(f"cannot record snapshot: {exc}") from None
     click.echo(f"wrote {count} objects to {out}", err=True)

@@ -79,8 +79,10 @@ def read_text(path: str) -> str:
         return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
+    except OSError as exc:        # the OS's sentence, without Python's "[Errno 2] ...: 'path'" wrapper
+        raise InputError(f"{path}: cannot read: {(exc.strerror or 'read failed').lower()}") from None
 
 
 def load_objects(paths: Iterable[str]) -> list[tuple[str, dict]]:

@@ -83,7 +83,7 @@ def excluded_by(namespace: str, labels: Mapping | None, excluded: Iterable[str])
     return None
 
 
-def without_codes(verdict: Verdict, codes: set[str], mode: str) -> Verdict:
+def without_codes(verdict: Verdict, codes: set[str] | frozenset[str], mode: str) -> Verdict:
     """The verdict with the reasons whose code is in ``codes`` removed, decided again in ``mode``."""
     if not codes or not any(r.code in codes for r in verdict.reasons):
         return verdict

@@ -72,8 +72,9 @@ def node_rows(state: ClusterState) -> list[NodeRow]:
     for name in sorted(state.nodes, key=natural_key):
         node = state.nodes[name]
         room = NodeRoom.of(state, node, reserved)
+        slots = room.capacity.slots
         rows.append(NodeRow(name, node.instance_type or "-", room.capacity.mode,
-                            (room.capacity.slots - room.ips) if room.ips is not None else node.ip_pods,
+                            slots - room.ips if slots is not None and room.ips is not None else node.ip_pods,
                             room.capacity.slots, node.allocatable_pods - room.pods, node.allocatable_pods,
                             room.free.cpu, node.allocatable.cpu, room.free.memory, node.allocatable.memory))
     return rows
@@ -111,7 +112,7 @@ class Totals:
 
 def totals(rows: list[NodeRow]) -> Totals:
     checked = [r for r in rows if r.ip_total is not None]
-    return Totals(len(rows), sum(r.ip_used for r in checked), sum(r.ip_total for r in checked),
+    return Totals(len(rows), sum(r.ip_used for r in checked), sum(r.ip_total or 0 for r in checked),
                   len(rows) - len(checked), sum(r.pods_used for r in rows), sum(r.pods_total for r in rows),
                   sum(r.cpu_free for r in rows), sum(r.cpu_total for r in rows),
                   sum(r.memory_free for r in rows), sum(r.memory_total for r in rows))
@@ -232,9 +233,9 @@ def _overview_section(state: ClusterState, rows: list[NodeRow]) -> str:
     tiles = []
     for i, r in enumerate(tightest_first(rows), 1):
         shares = r.shares()
-        detail = ", ".join(f"{label} {shares[key] * 100:.0f}%" for key, label in
+        detail = ", ".join(f"{label} {share * 100:.0f}%" for key, label in
                            (("ip", "IPs"), ("pods", "pods"), ("cpu", "CPU"), ("memory", "memory"))
-                           if shares[key] is not None)
+                           if (share := shares[key]) is not None)
         unchecked = " unchecked" if r.ip_total is None else ""
         tiles.append(f"<a class='tile {_tone(r.tightness)}{unchecked}' href='#node-{i}' "
                      f"title='{html.escape(r.name)} ({html.escape(r.instance_type)}): {detail}"

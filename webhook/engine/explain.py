@@ -183,16 +183,23 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
     return f"Spread the pods over more nodes, use fewer EBS volumes per pod, or lower {lower}."
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 pod``, ``2 pods``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def shortfall_message(code: str, label: str, requested: int, schedulable: int, pending: int, detail: str,
                       fix: str, excluded: dict) -> str:
-    summary = clip(f"{label}: {pending} of {requested} pods would stay Pending: {CAUSES.get(code, code)}")
-    body = f"{label} wants {requested} pods; {schedulable} fit ({detail}); {pending} would stay Pending."
+    summary = clip(f"{label}: {pending} of {_count(requested, 'pod')} would stay Pending: {CAUSES.get(code, code)}")
+    body = f"{label} wants {_count(requested, 'pod')}; {schedulable} fit ({detail}); {pending} would stay Pending."
     return f"{summary}\n{body}{_excluded_text(excluded)}\n{fix}"
 
 
 def no_eligible_message(label: str, requested: int, excluded: dict, total_nodes: int) -> str:
-    summary = clip(f"{label}: none of {requested} pods can be scheduled: no eligible node")
+    summary = clip(f"{label}: none of {requested} pods can be scheduled: no eligible node" if requested != 1
+                   else f"{label}: its pod cannot be scheduled: no eligible node")
     if total_nodes == 0:
         return f"{summary}\nThe cluster has no nodes.\nAdd nodes before deploying."
-    return (f"{summary}\nAll {total_nodes} nodes refuse its pods.{_excluded_text(excluded)}\n"
+    every = f"All {total_nodes} nodes refuse" if total_nodes != 1 else "The only node refuses"
+    return (f"{summary}\n{every} its {'pod' if requested == 1 else 'pods'}.{_excluded_text(excluded)}\n"
             "Fix the pod's tolerations, nodeSelector or node affinity, uncordon nodes, or add matching nodes.")

@@ -362,6 +362,7 @@ class ClusterState:
         self.short: set[tuple] = set()                                 # workloads with fewer pods than desired
         self.label_index: dict[tuple, dict] = {}                      # (ns, labels) -> node -> bound pods
         self.anti_pods: dict[tuple, PodRecord] = {}                    # bound pods with required anti-affinity
+        self.bound_priorities: dict[int, int] = {}                    # priority -> bound pods (preemption victims?)
         self.priority_classes: dict[str, dict] = {}                   # name -> value, globalDefault, preemptionPolicy
         self.resource_quotas: dict[str, dict] = defaultdict(dict)     # ns -> name -> {"hard", "used"}
         self._ip_cache: dict = {}
@@ -601,6 +602,11 @@ class ClusterState:
             group.pop(pod.node, None)
             if not group:
                 del self.label_index[group_key]
+        left = self.bound_priorities.get(pod.priority, 0) + sign
+        if left > 0:
+            self.bound_priorities[pod.priority] = left
+        else:
+            self.bound_priorities.pop(pod.priority, None)
         if pod.anti:
             if sign > 0:
                 self.anti_pods[pod.key] = pod

@@ -65,6 +65,8 @@ def preemption_plan(state, placement, priority: Priority, requests, uses_ip: boo
     """
     if not priority.preempts or placement.pending <= 0:
         return 0, 0
+    if not any(p < priority.value for p in state.bound_priorities):
+        return 0, 0          # no bound pod of lower priority: nothing to preempt (no scan of the pods)
     candidates = {name: o for name, o in placement.per_node.items()
                   if o.limit not in ("POD_ANTI_AFFINITY", "POD_AFFINITY", "TOPOLOGY_SPREAD", "HOST_PORT_CONFLICT")}
     victims = _victims_by_node(state, priority.value, candidates)

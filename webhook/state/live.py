@@ -156,6 +156,8 @@ class LiveSource:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.instance_lookup is not None:
             self.instance_lookup.stop()
+        if getattr(self, "aws_refresher", None) is not None:
+            self.aws_refresher.stop()
 
     @property
     def ready(self) -> bool:
@@ -392,6 +394,13 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
     source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
     holder.source = source
     source.start()
+    # Subnet room for the server: DescribeInstances/DescribeSubnets every minute, in the background.
+    # One-shot commands (wait=True) do not call AWS: 'snapshot --aws' records the figures for them.
+    from .live_aws import SubnetRefresher, enabled_by_env
+    refresher = SubnetRefresher().attach(holder) if enabled_by_env() and not wait else None
+    source.aws_refresher = refresher
+    if refresher is not None:
+        refresher.start()
     if wait:
         try:
             if not source.wait_ready(wait_timeout, fail_fast=True):

@@ -65,7 +65,18 @@ RESOURCES: tuple[Resource, ...] = (
 # Karpenter NodePools tell how far the cluster can grow; most clusters have none.
 NODEPOOLS = Resource("NodePool", "karpenter.sh/v1", "CustomObjectsApi", "list_cluster_custom_object",
                      custom=("karpenter.sh", "v1", "nodepools"), optional=True)
-LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + (NODEPOOLS,)
+# Pod networking on AWS (webhook.engine.network): custom networking's ENIConfigs, security
+# groups for pods' SecurityGroupPolicies and per-node CNINodes. Optional: absent without the
+# VPC CNI / VPC resource controller.
+AWS_NETWORK: tuple[Resource, ...] = (
+    Resource("ENIConfig", "crd.k8s.amazonaws.com/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs"), optional=True),
+    Resource("SecurityGroupPolicy", "vpcresources.k8s.aws/v1beta1", "CustomObjectsApi", "list_cluster_custom_object",
+             namespaced=True, custom=("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies"), optional=True),
+    Resource("CNINode", "vpcresources.k8s.aws/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("vpcresources.k8s.aws", "v1alpha1", "cninodes"), optional=True),
+)
+LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + (NODEPOOLS,) + AWS_NETWORK
 
 
 class WatchExpired(Exception):
