@@ -136,6 +136,9 @@ def test_github_action_inputs_reach_the_flags(tmp_path):
     assert check_step(**base, **{"headroom-nodes": "1"})[0] == 0          # one more node absorbs the 9 pods
     assert check_step(**base, **{"exclude-namespaces": "default"})[0] == 0
     assert check_step(**base, exclude="web.yaml")[0] == 0
+    (repo / "values.yaml").write_text("mode: warn\n")
+    assert check_step(**base, mode="", **{"chart-values": "values.yaml"})[0] == 0        # the chart's warn mode
+    assert check_step(**base, **{"chart-values": "values.yaml"})[0] == 1                 # the input wins
     assert check_step(manifests="deploy", cluster="missing.json") == (2, {"exit-code": "2", "sarif-file": ""})
     # Input text is data, never code: a hostile value is one odd file name.
     code, _ = check_step(manifests="deploy/web.yaml; touch pwned", cluster="ops/snapshot.json")

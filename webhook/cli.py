@@ -95,6 +95,11 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Namespace the webhook never sees (chart value 'webhook.excludedNamespaces' plus the release "
                    "namespace). Repeatable; replaces the default kube-system. Namespaces labelled "
                    "capacity-webhook/ignore are always excluded.")
+@click.option("--chart-values", "chart_values", multiple=True, metavar="FILE",
+              help="The chart's values file(s) your release uses (later files win, as helm -f): mode, headroomNodes "
+                   "and webhook.excludedNamespaces from there. Flags given on the command line win.")
+@click.option("--release-namespace", metavar="NAMESPACE",
+              help="The namespace the chart is installed in; the chart excludes it from the webhook too.")
 @click.option("--ignore", "ignore", multiple=True, callback=_codes, metavar="CODE",
               help="Drop this reason code from every verdict (comma-separated or repeatable). One object: "
                    "annotate it capacity-webhook/ignore: CODE1,CODE2.")
@@ -103,8 +108,8 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Output format: a table, JSON, JUnit XML, SARIF 2.1.0, or wg-policy PolicyReport YAML.")
 @click.option("--fail-on", type=click.Choice(["deny", "warn", "never"]), default="deny", show_default=True,
               help="Exit 1 when an object is denied (or also warned); 'never' always exits 0.")
-def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, ignore, output,
-          fail_on):
+def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, chart_values,
+          release_namespace, ignore, output, fail_on):
     """Dry-run manifests against a cluster snapshot (or the live cluster), as CI does.
 
     FILE arguments (as pre-commit passes changed files) are read like folder contents:
@@ -117,15 +122,28 @@ def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_no
     from .output import FORMATS
     from .policy import DEFAULT_EXCLUDED_NAMESPACES
 
+    ctx = click.get_current_context()
+    explicit_mode = ctx.get_parameter_source("mode") not in (click.core.ParameterSource.DEFAULT, None)
     try:
-        loaded = load_manifests(paths, exclude, lenient=files, not_manifests=[cluster] if cluster else [])
+        chart = _chart_settings(chart_values)
+        loaded = load_manifests(paths, exclude, lenient=files,
+                                not_manifests=[*([cluster] if cluster else []), *chart_values])
         state = _state(cluster, kubeconfig, context)
     except (InputError, click.ClickException) as exc:
         raise _Exit2(str(exc.message if isinstance(exc, click.ClickException) else exc)) from None
-    if headroom_nodes is not None:
-        state.headroom_nodes = headroom_nodes
-    options = CheckOptions(mode=mode, ignore=ignore,
-                           excluded_namespaces=tuple(excluded_namespaces) or DEFAULT_EXCLUDED_NAMESPACES)
+    if chart.custom_selector:
+        click.echo("note: webhook.namespaceSelector is set in the chart values; check does not evaluate custom "
+                   "selectors (name the namespaces it leaves out with --exclude-namespace)", err=True)
+    if not explicit_mode and chart.mode:
+        mode = chart.mode
+    headroom = headroom_nodes if headroom_nodes is not None else chart.headroom_nodes
+    if headroom is not None:
+        state.headroom_nodes = headroom
+    excluded = tuple(excluded_namespaces) or chart.excluded_namespaces
+    excluded = DEFAULT_EXCLUDED_NAMESPACES if excluded is None else excluded
+    if release_namespace:
+        excluded = (*excluded, release_namespace)
+    options = CheckOptions(mode=mode, ignore=ignore, excluded_namespaces=excluded)
     results = list(check_manifests(state, loaded.objects, options))
     click.echo(FORMATS[output](results, fail_on), nl=False)
     for skipped in loaded.skipped:
@@ -134,6 +152,37 @@ def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_no
         click.echo(f"warning: snapshot object skipped: {skipped}", err=True)
     if would_fail(results, fail_on):
         sys.exit(1)
+
+
+def _chart_settings(paths):
+    """Chart values files merged as helm merges -f files (later wins; maps merge, lists replace)."""
+    import yaml
+
+    from .manifests import read_text
+    from .policy import ChartSettings, chart_settings
+
+    def merge(base: dict, top: dict) -> dict:
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    merged: dict = {}
+    for path in paths:
+        try:
+            values = yaml.safe_load(read_text(path))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
+        if values is not None and not isinstance(values, dict):
+            raise InputError(f"{path}: chart values must be a mapping")
+        merged = merge(merged, values or {})
+    if not paths:
+        return ChartSettings()
+    try:
+        return chart_settings(merged, ", ".join(paths))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _write(path: str, text: str) -> None:

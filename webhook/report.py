@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from . import report_subnets
 from .engine.model import ClusterState
 from .engine.placement import NodeRoom
 
@@ -142,7 +143,7 @@ def to_text(state: ClusterState) -> str:
     if state.pending:
         count = len(state.pending)
         lines.append(f"\n{plural(count, 'pod')} {'is' if count == 1 else 'are'} already Pending (waiting for a node).")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + report_subnets.to_text(state)
 
 
 def _origin_text(origin: dict | None) -> tuple[str, str]:
@@ -157,7 +158,8 @@ def to_json(state: ClusterState, origin: dict | None = None) -> str:
     source, when = _origin_text(origin)
     nodes = [dict(asdict(r), ip_free=r.ip_free, tightness=round(r.tightness, 4)) for r in tightest_first(rows)]
     return json.dumps({"source": source, "time": when, "cni": state.cni.describe(), "pending": len(state.pending),
-                       "totals": asdict(totals(rows)), "nodes": nodes}, indent=2) + "\n"
+                       "totals": asdict(totals(rows)), "nodes": nodes,
+                       "subnets": report_subnets.to_json(state)}, indent=2) + "\n"
 
 
 # ---- HTML ---------------------------------------------------------------------------------
@@ -245,7 +247,8 @@ def _overview_section(state: ClusterState, rows: list[NodeRow]) -> str:
             "</section>")
 
 
-SECTIONS: list[Callable[[ClusterState, list[NodeRow]], str]] = [_legend_section, _overview_section, _nodes_section]
+SECTIONS: list[Callable[[ClusterState, list[NodeRow]], str]] = [_legend_section, _overview_section, _nodes_section,
+                                                               report_subnets.subnets_section]
 
 STYLE = """
 body{font:13px/1.35 system-ui,-apple-system,Segoe UI,sans-serif;margin:1rem 1.5rem;color:#1d232a;background:#fff}

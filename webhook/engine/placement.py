@@ -25,7 +25,7 @@ from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
 from .requests import ZERO, ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
-from .scoring import node_score
+from .scoring import Preferences, node_score
 from .workloads import demand_of
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
@@ -333,6 +333,7 @@ class RoomMap:
         heaps_of_node: dict[str, list] = {}
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
         watchers: dict[object, ConstraintState] = {}
+        preferences: dict[PodPlacementRules, Preferences] = {}
         for pod in waiting:
             rules = pod.rules or PodPlacementRules()
             node_rules = rules.node_only
@@ -345,12 +346,16 @@ class RoomMap:
                 if watcher is None:
                     watcher = watchers[rules] = ConstraintState(
                         self.state, rules.constraints, rules, self.state.nodes.values(), self.placed, self.given_back)
-                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher)
+                prefs = preferences.get(node_rules)
+                if prefs is None:
+                    prefs = preferences[node_rules] = Preferences(node_rules, [r.node for r in rooms])
+                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher,
+                                  prefs=prefs)
             else:
                 kind = (node_rules, pod.requests, pod.score_requests, pod.uses_ip, pod.extended)
                 heap = heaps.get(kind)
                 if heap is None:
-                    heap = heaps[kind] = _KindHeap(rooms, pod)
+                    heap = heaps[kind] = _KindHeap(rooms, pod, node_rules)
                     for r in rooms:
                         heaps_of_node.setdefault(r.node.name, []).append(heap)
                 room = heap.pop_best()
@@ -368,10 +373,18 @@ class RoomMap:
 class _KindHeap:
     """Nodes by descending score (then name) for one kind of waiting pod, with lazy invalidation."""
 
-    def __init__(self, rooms: list[NodeRoom], pod: PodRecord):
+    def __init__(self, rooms: list[NodeRoom], pod: PodRecord, rules: PodPlacementRules | None = None):
         self.pod = pod
         self.rooms = {r.node.name: r for r in rooms}
         self.dead: set = set()
+        self.bonus: dict = {}
+        if rules is not None and (rules.preferred_terms or any(r.node.taints for r in rooms)):
+            prefs = Preferences(rules, [r.node for r in rooms])
+            if prefs.active:
+                # Normalized once over the nodes it fits at the start (the scheduler re-normalizes over
+                # each cycle's feasible nodes; this differs only once the top-scoring node fills up).
+                fitting = [r.node.name for r in rooms if r.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] >= 1]
+                self.bonus = prefs.bonus(fitting)
         self.heap = [entry for entry in map(self._entry, rooms) if entry is not None]
         heapq.heapify(self.heap)
 
@@ -380,7 +393,8 @@ class _KindHeap:
         if room.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] < 1:
             self.dead.add(room.node.name)      # room only shrinks while waiting pods are placed
             return None
-        return -room.score(pod.requests, pod.score_requests), room.node.name, room.version
+        return (-room.score(pod.requests, pod.score_requests) - self.bonus.get(room.node.name, 0), room.node.name,
+                room.version)
 
     def refresh(self, room: NodeRoom) -> None:
         if room.node.name in self.dead or room.node.name not in self.rooms:
@@ -401,16 +415,21 @@ class _KindHeap:
 
 
 def _best_room(rooms: list[NodeRoom], requests: Resources, scored: Resources, uses_ip: bool, extended: tuple,
-               watcher: ConstraintState | None, new_volumes: int = 0) -> NodeRoom | None:
+               watcher: ConstraintState | None, new_volumes: int = 0, prefs: Preferences | None = None
+               ) -> NodeRoom | None:
     """The node the scheduler binds one pod to: feasible, highest score, then lowest name."""
-    best, best_score = None, -1
     check_ports = watcher is not None and bool(watcher.constraints.ports)
+    feasible = []
     for room in rooms:
         if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
             continue
         if watcher is not None and watcher.refusal(room.node, room.used_ports() if check_ports else None):
             continue
-        score = room.score(requests, scored)
+        feasible.append(room)
+    bonus = prefs.bonus([r.node.name for r in feasible]) if prefs is not None and prefs.active else {}
+    best, best_score = None, -1
+    for room in feasible:
+        score = room.score(requests, scored) + bonus.get(room.node.name, 0)
         if score > best_score or (score == best_score and room.node.name < best.node.name):
             best, best_score = room, score
     return best
@@ -454,7 +473,9 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     if daemon:
         wanted = len(eligible)
     if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
-        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes)
+        prefs = Preferences(node_rules, [r.node for r in eligible])
+        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes,
+                                      prefs)
         if placement is not None:
             placement.excluded = excluded
             placement.constraints = rules.constraints
@@ -494,7 +515,8 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
 
 
 def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
-                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int) -> Placement | None:
+                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int,
+                      prefs: Preferences | None = None) -> Placement | None:
     """The scheduler's loop for pods whose placement moves the constraints of the next one.
 
     ``None`` when it would cost more than SEQUENTIAL_BUDGET node checks; the caller then
@@ -507,7 +529,7 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
     candidates = [room for room in eligible if room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1]
     placed = 0
     while placed < wanted:
-        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes)
+        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes, prefs)
         if room is None:
             break
         room.take(1, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=watcher.constraints.ports)

@@ -34,6 +34,7 @@ class PodPlacementRules:
     daemon: bool = False                # DaemonSet pods tolerate cordons and NotReady
     node_name: str | None = None        # spec.nodeName: the scheduler is bypassed, only that node counts
     constraints: object = None          # constraints.PodConstraints: pod (anti-)affinity, spread, host ports
+    preferred_terms: tuple = ()         # (weight, frozen preferred nodeSelectorTerm): scoring only
 
     @staticmethod
     def from_pod_spec(spec: Mapping, labels: Mapping | None = None, daemon: bool = False,
@@ -41,6 +42,9 @@ class PodPlacementRules:
         affinity = spec.get("affinity") or {}
         node_affinity = (affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
         terms = tuple(_freeze(t) for t in node_affinity.get("nodeSelectorTerms") or [])
+        preferred = tuple((int(p.get("weight") or 0), _freeze(p.get("preference") or {}))
+                          for p in (affinity.get("nodeAffinity") or {}).get(
+                              "preferredDuringSchedulingIgnoredDuringExecution") or () if isinstance(p, Mapping))
         return PodPlacementRules(
             node_selector=tuple(sorted((spec.get("nodeSelector") or {}).items())),
             tolerations=tuple(_freeze(t) for t in spec.get("tolerations") or []),
@@ -48,13 +52,15 @@ class PodPlacementRules:
             daemon=daemon,
             node_name=spec.get("nodeName") or None,
             constraints=constraints,
+            preferred_terms=preferred,
         )
 
     @property
     def node_only(self) -> "PodPlacementRules":
         """These rules without the pod-level constraints: what node eligibility depends on."""
         return self if self.constraints is None else PodPlacementRules(
-            self.node_selector, self.tolerations, self.required_terms, self.daemon, self.node_name)
+            self.node_selector, self.tolerations, self.required_terms, self.daemon, self.node_name,
+            preferred_terms=self.preferred_terms)
 
 
 def freeze(value):
@@ -191,6 +197,18 @@ def node_affinity_matches(node, rules: PodPlacementRules) -> bool:
         if node.labels.get(key) != value:
             return False
     return not rules.required_terms or any(_term_matches(node, term) for term in rules.required_terms)
+
+
+def preferred_weight(node, preferred_terms: tuple) -> int:
+    """NodeAffinity's raw score: the weights of the preferred terms the node matches."""
+    return sum(weight for weight, term in preferred_terms if _term_matches(node, term))
+
+
+def intolerable_prefer_no_schedule(node, tolerations: tuple) -> int:
+    """TaintToleration's raw score: PreferNoSchedule taints the pod does not tolerate (tolerations
+    with an empty or PreferNoSchedule effect count)."""
+    relevant = tuple(t for t in tolerations if dict(t).get("effect") in (None, "", "PreferNoSchedule"))
+    return sum(1 for taint in node.taints if taint.effect == "PreferNoSchedule" and not tolerates(relevant, taint))
 
 
 def _term_matches(node, term) -> bool:

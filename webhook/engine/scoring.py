@@ -57,3 +57,41 @@ def node_score(alloc: Resources, used: Resources, score_used: Resources, request
                scored: Resources) -> int:
     """LeastAllocated + BalancedAllocation for one more pod on a node."""
     return least_allocated(alloc, score_used, scored) + balanced_allocation(alloc, used, requests)
+
+
+def default_normalize(raw: dict, reverse: bool) -> dict:
+    """helper.DefaultNormalizeScore: scale to 0-100 by the largest raw score (reversed: 100 - that).
+    All zero: every node gets 100 when reversed, else 0."""
+    top = max(raw.values(), default=0)
+    if top == 0:
+        return {name: MAX_NODE_SCORE if reverse else 0 for name in raw}
+    out = {}
+    for name, value in raw.items():
+        scaled = MAX_NODE_SCORE * value // top
+        out[name] = MAX_NODE_SCORE - scaled if reverse else scaled
+    return out
+
+
+TAINT_TOLERATION_WEIGHT = 3      # the default profile's plugin weights (apis/config/v1/default_plugins.go)
+NODE_AFFINITY_WEIGHT = 2
+
+
+class Preferences:
+    """TaintToleration (PreferNoSchedule) and NodeAffinity (preferred terms) scores of one kind of pod.
+
+    Both are normalized over the nodes that passed the filters in the scheduling cycle, so
+    ``bonus`` takes the feasible node names; ``active`` is False for the pods (most) whose
+    preferences are the same on every node, where they cannot change the choice.
+    """
+
+    def __init__(self, rules, nodes):
+        from .scheduling import intolerable_prefer_no_schedule, preferred_weight
+        self.taints = {n.name: intolerable_prefer_no_schedule(n, rules.tolerations) for n in nodes}
+        self.affinity = {n.name: preferred_weight(n, rules.preferred_terms) for n in nodes} \
+            if rules.preferred_terms else {}
+        self.active = any(self.taints.values()) or any(self.affinity.values())
+
+    def bonus(self, names) -> dict:
+        taints = default_normalize({n: self.taints.get(n, 0) for n in names}, True)
+        affinity = default_normalize({n: self.affinity.get(n, 0) for n in names}, False) if self.affinity else {}
+        return {n: TAINT_TOLERATION_WEIGHT * taints[n] + NODE_AFFINITY_WEIGHT * affinity.get(n, 0) for n in names}
