@@ -258,3 +258,38 @@ def test_record_snapshot_writes_the_check_format(server, holder, tmp_path):
         assert evaluate(recorded, s.small_web(replicas=21)).as_dict() == \
                evaluate(state, s.small_web(replicas=21)).as_dict()
     assert verdict_21(holder) == "deny"          # "managed" took one of the 21 free IP slots: 20 left
+
+
+def test_quiet_watches_end_cleanly_before_the_read_timeout():
+    """No events and no bookmarks: the server's timeoutSeconds ends each watch first, nothing breaks."""
+    with FakeApiServer(cluster_objects(), bookmark_interval=3600) as fake:
+        quiet = dict(FAST, watch_timeout=(2, 2), read_timeout=4.0)
+        held = live_holder(api_client=fake.api_client(), instance_lookup=False, wait=True, wait_timeout=30, **quiet)
+        try:
+            assert wait_until(lambda: all(st.watches >= 3 for st in held.source.status.values()
+                                          if st.resource.kind == "Node"), timeout=30)
+            assert held.stale_for() == 0.0
+            assert all(st.failures == 0 for st in held.source.status.values()), \
+                {k: st.failures for k, st in held.source.status.items()}
+        finally:
+            held.stop()
+    watches = [query for path, query in fake.requests if query.get("watch") in ("true", "1")]
+    assert watches and all(query.get("allowWatchBookmarks") == "true" for query in watches)
+    assert all(int(query["timeoutSeconds"]) < 4.0 for query in watches)
+
+
+def test_a_watch_must_end_before_the_read_timeout(server):
+    from webhook.state.holder import StateHolder
+
+    with pytest.raises(ValueError, match="must end before read_timeout"):
+        LiveSource(StateHolder(), server.api_client(), watch_timeout=(80, 95), read_timeout=90.0)
+
+
+def test_one_shot_stop_does_not_wait_out_a_late_watch(server):
+    import time
+
+    for _ in range(3):
+        held = live_holder(api_client=server.api_client(), instance_lookup=False, wait=True, wait_timeout=10, **FAST)
+        started = time.monotonic()
+        held.stop()
+        assert time.monotonic() - started < 2.0        # stop()'s join timeout is 5 s

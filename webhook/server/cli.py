@@ -95,7 +95,8 @@ def _live_factory(kubeconfig: str | None, context: str | None):
               help="gunicorn worker processes. Live mode: reservations are shared through the cluster ledger, so "
                    "several workers are safe. Snapshot mode: each worker keeps its own reservations.")
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Threads per worker (concurrent reviews).")
+              help="Ignored (kept so existing deployments start): each worker serves every connection in its own "
+                   "greenlet.")
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
               help="Server log level (review lines are always written).")
 def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, metrics_port,
