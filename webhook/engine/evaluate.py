@@ -79,7 +79,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict = Verdict(*demand.key)
     path = "spec.template.spec" if demand.kind != "Pod" else "spec"
     limit_ranges = state.limit_ranges_in(demand.namespace)
-    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges) if limit_ranges else demand.pod_spec
+    # API defaulting (a request from its limit) happens with or without LimitRanges: quota reads it.
+    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges)
     refused = limitranger.rejections(pod_spec, limit_ranges) if limit_ranges else []
     if refused:     # the API server refuses every pod: none is created, none is Pending
         verdict.requested = demand.replicas if demand.replicas is not None else 0

@@ -55,8 +55,9 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
 
     Only pods on nodes the new pod may use at all (a cordoned or unmatched node is never a
     preemption candidate, so its pods stay, with their anti-affinity), and never the pods
-    its required affinity needs: SelectVictimsOnNode removes them first, then the affinity
-    filter fails on that node.
+    its required affinity needs, nor any pod beside them: SelectVictimsOnNode removes every
+    lower-priority pod of the node first, then the affinity filter fails there, so that node
+    is no candidate at all.
     """
     if not priority.preempts or not any(p < priority.value for p in state.bound_priorities):
         return []
@@ -75,10 +76,12 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
                 and not (node_filter and node_filter(node))
         if not usable[pod.node]:
             continue
-        if affinity and any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
-                            for t in affinity):
-            continue
         out.append(pod)
+    if affinity:   # a node holding a lower-priority pod the affinity needs is no candidate: its pods all stay
+        held = {pod.node for pod in out
+                if any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
+                       for t in affinity)}
+        out = [pod for pod in out if pod.node not in held]
     return out
 
 
