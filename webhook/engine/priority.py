@@ -85,6 +85,28 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
     return out
 
 
+def local_victims(state, rules, candidates: list, given_back: list) -> list:
+    """The victims on nodes that pass the pod-level filters once their own lower-priority pods are gone
+    (every other pod of the cluster still in place), as SelectVictimsOnNode checks a candidate node."""
+    from .constraint_state import ConstraintState
+    by_node: dict = {}
+    for pod in candidates:
+        by_node.setdefault(pod.node, []).append(pod)
+    kept = []
+    for name, pods in by_node.items():
+        node = state.nodes.get(name)
+        if node is None:
+            continue
+        watcher = ConstraintState(state, rules.constraints, rules, state.nodes.values(), (), list(given_back) + pods)
+        freed = dict(node.ports)
+        for pod in pods:
+            for port in pod.ports:
+                freed[port] = freed.get(port, 0) - 1
+        if watcher.refusal(node, [p for p, c in freed.items() if c > 0]) is None:
+            kept.extend(pods)
+    return kept
+
+
 def victims_used(state, placement, after, candidates: list, requests, uses_ip: bool, extended: tuple,
                  constraints=None) -> int:
     """The victims SelectVictimsOnNode keeps evicted on the nodes that took more pods.
