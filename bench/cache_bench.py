@@ -246,27 +246,48 @@ def write_watch_events(out: Path, sample_pods: list, node_names: list, nodes: li
 
 
 # ---- the child: the real LiveSource over the recorded bytes --------------------------------------
-class FileLister:
-    """Stands in for RawLister: list pages and watch streams from files instead of a socket."""
+def file_lister(folder: Path):
+    """The real RawLister (its list_pages and watch, JSON parsing included) over recorded bytes.
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.watch_lines: dict[str, list] = {}
+    Only ``call``, the HTTP request, is replaced: it answers list requests with the page
+    files (a ``continue`` token pointing at the next file) and watch requests with the
+    recorded lines.
+    """
+    from webhook.state.live_lister import RawLister
 
-    def list_pages(self, res, limit=500):
-        pages = sorted((self.folder / res.kind).glob("*.json")) if (self.folder / res.kind).exists() else []
-        if not pages:
-            yield [], "1000", False
-            return
-        for i, page in enumerate(pages):
-            document = json.loads(page.read_bytes())
-            for item in document["items"]:
-                item["kind"] = res.kind
-                item["apiVersion"] = res.api_version
-            yield document["items"], document["metadata"]["resourceVersion"], i + 1 < len(pages)
+    class FileLister(RawLister):
+        def __init__(self) -> None:
+            super().__init__(api_client=None)
+            self.folder = folder
+            self.watch_lines: dict[str, list] = {}
 
-    def watch(self, res, resource_version, timeout_seconds, read_timeout):
-        return _Stream(self.watch_lines.pop(res.kind, []))
+        def call(self, res, **params):
+            if params.get("watch"):
+                return _Stream(self.watch_lines.pop(res.kind, []))
+            pages = sorted((self.folder / res.kind).glob("*.json")) if (self.folder / res.kind).exists() else []
+            if not pages:
+                return _Body(b'{"metadata":{"resourceVersion":"1000"},"items":[]}')
+            index = int(params.get("_continue") or 0)
+            body = pages[index].read_bytes()
+            if index + 1 < len(pages):
+                body = body.replace(b'"metadata":{"resourceVersion":"1000"}',
+                                    b'"metadata":{"resourceVersion":"1000","continue":"%d"}' % (index + 1), 1)
+            return _Body(body)
+
+    return FileLister()
+
+
+class _Body:
+    """A list response: the whole body at once."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def read(self) -> bytes:
+        return self.body
+
+    def release_conn(self):
+        pass
 
 
 class _Stream:
@@ -305,7 +326,7 @@ def child(folder: Path) -> dict:
     rss0 = rss_bytes()
     holder = StateHolder()
     source = LiveSource(holder, api_client=None, resources=resources, instance_lookup=None)
-    source.lister = FileLister(folder)
+    source.lister = file_lister(folder)
     started = time.perf_counter()
     for res in resources:                       # Nodes first, as the live source orders them
         source._list(source.status[res.kind])
@@ -412,7 +433,7 @@ def baselines(folder: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of 5,000 nodes / 150,000 pods")
-    parser.add_argument("--keep", metavar="DIR", help="keep the generated pages in DIR")
+    parser.add_argument("--keep", metavar="DIR", help="keep the generated pages in DIR (reused when already there)")
     parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--baselines", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -425,7 +446,10 @@ def main() -> int:
 
     t0 = time.perf_counter()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cache-bench-"))
-    counts = build_cluster(args.scale, folder)
+    if args.keep and (folder / "counts.json").exists():
+        counts = json.loads((folder / "counts.json").read_text())     # pages of an earlier run
+    else:
+        counts = build_cluster(args.scale, folder)
     size = sum(f.stat().st_size for f in (folder / "Pod").glob("*.json"))
     print(f"cluster: {counts['Node']} nodes, {counts['Pod']} pods, {counts['Deployment']} Deployments, "
           f"{counts['ReplicaSet']} ReplicaSets, {counts['Namespace']} namespaces; pod list {size / 2**20:.0f} MiB "

@@ -10,6 +10,7 @@ ValidatingWebhookConfiguration.  Errors: one line on stderr, exit code 2.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import click
@@ -93,3 +94,25 @@ def certs_command(out_dir: Path, dns_names, ip_addresses, days: int, force: bool
     click.echo(f"expires:  {bundle.not_valid_after:%Y-%m-%dT%H:%M:%SZ}")
     click.echo("caBundle:")
     click.echo(bundle.ca_bundle)
+    warning = _unignored_key_warning(Path(bundle.ca_key))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _unignored_key_warning(key: Path) -> str | None:
+    """A private key in a git work tree that .gitignore does not cover is one ``git add .`` from a leak."""
+    folder = key.parent.resolve()
+    try:
+        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=10, check=False)
+        if top.returncode != 0:
+            return None                                   # not in a git work tree
+        ignored = subprocess.run(["git", "-C", str(folder), "check-ignore", "-q", str(key.resolve())],
+                                 capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None                                       # no git: nothing to check against
+    if ignored.returncode == 0:
+        return None
+    return (f"{key} is inside the git repository {top.stdout.strip()} and not ignored: add "
+            f"'{folder.name}/' to .gitignore, or write the certificates outside the repository "
+            "(--out ~/capacity-webhook-tls)")

@@ -28,7 +28,6 @@ import ast
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -178,19 +177,57 @@ def load_equivalent() -> dict[str, str]:
     return known
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float, show: bool = False) -> str:
-    """'killed', 'survived' or 'timeout' (a hang is a kill: the tests noticed)."""
-    existing = [t for t in tests if (copy_root / t).exists()]
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e",
-           "--no-header", "-o", "addopts=", *existing]
-    env = dict(os.environ, PYTHONPATH=str(copy_root), PYTHONDONTWRITEBYTECODE="1")
-    try:
-        result = subprocess.run(cmd, cwd=copy_root, env=env, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+def start_tests(copy_root: Path, tests: list[str], show: bool = False) -> int:
+    """Fork a child that runs pytest on ``copy_root`` and exits with its code; return the pid.
+
+    This process has imported pytest and the third-party libraries already but never
+    ``webhook``: the child imports the mutated code fresh, and each mutant saves an
+    interpreter start and pytest's own import.
+    """
+    existing = [str(copy_root / t) for t in tests if (copy_root / t).exists()]
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e", "--no-header", "-o", "addopts=",
+            "--rootdir", str(copy_root), *existing]
+    pid = os.fork()
+    if pid == 0:                                    # child
+        code = 3
+        try:
+            os.chdir(copy_root)
+            sys.path.insert(0, str(copy_root))
+            if not show:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+            import pytest
+            code = int(pytest.main(args))
+        finally:
+            os._exit(code)
+    return pid
+
+
+def finished(pid: int, deadline: float) -> str | None:
+    """'killed', 'survived' or 'timeout' once the run is over (a hang is a kill), else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
         return "timeout"
-    if show and result.returncode:
-        print(result.stdout.decode()[-3000:], file=sys.stderr)
-    return "survived" if result.returncode == 0 else "killed"
+    return None
+
+
+def run_tests(copy_root: Path, tests: list[str], timeout: float, show: bool = False) -> str:
+    pid, deadline = start_tests(copy_root, tests, show), time.monotonic() + timeout
+    while (outcome := finished(pid, deadline)) is None:
+        time.sleep(0.02)
+    return outcome
+
+
+def make_copy(tmp: Path, index: int) -> Path:
+    copy_root = tmp / f"repo{index}"
+    shutil.copytree(ROOT, copy_root, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache",
+                                                                     "*.egg-info", ".cache"))
+    return copy_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", action="append", help="only this module (repeatable)")
     parser.add_argument("--sample", type=int, default=0, help="at most N mutants per module, sampled (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per test run before a mutant counts as killed")
+    parser.add_argument("--jobs", type=int, default=1, help="test runs at once, each on its own copy")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds per test run before a mutant counts as killed")
     parser.add_argument("--list", metavar="MODULE", help="print the module's mutant names and exit")
     parser.add_argument("--survivors", action="store_true", help="print every surviving mutant")
     args = parser.parse_args(argv)
@@ -207,50 +246,66 @@ def main(argv: list[str] | None = None) -> int:
         for mutant in mutants_of(args.list):
             print(mutant.name)
         return 0
+    import pytest  # noqa: F401  (imported once here, inherited by every forked test run)
+    import yaml  # noqa: F401
     modules = args.module or list(MODULES)
     equivalent = load_equivalent()
     rng = random.Random(args.seed)
-    rows, survivors = [], []
-    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
-        copy_root = Path(tmp) / "repo"
-        shutil.copytree(ROOT, copy_root, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache",
-                                                                         "*.egg-info", ".cache"))
-        if (ROOT.parent / "shared").exists():    # tests that still read ../shared find it beside the copy
-            (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
-        baseline = run_tests(copy_root, sorted({t for m in modules for t in MODULES.get(m, ENGINE_TESTS)}), 900,
-                             show=True)
-        if baseline != "survived":
+    tasks: list[Mutant] = []
+    excluded: dict[str, int] = {}
+    for module in modules:
+        everything = mutants_of(module)
+        candidates = [m for m in everything if m.name not in equivalent]
+        excluded[module] = len(everything) - len(candidates)
+        if args.sample and len(candidates) > args.sample:
+            candidates = sorted(rng.sample(candidates, args.sample), key=lambda m: m.index)
+        tasks.extend(candidates)
+    killed: dict[str, int] = dict.fromkeys(modules, 0)
+    total: dict[str, int] = dict.fromkeys(modules, 0)
+    survivors: list[str] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp_name:
+        tmp = Path(tmp_name)
+        if (ROOT.parent / "shared").exists():    # tests that still read ../shared find it beside the copies
+            (tmp / "shared").symlink_to(ROOT.parent / "shared")
+        copies = [make_copy(tmp, i) for i in range(max(1, args.jobs))]
+        every_test = sorted({t for m in modules for t in MODULES.get(m, ENGINE_TESTS)})
+        if run_tests(copies[0], every_test, 900, show=True) != "survived":
             print("the unmutated tests do not pass: fix them first", file=sys.stderr)
             return 2
-        for module in modules:
-            tests = MODULES.get(module, ENGINE_TESTS)
-            candidates = [m for m in mutants_of(module) if m.name not in equivalent]
-            excluded = sum(1 for m in mutants_of(module) if m.name in equivalent)
-            if args.sample and len(candidates) > args.sample:
-                candidates = sorted(rng.sample(candidates, args.sample), key=lambda m: m.index)
-            original = (copy_root / module).read_text()
-            killed = 0
-            started = time.monotonic()
-            try:
-                for mutant in candidates:
-                    (copy_root / module).write_text(mutated_source(mutant))
-                    outcome = run_tests(copy_root, tests, args.timeout)
-                    if outcome == "survived":
-                        survivors.append(mutant.name)
-                    else:
-                        killed += 1
-            finally:
-                (copy_root / module).write_text(original)
-            total = len(candidates)
-            rows.append((module, total, killed, excluded, time.monotonic() - started))
-            print(f"  {module}: {killed}/{total} killed", file=sys.stderr, flush=True)
-
-    print(f"{'module':40} {'mutants':>8} {'killed':>7} {'score':>7} {'equiv':>6} {'seconds':>8}")
+        running: dict[int, tuple[int, Mutant, float]] = {}     # pid -> (copy index, mutant, deadline)
+        free = list(range(len(copies)))
+        pending = list(tasks)
+        while pending or running:
+            while pending and free:
+                slot, mutant = free.pop(), pending.pop(0)
+                (copies[slot] / mutant.module).write_text(mutated_source(mutant))
+                pid = start_tests(copies[slot], MODULES.get(mutant.module, ENGINE_TESTS))
+                running[pid] = (slot, mutant, time.monotonic() + args.timeout)
+            for pid, (slot, mutant, deadline) in list(running.items()):
+                outcome = finished(pid, deadline)
+                if outcome is None:
+                    continue
+                del running[pid]
+                (copies[slot] / mutant.module).write_text((ROOT / mutant.module).read_text())
+                free.append(slot)
+                total[mutant.module] += 1
+                if outcome == "survived":
+                    survivors.append(mutant.name)
+                else:
+                    killed[mutant.module] += 1
+                done = sum(total.values())
+                if done % 10 == 0:
+                    print(f"  {done}/{len(tasks)} mutants run", file=sys.stderr, flush=True)
+            time.sleep(0.02)
+    rows = [(m, total[m], killed[m], excluded[m]) for m in modules]
+    print(f"({len(tasks)} mutants in {time.monotonic() - started:.0f} s, {max(1, args.jobs)} at once)")
+    print(f"{'module':40} {'mutants':>8} {'killed':>7} {'score':>7} {'equiv':>6}")
     all_total = all_killed = 0
-    for module, total, killed, excluded, seconds in rows:
-        all_total, all_killed = all_total + total, all_killed + killed
-        score = f"{100 * killed / total:.0f}%" if total else "-"
-        print(f"{module:40} {total:8} {killed:7} {score:>7} {excluded:6} {seconds:8.0f}")
+    for module, count, kills, equivalents in rows:
+        all_total, all_killed = all_total + count, all_killed + kills
+        score = f"{100 * kills / count:.0f}%" if count else "-"
+        print(f"{module:40} {count:8} {kills:7} {score:>7} {equivalents:6}")
     if all_total:
         print(f"{'TOTAL':40} {all_total:8} {all_killed:7} {100 * all_killed / all_total:6.0f}%")
     if args.survivors:

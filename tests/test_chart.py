@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from webhook.server.cli import serve_command
-from webhook.state.live_lister import NODEPOOLS, RESOURCES, Resource
+from webhook.state.live_lister import AWS_NETWORK, NODEPOOLS, RESOURCES, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "capacity-webhook"
@@ -37,6 +37,7 @@ def rbac_pair(res: Resource) -> tuple[str, str]:
 # What webhook/state/live_lister.py lists and watches: the ClusterRole must grant exactly this.
 EXPECTED_RBAC = {rbac_pair(r) for r in RESOURCES}
 KARPENTER = {rbac_pair(NODEPOOLS)}
+AWS_NETWORK_RBAC = {rbac_pair(r) for r in AWS_NETWORK}
 
 
 def find_helm() -> str | None:
@@ -341,9 +342,9 @@ def test_cluster_role_is_read_only_and_exact(default_docs: list[dict[str, Any]],
     pairs = rbac_pairs(role)
     assert not any(res == "secrets" or res == "*" for _, res in pairs)
     assert not any(group == "*" for group, _ in pairs)
-    assert pairs == EXPECTED_RBAC | KARPENTER
+    assert pairs == EXPECTED_RBAC | KARPENTER | AWS_NETWORK_RBAC
 
-    no_karpenter = one(render(helm, **{"rbac.karpenter": False}), "ClusterRole")
+    no_karpenter = one(render(helm, **{"rbac.karpenter": False, "rbac.awsNetwork": False}), "ClusterRole")
     assert rbac_pairs(no_karpenter) == EXPECTED_RBAC
 
     binding = one(default_docs, "ClusterRoleBinding")

@@ -136,4 +136,4 @@ def test_report_text_and_html(tmp_path):
     total = next(l for l in lines if l.startswith("TOTAL"))
     assert "9/30" in total and " 21 " in total
     html = page.read_text()
-    assert html.count('<section class="node">') == 2 and "5 of 15 used" in html
+    assert html.count(" data-name=") == 2 and ">5/15</td>" in html

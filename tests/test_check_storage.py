@@ -18,7 +18,7 @@ import yaml
 from webhook import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_KEYS = {"kind", "namespace", "name", "verdict", "requested", "schedulable", "pending", "reasons", "source"}
+SCHEMA_KEYS = {"kind", "namespace", "name", "verdict", "requested", "schedulable", "pending", "reasons", "source", "line"}
 
 
 def claim_spec(claim: str) -> dict:

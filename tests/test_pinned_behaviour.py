@@ -17,7 +17,7 @@ import pytest
 from webhook import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.engine.ipslots import CniConfig
-from webhook.engine.quantity import milli, parse_quantity, units
+from webhook.engine.quantity import format_bytes, format_cpu, milli, parse_quantity, units
 from webhook.engine.workloads import demand_of
 from webhook.state.snapshot import state_from_objects
 
@@ -240,3 +240,17 @@ def test_pending_pods_owned_through_a_replicaset_are_demand_for_others_not_for_t
     # 21 slots, 5 of them wanted by the waiting pods: a new 17-replica workload leaves 1 pending.
     verdict = evaluate(state, s.small_web("web", 17))
     assert (verdict.schedulable, verdict.pending) == (16, 1)
+
+
+# ---- how quantities are written back in messages (kubectl's conventions) -------------------------
+
+@pytest.mark.parametrize("millicores, text", [(1500, "1500m"), (2000, "2"), (0, "0"), (999, "999m"), (1001, "1001m")])
+def test_cpu_is_written_as_kubectl_shows_it(millicores, text):
+    assert format_cpu(millicores) == text
+
+
+@pytest.mark.parametrize("amount, text", [(1024, "1Ki"), (1536, "1.5Ki"), (1023, "1023"), (2**20, "1Mi"),
+                                          (3 * 2**29, "1.5Gi"), (2**30, "1Gi"), (2**40, "1Ti"), (5 * 2**40, "5Ti"),
+                                          (2**40 - 2**30, "1023Gi"), (-(2**30), "-1Gi")])
+def test_bytes_are_written_in_the_largest_binary_unit(amount, text):
+    assert format_bytes(amount) == text

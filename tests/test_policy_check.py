@@ -176,3 +176,28 @@ def test_parse_codes():
     assert policy.parse_codes(" pod_ip_exhausted, ROLLOUT_STALL;EBS_SIZE ") == {"POD_IP_EXHAUSTED", "ROLLOUT_STALL",
                                                                                  "EBS_SIZE"}
     assert policy.parse_codes("") == set()
+
+
+def test_chart_values_set_mode_headroom_and_exclusions(tmp_path):
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(cluster(s.namespace("platform"))))
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump_all([s.small_web("web", 30), s.small_web("tool", 30, namespace="platform")]))
+
+    def verdicts(*flags):
+        result = run("check", "--cluster", snap, "-f", manifest, "-o", "json", *flags)
+        assert result.returncode in (0, 1), result.stderr
+        return {i["name"]: i.get("skipped") and "skip" or i["verdict"] for i in json.loads(result.stdout)["results"]}
+
+    # The chart's own defaults: mode warn, kube-system excluded, plus the release namespace.
+    assert verdicts("--chart-values", VALUES, "--release-namespace", "platform") == {"web": "warn", "tool": "skip"}
+    ours = tmp_path / "prod.yaml"
+    ours.write_text("mode: enforce\nwebhook:\n  excludedNamespaces: [platform]\n")
+    assert verdicts("--chart-values", VALUES, "--chart-values", ours) == {"web": "deny", "tool": "skip"}
+    assert verdicts("--chart-values", VALUES, "--chart-values", ours, "--mode", "audit") == {"web": "allow",
+                                                                                            "tool": "skip"}
+    ours.write_text("headroomNodes: 1\n")
+    assert verdicts("--chart-values", ours)["web"] == "warn"          # one more node absorbs the 9 pods
+    ours.write_text("mode: strict\n")
+    bad = run("check", "--cluster", snap, "-f", manifest, "--chart-values", ours)
+    assert bad.returncode == 2 and "mode is 'strict'" in bad.stderr

@@ -23,7 +23,7 @@ from .engine.verdict import ALLOW, DENY, Reason, Verdict
 from .manifests import Manifest
 
 UPDATE_STORE_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
-STATE_KINDS = ("Namespace", "LimitRange", "StorageClass", "PersistentVolume")
+STATE_KINDS = ("Namespace", "LimitRange", "StorageClass", "PersistentVolume", "ResourceQuota", "PriorityClass")
 
 
 @dataclass(frozen=True)

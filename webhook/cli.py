@@ -24,20 +24,35 @@ def _source_options(command):
     """--cluster / --kubeconfig / --context, spelled the same on every command that reads a cluster."""
     command = click.option("--context", metavar="NAME", help=CONTEXT_HELP)(command)
     command = click.option("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)(command)
-    return click.option("--cluster", "cluster", metavar="SNAPSHOT", help=CLUSTER_HELP)(command)
+    return click.option("--cluster", "cluster", metavar="SNAPSHOT", envvar="CAPACITY_WEBHOOK_CLUSTER",
+                        show_envvar=True, help=CLUSTER_HELP)(command)
 
 
 def _state(cluster: str | None, kubeconfig: str | None, context: str | None):
+    return _state_and_origin(cluster, kubeconfig, context)[0]
+
+
+def _state_and_origin(cluster: str | None, kubeconfig: str | None, context: str | None):
+    """The cluster state, and where and when it was read (for the report's header)."""
+    import datetime
+
     try:
         if cluster:
             from .state.snapshot import load_snapshot
 
-            return load_snapshot(cluster)
+            state = load_snapshot(cluster)
+            try:
+                taken = datetime.datetime.fromtimestamp(Path(cluster).stat().st_mtime, datetime.timezone.utc)
+            except OSError:
+                taken = None
+            return state, {"source": f"snapshot {cluster}", "time": taken, "time_label": "file written"}
         from .state.live import live_holder  # the live source: list once, then read
 
         holder = live_holder(kubeconfig=kubeconfig, context=context, wait=True)
         holder.stop()
-        return holder.state
+        where = f"live cluster, context {context}" if context else "live cluster, current context"
+        return holder.state, {"source": where, "time": datetime.datetime.now(datetime.timezone.utc),
+                              "time_label": "listed"}
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -63,7 +78,8 @@ def _codes(ctx, param, values) -> frozenset[str]:
 
 @main.command()
 @_source_options
-@click.option("-f", "--filename", "paths", multiple=True, required=True, metavar="PATH",
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True), metavar="[FILE]...")
+@click.option("-f", "--filename", "paths", multiple=True, metavar="PATH",
               help="Manifest file, folder (recursive *.yaml/*.yml/*.json) or - for stdin. Repeatable.")
 @click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
               help="Skip files in folders whose path, name or folder matches this glob (e.g. 'charts', "
@@ -79,6 +95,11 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Namespace the webhook never sees (chart value 'webhook.excludedNamespaces' plus the release "
                    "namespace). Repeatable; replaces the default kube-system. Namespaces labelled "
                    "capacity-webhook/ignore are always excluded.")
+@click.option("--chart-values", "chart_values", multiple=True, metavar="FILE",
+              help="The chart's values file(s) your release uses (later files win, as helm -f): mode, headroomNodes "
+                   "and webhook.excludedNamespaces from there. Flags given on the command line win.")
+@click.option("--release-namespace", metavar="NAMESPACE",
+              help="The namespace the chart is installed in; the chart excludes it from the webhook too.")
 @click.option("--ignore", "ignore", multiple=True, callback=_codes, metavar="CODE",
               help="Drop this reason code from every verdict (comma-separated or repeatable). One object: "
                    "annotate it capacity-webhook/ignore: CODE1,CODE2.")
@@ -87,23 +108,42 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Output format: a table, JSON, JUnit XML, SARIF 2.1.0, or wg-policy PolicyReport YAML.")
 @click.option("--fail-on", type=click.Choice(["deny", "warn", "never"]), default="deny", show_default=True,
               help="Exit 1 when an object is denied (or also warned); 'never' always exits 0.")
-def check(cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, ignore, output,
-          fail_on):
-    """Dry-run manifests against a cluster snapshot (or the live cluster), as CI does."""
+def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, chart_values,
+          release_namespace, ignore, output, fail_on):
+    """Dry-run manifests against a cluster snapshot (or the live cluster), as CI does.
+
+    FILE arguments (as pre-commit passes changed files) are read like folder contents:
+    YAML that is not a Kubernetes object, and the --cluster snapshot itself, are skipped.
+    """
+    if not paths and not files:
+        raise click.UsageError("give manifests with -f PATH (file, folder or -) or as FILE arguments")
     from .check import CheckOptions, check_manifests, would_fail
     from .manifests import load_manifests
     from .output import FORMATS
     from .policy import DEFAULT_EXCLUDED_NAMESPACES
 
+    ctx = click.get_current_context()
+    explicit_mode = ctx.get_parameter_source("mode") not in (click.core.ParameterSource.DEFAULT, None)
     try:
-        loaded = load_manifests(paths, exclude)
+        chart = _chart_settings(chart_values)
+        loaded = load_manifests(paths, exclude, lenient=files,
+                                not_manifests=[*([cluster] if cluster else []), *chart_values])
         state = _state(cluster, kubeconfig, context)
     except (InputError, click.ClickException) as exc:
         raise _Exit2(str(exc.message if isinstance(exc, click.ClickException) else exc)) from None
-    if headroom_nodes is not None:
-        state.headroom_nodes = headroom_nodes
-    options = CheckOptions(mode=mode, ignore=ignore,
-                           excluded_namespaces=tuple(excluded_namespaces) or DEFAULT_EXCLUDED_NAMESPACES)
+    if chart.custom_selector:
+        click.echo("note: webhook.namespaceSelector is set in the chart values; check does not evaluate custom "
+                   "selectors (name the namespaces it leaves out with --exclude-namespace)", err=True)
+    if not explicit_mode and chart.mode:
+        mode = chart.mode
+    headroom = headroom_nodes if headroom_nodes is not None else chart.headroom_nodes
+    if headroom is not None:
+        state.headroom_nodes = headroom
+    excluded = tuple(excluded_namespaces) or chart.excluded_namespaces
+    excluded = DEFAULT_EXCLUDED_NAMESPACES if excluded is None else excluded
+    if release_namespace:
+        excluded = (*excluded, release_namespace)
+    options = CheckOptions(mode=mode, ignore=ignore, excluded_namespaces=excluded)
     results = list(check_manifests(state, loaded.objects, options))
     click.echo(FORMATS[output](results, fail_on), nl=False)
     for skipped in loaded.skipped:
@@ -114,37 +154,94 @@ def check(cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, ex
         sys.exit(1)
 
 
+def _chart_settings(paths):
+    """Chart values files merged as helm merges -f files (later wins; maps merge, lists replace)."""
+    import yaml
+
+    from .manifests import read_text
+    from .policy import ChartSettings, chart_settings
+
+    def merge(base: dict, top: dict) -> dict:
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    merged: dict = {}
+    for path in paths:
+        try:
+            values = yaml.safe_load(read_text(path))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
+        if values is not None and not isinstance(values, dict):
+            raise InputError(f"{path}: chart values must be a mapping")
+        merged = merge(merged, values or {})
+    if not paths:
+        return ChartSettings()
+    try:
+        return chart_settings(merged, ", ".join(paths))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _Exit2(f"cannot write {path}: {exc.strerror or 'write failed'}") from None
+
+
 @main.command()
-@click.option("--cluster", "cluster", metavar="SNAPSHOT", help=CLUSTER_HELP)
-@click.option("--kubeconfig", help="Kubeconfig for the live cluster.")
-@click.option("--context", help="Kubeconfig context for the live cluster.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
-              help="Also write an HTML page with a bar chart per node.")
-def report(cluster, kubeconfig, context, html_file):
+@_source_options
+@click.option("-o", "--output", type=click.Choice(["text", "html", "json"]), default="text", show_default=True,
+              help="Output format: a table, an HTML page (a grid of nodes, tightest first), or JSON.")
+@click.option("--out", "out_file", metavar="FILE", help="Write the output to FILE instead of stdout.")
+@click.option("--html", "html_file", metavar="FILE",
+              help="Also write the HTML page to FILE (with the table on stdout).")
+def report(cluster, kubeconfig, context, output, out_file, html_file):
     """Per-node pod IP slots, kubelet pod slots, CPU and memory left, with totals."""
     from . import report as reporting
 
     try:
-        state = _state(cluster, kubeconfig, context)
+        state, origin = _state_and_origin(cluster, kubeconfig, context)
     except click.ClickException as exc:
         raise _Exit2(exc.message) from None
-    click.echo(reporting.to_text(state), nl=False)
+    render = {"text": lambda: reporting.to_text(state), "json": lambda: reporting.to_json(state, origin),
+              "html": lambda: reporting.to_html(state, origin=origin)}[output]
+    if out_file:
+        _write(out_file, render())
+        click.echo(f"wrote {out_file}", err=True)
+    else:
+        click.echo(render(), nl=False)
     if html_file:
-        Path(html_file).write_text(reporting.to_html(state), encoding="utf-8")
+        _write(html_file, reporting.to_html(state, origin=origin))
         click.echo(f"wrote {html_file}", err=True)
 
 
+def _snapshot_format(ctx, param, value: str) -> str:
+    if value != "json":
+        hint = " (the file is --out FILE)" if "." in value or "/" in value else ""
+        raise click.BadParameter(f"{value!r}: the only output format is json{hint}", ctx=ctx, param=param)
+    return value
+
+
 @main.command()
-@click.option("--kubeconfig", help="Kubeconfig (default: in-cluster config, then ~/.kube/config).")
-@click.option("--context", help="Kubeconfig context.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the snapshot (JSON kind: List, the 'check --cluster' format).")
-def snapshot(kubeconfig, context, out):
+@click.option("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)
+@click.option("--context", metavar="NAME", help=CONTEXT_HELP)
+@click.option("--out", "out", required=True, metavar="FILE",
+              help="Where to write the snapshot (the 'check --cluster' format).")
+@click.option("-o", "--output", default="json", show_default=True, callback=_snapshot_format, metavar="json",
+              help="Output format: JSON kind: List, as 'kubectl get ... -o json' prints.")
+@click.option("--aws", "aws", is_flag=True,
+              help="Also record the nodes' subnets and ENIs from EC2 (DescribeInstances, DescribeSubnets; "
+                   "boto3 credentials) so 'check' judges subnet room.")
+def snapshot(kubeconfig, context, out, output, aws):
     """Record the live cluster's state in the format 'check --cluster' reads."""
     from .state.record import record_snapshot
 
     try:
-        count = record_snapshot(out, kubeconfig=kubeconfig, context=context)
+        count = record_snapshot(out, kubeconfig=kubeconfig, context=context, aws=aws)
     except Exception as exc:  # noqa: BLE001 - any client failure is one clear line for the user
         raise _Exit2(f"cannot record snapshot: {exc}") from None
     click.echo(f"wrote {count} objects to {out}", err=True)

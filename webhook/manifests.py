@@ -40,7 +40,7 @@ def _documents(text: str, source: str) -> Iterator[object]:
             if source.endswith(".json"):
                 raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     try:
-        yield from yaml.safe_load_all(text)
+        yield from yaml.load_all(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -79,8 +79,10 @@ def read_text(path: str) -> str:
         return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
+    except OSError as exc:        # the OS's sentence, without Python's "[Errno 2] ...: 'path'" wrapper
+        raise InputError(f"{path}: cannot read: {(exc.strerror or 'read failed').lower()}") from None
 
 
 def load_objects(paths: Iterable[str]) -> list[tuple[str, dict]]:
@@ -176,24 +178,39 @@ def _not_an_object(doc: object) -> str | None:
     return None
 
 
-def load_manifests(paths: Iterable[str], exclude: Iterable[str] = ()) -> Loaded:
-    """All objects from ``paths`` in order, with file and line.
+def _same_file(name: str, others: list[Path]) -> bool:
+    try:
+        return any(Path(name).samefile(other) for other in others if other.exists())
+    except OSError:
+        return False
 
-    A file named on the command line must hold Kubernetes objects (else InputError); in a
-    folder, files matching ``exclude`` and documents that are not objects are skipped.
+
+def load_manifests(paths: Iterable[str], exclude: Iterable[str] = (), lenient: Iterable[str] = (),
+                   not_manifests: Iterable[str] = ()) -> Loaded:
+    """All objects from ``paths`` then ``lenient`` paths, in order, with file and line.
+
+    A file named in ``paths`` must hold Kubernetes objects (else InputError). Files found in
+    a folder, and every ``lenient`` path (file names as pre-commit passes them), are read
+    leniently: files matching ``exclude`` and documents that are not objects are skipped.
+    ``not_manifests`` (the ``--cluster`` snapshot) are never read as manifests.
     """
-    exclude = list(exclude)
+    exclude, others = list(exclude), [Path(p) for p in not_manifests]
     loaded = Loaded()
-    for path in paths:
+    for path, strict_file in [(p, True) for p in paths] + [(p, False) for p in lenient]:
         in_folder = path != "-" and Path(path).is_dir()
+        root = Path(path) if in_folder else Path(".")
         files = [path] if path == "-" else [str(f) for f in _files(path)]
         for name in files:
             source = "<stdin>" if name == "-" else name
-            if in_folder and _excluded(Path(name), Path(path), exclude):
+            lenient_file = in_folder or not strict_file
+            if name != "-" and _same_file(name, others):
+                loaded.skipped.append(f"{source}: the --cluster snapshot")
+                continue
+            if lenient_file and _excluded(Path(name), root, exclude):
                 loaded.skipped.append(f"{source}: matches --exclude")
                 continue
             for line, doc, node in _documents_with_lines(read_text(name), source):
-                why = _not_an_object(doc) if in_folder else None
+                why = _not_an_object(doc) if lenient_file else None
                 if why:
                     loaded.skipped.append(f"{source}:{line}: {why}")
                     continue

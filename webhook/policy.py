@@ -83,9 +83,45 @@ def excluded_by(namespace: str, labels: Mapping | None, excluded: Iterable[str])
     return None
 
 
-def without_codes(verdict: Verdict, codes: set[str], mode: str) -> Verdict:
+def without_codes(verdict: Verdict, codes: set[str] | frozenset[str], mode: str) -> Verdict:
     """The verdict with the reasons whose code is in ``codes`` removed, decided again in ``mode``."""
     if not codes or not any(r.code in codes for r in verdict.reasons):
         return verdict
     kept = replace(verdict, reasons=[r for r in verdict.reasons if r.code not in codes])
     return decide(kept, mode)
+
+
+@dataclass(frozen=True)
+class ChartSettings:
+    """What a Helm values file of the chart sets for the webhook, as ``check`` needs it."""
+
+    mode: str | None = None
+    headroom_nodes: int | None = None
+    excluded_namespaces: tuple[str, ...] | None = None
+    custom_selector: bool = False
+
+
+def chart_settings(values: object, source: str = "values") -> ChartSettings:
+    """Read ``mode``, ``headroomNodes``, ``webhook.excludedNamespaces`` (and whether
+    ``webhook.namespaceSelector`` replaces the generated selector) from chart values.
+
+    Raises ValueError with one sentence when a value has the wrong shape.
+    """
+    if values is None:
+        return ChartSettings()
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: chart values must be a mapping")
+    mode = values.get("mode")
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"{source}: mode is {mode!r}, not one of {', '.join(MODES)}")
+    headroom = values.get("headroomNodes")
+    if headroom is not None and (isinstance(headroom, bool) or not isinstance(headroom, int) or headroom < 0):
+        raise ValueError(f"{source}: headroomNodes must be a whole number >= 0")
+    webhook = values.get("webhook") or {}
+    if not isinstance(webhook, dict):
+        raise ValueError(f"{source}: webhook must be a mapping")
+    excluded = webhook.get("excludedNamespaces")
+    if excluded is not None and (not isinstance(excluded, list) or not all(isinstance(n, str) for n in excluded)):
+        raise ValueError(f"{source}: webhook.excludedNamespaces must be a list of names")
+    return ChartSettings(mode, headroom, tuple(excluded) if excluded is not None else None,
+                         bool(webhook.get("namespaceSelector")))

@@ -299,3 +299,48 @@ def two_t3_medium_cluster(prefix_delegation: bool = False, max_pods: int = 17) -
              csinode(names[0]), csinode(names[1])]
     items += kube_system_pods(names[0], 5) + kube_system_pods(names[1], 4)
     return as_list(items)
+
+
+# Allocatable as EKS AL2023 nodes report it (maxPods = AWS's eni-max-pods figure).
+FLEET_TYPES = {
+    "t3.medium": {"cpu": "1930m", "memory": "3388360Ki", "pods": "17"},
+    "m5.large": {"cpu": "1930m", "memory": "7134256Ki", "pods": "29"},
+    "m5.xlarge": {"cpu": "3920m", "memory": "15040936Ki", "pods": "58"},
+    "c5.2xlarge": {"cpu": "7910m", "memory": "14513080Ki", "pods": "58"},
+    "r5.4xlarge": {"cpu": "15890m", "memory": "124507692Ki", "pods": "234"},
+    "x9.mystery": {"cpu": "3920m", "memory": "15040936Ki", "pods": "110"},     # not in the table: unknown type
+}
+
+
+def fleet_cluster(nodes: int, seed: int = 0) -> dict:
+    """A mixed fleet of ``nodes`` nodes in three zones with a random load, for reports and benchmarks.
+
+    Deterministic for a seed. One node in forty (the 12th, 52nd, ...) has a type the instance table lacks;
+    each node runs aws-node, kube-proxy and between none and its kubelet limit of light pods.
+    """
+    import random
+
+    rng = random.Random(seed)
+    kinds = [k for k in FLEET_TYPES if k != "x9.mystery"]
+    weights = [20, 30, 25, 10, 5]
+    items = [aws_node(), daemonset("kube-proxy"), namespace("default"), namespace("kube-system"),
+             storage_class("gp3", parameters={"type": "gp3"}, default=True)]
+    for i in range(nodes):
+        kind = "x9.mystery" if i % 40 == 11 else rng.choices(kinds, weights)[0]
+        zone = "us-east-1" + "abc"[i % 3]
+        name = f"ip-10-{i // 250}-{i % 250}-{rng.randrange(1, 254)}.ec2.internal"
+        alloc = dict(T3_MEDIUM_ALLOCATABLE, **FLEET_TYPES[kind])
+        items.append(node(name, kind, zone, allocatable=alloc))
+        items += kube_system_pods(name, 0)
+        max_pods = int(alloc["pods"])
+        cpu_left = int(alloc["cpu"].rstrip("m")) - 125            # aws-node + kube-proxy requests
+        memory_left = int(alloc["memory"].rstrip("Ki")) // 1024     # MiB
+        fill = rng.choice([0.2, 0.5, 0.7, 0.85, 0.95, 1.0])
+        for j in range(int((max_pods - 2) * fill * rng.uniform(0.6, 1.0))):
+            cpu, memory = rng.choice([10, 50, 100, 250]), rng.choice([32, 128, 256])
+            if cpu > cpu_left or memory > memory_left:
+                break                                               # the scheduler would not place it
+            cpu_left, memory_left = cpu_left - cpu, memory_left - memory
+            items.append(pod(f"app-{i}-{j}", "default", name,
+                             pod_spec([container("app", requests={"cpu": f"{cpu}m", "memory": f"{memory}Mi"})])))
+    return as_list(items)

@@ -20,21 +20,42 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def control_plane():
+def _started(**options):
     try:
-        cp = _cp.start_from_env()
+        return _cp.start_from_env(**options)
     except _cp.ControlPlaneUnavailable as exc:
         if _cp.env_flag(_cp.REQUIRED_ENV):
             pytest.fail(f"{exc} ({_cp.REQUIRED_ENV}=1)", pytrace=False)
         pytest.skip("control plane binaries not built: run .ci/build-control-plane")
     except _cp.ControlPlaneError as exc:
         pytest.fail(f"control plane did not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def control_plane():
+    cp = _started()
     try:
         yield cp
     finally:
         try:
             if cp.external:  # a borrowed cluster outlives the session: tidy it
+                cp.delete_all_test_objects()
+        finally:
+            cp.stop()
+
+
+@pytest.fixture(scope="module")
+def control_plane_with_controllers():
+    """A separate control plane with the real kube-scheduler and kube-controller-manager
+    (Deployment and ReplicaSet controllers only), for tests that need pods created and
+    placed by Kubernetes itself. Separate, so the plain fixture's pods stay where its
+    tests put them."""
+    cp = _started(scheduler=True, controller_manager=True)
+    try:
+        yield cp
+    finally:
+        try:
+            if cp.external:
                 cp.delete_all_test_objects()
         finally:
             cp.stop()

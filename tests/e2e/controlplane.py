@@ -1,10 +1,14 @@
 """A throwaway Kubernetes control plane for the e2e tier.
 
 Runs a real etcd + kube-apiserver on loopback (binaries built from Go modules by
-``.ci/build-control-plane``), with no kubelet, scheduler or controller-manager.
+``.ci/build-control-plane``), with no kubelet. kube-scheduler and
+kube-controller-manager are started on request (``start_local(scheduler=True,
+controller_manager=True)``): the plain e2e fixture runs without them, so the
+pods it creates stay exactly where the test put them.
 Nodes and pods are modelled the way kwok does it: objects are created through
 the API and their ``status`` is written through the status subresources, so the
-webhook sees what it would see on a real cluster.
+webhook sees what it would see on a real cluster. With the scheduler running, a
+pod it binds gets ``spec.nodeName`` but stays phase Pending (no kubelet).
 
 If ``CAPACITY_WEBHOOK_E2E_KUBECONFIG`` is set, nothing is started: that cluster
 (e.g. kind) is used, with that file as the admin kubeconfig, and the webhook
@@ -43,6 +47,14 @@ REQUIRED_ENV = "CAPACITY_WEBHOOK_E2E_REQUIRED"
 KEEP_ENV = "CAPACITY_WEBHOOK_E2E_KEEP"
 
 REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
+SCHEDULER_BINARY = "kube-scheduler"
+CONTROLLER_MANAGER_BINARY = "kube-controller-manager"
+
+#: What the controller-manager runs by default here: Deployment -> ReplicaSet -> Pod,
+#: nothing that would act on the kwok-style nodes (the node lifecycle controller would
+#: taint every node without a kubelet heartbeat NotReady) or delete the test's objects
+#: (the garbage collector would remove pods whose owner does not exist).
+DEFAULT_CONTROLLERS = ("deployment-controller", "replicaset-controller")
 
 #: Label put on every object the helpers create, for delete_all_test_objects().
 TEST_LABEL = "capacity-webhook.e2e/managed"
@@ -238,6 +250,8 @@ class ControlPlane:
     helm_path: Path | None = None
     _procs: list[tuple[str, subprocess.Popen, Path]] = field(default_factory=list, repr=False)
     _namespaces: set[str] = field(default_factory=set, repr=False)
+    #: component name -> its https://127.0.0.1:<port> (kube-scheduler, kube-controller-manager)
+    component_urls: dict[str, str] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- commands
 
@@ -441,6 +455,103 @@ class ControlPlane:
                          "-p", '{"metadata":{"finalizers":null}}', check=False)
             self.kubectl("delete", obj, *ns_args, "--ignore-not-found", "--wait=false", check=False)
 
+    # ---------------------------------------------------------------- components
+
+    def start_scheduler(self, config: Mapping[str, Any] | None = None,
+                        ready_timeout: float = READY_TIMEOUT_S) -> None:
+        """Start the real kube-scheduler against this apiserver and wait for /healthz.
+
+        ``config`` is a KubeSchedulerConfiguration (defaults: the default profile).
+        Leader election is off: one scheduler, no lease to wait for.
+        """
+        if self.external:
+            return          # a borrowed cluster runs its own scheduler
+        self._require(SCHEDULER_BINARY)
+        port = free_port()
+        cfg = {"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+               "clientConnection": {"kubeconfig": str(self.admin_kubeconfig), "qps": 200, "burst": 400},
+               "leaderElection": {"leaderElect": False}}
+        cfg.update(copy.deepcopy(dict(config or {})))
+        cfg_path = self.workdir / "kube-scheduler.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        self._start_component(SCHEDULER_BINARY, port, [
+            f"--config={cfg_path}",
+            *self._serving_flags(SCHEDULER_BINARY, port),
+        ], ready_timeout)
+
+    def start_controller_manager(self, controllers: Sequence[str] = DEFAULT_CONTROLLERS,
+                                 ready_timeout: float = READY_TIMEOUT_S) -> None:
+        """Start the real kube-controller-manager running only ``controllers``."""
+        if self.external:
+            return
+        self._require(CONTROLLER_MANAGER_BINARY)
+        port = free_port()
+        self._start_component(CONTROLLER_MANAGER_BINARY, port, [
+            f"--kubeconfig={self.admin_kubeconfig}",
+            f"--controllers={','.join(controllers)}",
+            "--leader-elect=false",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--concurrent-deployment-syncs=2",
+            "--concurrent-replicaset-syncs=2",
+            *self._serving_flags(CONTROLLER_MANAGER_BINARY, port),
+        ], ready_timeout)
+
+    def _require(self, binary: str) -> None:
+        if missing_binaries(self.bin_dir, (binary,)):
+            raise ControlPlaneUnavailable(
+                f"control plane binaries not built ({binary} missing in {self.bin_dir}): "
+                "run .ci/build-control-plane"
+            )
+
+    def _serving_flags(self, name: str, port: int) -> list[str]:
+        # Delegated authn/authz through the apiserver, so /metrics answers the admin token.
+        return [
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.workdir / (name + '-certs')}",
+            f"--authentication-kubeconfig={self.admin_kubeconfig}",
+            f"--authorization-kubeconfig={self.admin_kubeconfig}",
+            "--v=1",
+        ]
+
+    def _start_component(self, name: str, port: int, args: list[str], ready_timeout: float) -> None:
+        proc = _spawn(self, name, [str(self.bin_dir / name), *args])
+        url = f"https://127.0.0.1:{port}"
+        _wait_http(f"{url}/healthz", proc, self.workdir / f"{name}.log", name, ready_timeout,
+                   ctx=_loopback_self_signed_ctx())
+        self.component_urls[name] = url
+
+    def component_metrics(self, name: str = SCHEDULER_BINARY) -> dict[str, float]:
+        """A component's Prometheus metrics, ``'name{labels}' -> value`` (admin token)."""
+        url = self.component_urls.get(name)
+        if not url:
+            raise ControlPlaneError(f"{name} was not started by this fixture")
+        req = urllib.request.Request(f"{url}/metrics")
+        req.add_header("Authorization", f"Bearer {self.admin_token}")
+        with urllib.request.urlopen(req, timeout=10, context=_loopback_self_signed_ctx()) as resp:
+            text = resp.read().decode(errors="replace")
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.rpartition(" ")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                continue
+        return values
+
+    def scheduler_queue(self) -> dict[str, int]:
+        """Pods in the scheduler's queues: active, backoff, unschedulable, gated.
+
+        active + backoff == 0 means the scheduler has nothing left to try until a
+        cluster event moves a pod back (the settle signal, instead of a sleep).
+        """
+        metrics = self.component_metrics(SCHEDULER_BINARY)
+        return {q: int(metrics.get(f'scheduler_pending_pods{{queue="{q}"}}', 0))
+                for q in ("active", "backoff", "unschedulable", "gated")}
+
     # ---------------------------------------------------------------- lifecycle
 
     def stop(self) -> None:
@@ -480,6 +591,14 @@ def _spawn(cp: ControlPlane, name: str, cmd: list[str]) -> subprocess.Popen:
         fh.close()
     cp._procs.append((name, proc, log))
     return proc
+
+
+def _loopback_self_signed_ctx() -> ssl.SSLContext:
+    """TLS to a component this fixture started on 127.0.0.1 (its serving cert is self-signed)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float,
@@ -535,10 +654,20 @@ def _rbac_objects(subjects: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 
 def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
-                ready_timeout: float = READY_TIMEOUT_S) -> ControlPlane:
-    """Start etcd + kube-apiserver on loopback and return a ready ControlPlane."""
+                ready_timeout: float = READY_TIMEOUT_S, *, scheduler: bool = False,
+                controller_manager: bool = False, scheduler_config: Mapping[str, Any] | None = None,
+                controllers: Sequence[str] = DEFAULT_CONTROLLERS,
+                apiserver_args: Sequence[str] = ()) -> ControlPlane:
+    """Start etcd + kube-apiserver on loopback and return a ready ControlPlane.
+
+    ``scheduler`` / ``controller_manager`` also start those components (their
+    binaries are then required too); ``apiserver_args`` are appended to the
+    apiserver's flags (list flags such as --disable-admission-plugins add up).
+    """
     bin_dir = Path(bin_dir or tools_dir())
-    missing = missing_binaries(bin_dir)
+    wanted = [*REQUIRED_BINARIES, *([SCHEDULER_BINARY] if scheduler else []),
+              *([CONTROLLER_MANAGER_BINARY] if controller_manager else [])]
+    missing = missing_binaries(bin_dir, wanted)
     if missing:
         raise ControlPlaneUnavailable(
             f"control plane binaries not built ({', '.join(missing)} missing in {bin_dir}): "
@@ -622,6 +751,7 @@ def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
                 "--profiling=false",
                 f"--cert-dir={workdir / 'apiserver-certs'}",
                 "--v=1",
+                *apiserver_args,
             ],
         )
         ctx = ssl.create_default_context(cafile=str(pki["ca_cert"]))
@@ -631,6 +761,10 @@ def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
         )
         cp.apply(_rbac_objects([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                                  "name": WEBHOOK_USER}]))
+        if scheduler:
+            cp.start_scheduler(scheduler_config, ready_timeout)
+        if controller_manager:
+            cp.start_controller_manager(controllers, ready_timeout)
     except BaseException:
         cp.stop()
         raise
@@ -722,9 +856,10 @@ def attach_external(kubeconfig: Path, bin_dir: Path | None = None) -> ControlPla
     return cp
 
 
-def start_from_env() -> ControlPlane:
-    """The external cluster if CAPACITY_WEBHOOK_E2E_KUBECONFIG is set, else a local one."""
+def start_from_env(**local_options: Any) -> ControlPlane:
+    """The external cluster if CAPACITY_WEBHOOK_E2E_KUBECONFIG is set, else a local one
+    (started with ``local_options``, see start_local)."""
     ext = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
     if ext:
         return attach_external(Path(ext))
-    return start_local()
+    return start_local(**local_options)

@@ -164,7 +164,7 @@ def cli(cp, *args):
 def test_snapshot_of_the_live_cluster_gives_check_the_same_verdict(cluster, tmp_path):
     cp, _ = cluster
     snap = tmp_path / "last-night.json"
-    recorded = cli(cp, "snapshot", "--kubeconfig", cp.webhook_kubeconfig, "-o", snap)
+    recorded = cli(cp, "snapshot", "--kubeconfig", cp.webhook_kubeconfig, "--out", snap)
     assert recorded.returncode == 0, recorded.stderr
     manifests = tmp_path / "web.yaml"
     manifests.write_text(yaml.safe_dump(web(replicas=30)))

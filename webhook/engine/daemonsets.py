@@ -54,7 +54,21 @@ def _daemon_pod(key: tuple, obj: Mapping) -> DaemonPod | None:
 def owed_by_node(state, ignore: tuple | None = None) -> dict[str, tuple[Resources, int, int]]:
     """node name -> (requests, pods, IP pods) of DaemonSet pods due there but not there yet.
 
-    ``ignore`` leaves out the DaemonSet being judged itself."""
+    ``ignore`` leaves out the DaemonSet being judged itself. The answer is kept until a node,
+    a DaemonSet or a DaemonSet's pod changes (``ClusterState.daemon_epoch``): it walks every
+    node per DaemonSet, and decisions come far more often than those changes.
+    """
+    ignore = ignore if ignore and ignore[0] == "DaemonSet" else None    # other kinds change nothing here
+    key = (state.daemon_epoch, len(state.nodes), ignore)
+    cached = getattr(state, "owed_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    owed = _owed_by_node(state, ignore)
+    state.owed_cache = (key, owed)
+    return owed
+
+
+def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int, int]]:
     daemonsets = [key for key in state.workloads if key[0] == "DaemonSet" and key != ignore]
     if not daemonsets or not state.nodes:
         return {}

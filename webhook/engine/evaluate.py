@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, pod_eni, storage, subnets
+from . import explain, limitranger, pod_eni, quota, storage, subnets
 from .growth import absorb
 from .model import ClusterState
+from .constraints import PodConstraints
 from .placement import RoomMap, place
-from .requests import ContainerDefaults, ObjectError, pod_requests, uses_pod_ip
+from .priority import pod_priority, preemption_plan, preemption_reason
+from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
-from .verdict import WARN, Reason, Verdict, clip, decide
+from .verdict import DENY, WARN, Reason, Verdict, clip, decide
 from .workloads import POD_KINDS, Demand, demand_of, same_template
 
 INVALID_OBJECT = "INVALID_OBJECT"
+LIMITRANGE_REJECTS = "LIMITRANGE_REJECTS"
 NO_ELIGIBLE_NODE = "NO_ELIGIBLE_NODE"
 UNKNOWN_INSTANCE_TYPE = "UNKNOWN_INSTANCE_TYPE"
 ROLLOUT_STALL = "ROLLOUT_STALL"
@@ -70,13 +73,28 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     old_demand = demand_of(old) if old and old.get("kind") == demand.kind else None
     label = explain.workload_label(*demand.key)
     verdict = Verdict(*demand.key)
-    defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
-    requests = pod_requests(demand.pod_spec, defaults, "spec.template.spec" if demand.kind != "Pod" else "spec")
+    path = "spec.template.spec" if demand.kind != "Pod" else "spec"
+    limit_ranges = state.limit_ranges_in(demand.namespace)
+    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges) if limit_ranges else demand.pod_spec
+    refused = limitranger.rejections(pod_spec, limit_ranges) if limit_ranges else []
+    if refused:     # the API server refuses every pod: none is created, none is Pending
+        verdict.requested = demand.replicas if demand.replicas is not None else 0
+        verdict.reasons.append(Reason(LIMITRANGE_REJECTS, clip(
+            f"{label}: the API server would refuse its pods: LimitRange {refused[0]}")
+            + f"\n{'; '.join(refused[:4])}{' ...' if len(refused) > 4 else ''}."
+            + "\nSet requests and limits within the namespace's LimitRange (kubectl describe limitrange).", DENY))
+        return verdict
+    requests = pod_requests(pod_spec, NO_DEFAULTS, path)
+    scored = pod_requests(pod_spec, NO_DEFAULTS, path, for_scoring=True)
+    extended = extended_requests(pod_spec, path)
     uses_ip = uses_pod_ip(demand.pod_spec)
     branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
     if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
         uses_ip = False
-    rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet")
+    constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels)
+    rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet",
+                                            constraints=constraints)
+    priority = pod_priority(state, demand.pod_spec)
     own = state.pods_of(demand.key) if old_demand else []
     running = [p for p in own if p.node]
     changed = old_demand is None or not same_template(demand, old_demand)
@@ -90,6 +108,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.hold_at_most = max(0, demand.replicas - len(own))
         return verdict
 
+    if demand.pod_spec.get("schedulingGates"):
+        # Gated pods are created but not handed to the scheduler: no demand until the gates go.
+        verdict.requested = demand.replicas if demand.replicas is not None else 0
+        return verdict
+
     volumes = storage.pod_volume_rules(state, demand)
     verdict.reasons.extend(volumes.findings)
     if volumes.blocking:   # a claim that never binds: every pod would wait
@@ -100,12 +123,22 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
 
     if not changed:                      # scale-up: only the extra pods need room
         existing, wanted = len(running), demand.replicas - len(running)
-        rooms = RoomMap(state, ignore_owner=demand.key)
+        rooms = RoomMap(state, ignore_owner=demand.key, priority=priority.value)
     else:                                # create, or a rollout that replaces every pod
         existing, wanted = 0, demand.replicas
         if old_demand and demand.rolling:
-            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict)
-        rooms = RoomMap(state, ignore_owner=demand.key, give_back=running)
+            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value)
+        rooms = RoomMap(state, ignore_owner=demand.key, give_back=running, priority=priority.value)
+
+    over_quota = 0
+    if wanted is not None and not (old_demand and changed):   # a rollout swaps pods: quota is not modelled there
+        outcome = quota.admitted_pods(state, demand.namespace, pod_spec, wanted)
+        if outcome.allowed is not None and outcome.allowed < wanted:
+            over_quota, wanted = wanted - outcome.allowed, outcome.allowed
+            verdict.reasons.append(Reason(quota.QUOTA_EXCEEDED, clip(
+                f"{label}: the API server would refuse {over_quota} of its pods: ResourceQuota {outcome.quota} "
+                f"({outcome.resource})") + f"\n{outcome.message}.\nRaise the quota, lower the requests, or lower "
+                f"{demand.replica_word}.", DENY))
 
     waiting = 0
     if volumes.max_pods is not None and wanted is not None:   # ReadWriteOncePod: the others wait for the claim
@@ -113,12 +146,13 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       new_volumes=volumes.new_volumes_per_pod,
-                      caps=pod_eni.branch_caps(state) if branch is not None else None)
+                      caps=pod_eni.branch_caps(state) if branch is not None else None,
+                      scored=scored, extended=extended)
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
         verdict.reserve_limit = max(0, placement.placed - len(running))
-    verdict.requested = existing + placement.wanted + waiting
+    verdict.requested = existing + placement.wanted + waiting + over_quota
     verdict.schedulable = existing + placement.placed
     verdict.pending = placement.pending + waiting
     verdict.reasons.extend(_unknown_types(state, placement))
@@ -133,10 +167,17 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
-        shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict)
+        covered, victims = preemption_plan(state, placement, priority, requests, uses_ip, extended,
+                                           volumes.new_volumes_per_pod)
+        if covered:    # the scheduler evicts lower-priority pods to make room: those pods run after all
+            verdict.pending -= covered
+            verdict.schedulable += covered
+        shortfall = _shortfall_reasons(state, demand, placement, requests, label, verdict) if verdict.pending else []
         if branch is not None:
             shortfall = [Reason(r.code, f"{r.message}\n{pod_eni.policy_note(branch)}",
                                 r.severity if branch.certain else WARN) for r in shortfall]
+        if covered:
+            shortfall.insert(0, preemption_reason(placement, priority, covered, victims, label))
         growth = absorb(state, placement, requests, uses_ip)
         if growth:   # the autoscaler only reacts to Pending pods: never block its input
             shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]
@@ -161,8 +202,7 @@ def _shortfall_reasons(state, demand: Demand, placement, requests, label: str, v
 
 
 def _unknown_types(state, placement) -> list[Reason]:
-    unknown = sorted({o.room.node.instance_type for o in placement.per_node.values()
-                      if o.room.capacity.mode == "unknown-type"})
+    unknown = placement.instance_types_unknown()
     if not unknown:
         return []
     names = ", ".join(unknown[:3]) + (" ..." if len(unknown) > 3 else "")
@@ -172,11 +212,12 @@ def _unknown_types(state, placement) -> list[Reason]:
                      "scripts/generate_instance_limits.py or give the server AWS credentials.", WARN)]
 
 
-def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label: str, verdict: Verdict) -> None:
+def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label: str, verdict: Verdict,
+                 priority: int | None = None) -> None:
     """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit."""
     if demand.max_surge <= 0:
         return
-    rooms = RoomMap(state, ignore_owner=demand.key)
+    rooms = RoomMap(state, ignore_owner=demand.key, priority=priority)
     surge = place(rooms, rules, requests, uses_ip, demand.max_surge, node_filter=volumes.node_filter,
                   new_volumes=volumes.new_volumes_per_pod)
     if surge.placed == 0 and demand.max_unavailable == 0:

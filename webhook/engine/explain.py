@@ -10,11 +10,13 @@ import heapq
 
 from . import pod_eni
 from .ipslots import recommended_max_pods
+from .constraint_state import AFFINITY, ANTI_AFFINITY, HOST_PORT, SPREAD
 from .node_truth import laggard_fix, prefix_laggards
 from .placement import (
     EBS_ATTACH_LIMIT,
     INSUFFICIENT_CPU,
     INSUFFICIENT_EPHEMERAL_STORAGE,
+    INSUFFICIENT_EXTENDED,
     INSUFFICIENT_MEMORY,
     POD_IP_EXHAUSTED,
     POD_LIMIT_REACHED,
@@ -32,6 +34,11 @@ CAUSES = {
     INSUFFICIENT_MEMORY: "not enough memory",
     INSUFFICIENT_EPHEMERAL_STORAGE: "not enough ephemeral storage",
     EBS_ATTACH_LIMIT: "EBS volume attach limit reached",
+    INSUFFICIENT_EXTENDED: "not enough of an extended resource",
+    ANTI_AFFINITY: "pod anti-affinity allows no more pods there",
+    AFFINITY: "required pod affinity not satisfied",
+    SPREAD: "topologySpreadConstraints (maxSkew) would be violated",
+    HOST_PORT: "hostPort already taken",
     pod_eni.POD_ENI_EXHAUSTED: "no branch ENIs (security groups for pods) left",
     "NO_ELIGIBLE_NODE": "no eligible node",
 }
@@ -57,7 +64,24 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
         return f"node {name}: {format_bytes(max(outcome.free_before.memory, 0))} memory free"
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return f"node {name}: {format_bytes(max(outcome.free_before.ephemeral, 0))} ephemeral storage free"
+    if code == INSUFFICIENT_EXTENDED:
+        return f"node {name}: not enough {outcome.short_of or 'extended resource'}"
+    if code == ANTI_AFFINITY:
+        return f"node {name}: a pod its anti-affinity excludes runs in its domain"
+    if code == AFFINITY:
+        return f"node {name}: no pod it must run near is in its domain"
+    if code == SPREAD:
+        return f"node {name}: one more pod there would exceed maxSkew"
+    if code == HOST_PORT:
+        return f"node {name}: host port in use"
     return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
+
+
+def _anti_keys(placement: Placement) -> str:
+    constraints = placement.constraints
+    affinity = getattr(constraints, "affinity", None)
+    keys = sorted({t.topology_key for t in (affinity.anti_affinity if affinity else ())})
+    return ", ".join(keys) or "topology domain"
 
 
 def node_list(code: str, placement: Placement, requests: Resources, state=None) -> str:
@@ -130,19 +154,39 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
     if code == INSUFFICIENT_EPHEMERAL_STORAGE:
         return (f"Each pod requests {format_bytes(requests.ephemeral)} ephemeral storage: lower the requests, "
                 f"add nodes, or lower {lower}.")
+    if code == INSUFFICIENT_EXTENDED:
+        return f"Add nodes that offer the extended resource, lower its request, or lower {lower}."
+    if code == ANTI_AFFINITY:
+        return (f"Required pod anti-affinity allows one matching pod per {_anti_keys(placement)}: add nodes or "
+                f"domains, make it preferredDuringSchedulingIgnoredDuringExecution, or lower {lower}.")
+    if code == AFFINITY:
+        return ("Required pod affinity needs a matching pod in the node's domain: start those pods first, "
+                f"make it preferredDuringSchedulingIgnoredDuringExecution, or lower {lower}.")
+    if code == SPREAD:
+        return (f"Add capacity in the domains with fewest pods, raise maxSkew, use whenUnsatisfiable: "
+                f"ScheduleAnyway, or lower {lower}.")
+    if code == HOST_PORT:
+        return f"A hostPort allows one such pod per node: drop hostPort, add nodes, or lower {lower}."
     return f"Spread the pods over more nodes, use fewer EBS volumes per pod, or lower {lower}."
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 pod``, ``2 pods``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def shortfall_message(code: str, label: str, requested: int, schedulable: int, pending: int, detail: str,
                       fix: str, excluded: dict) -> str:
-    summary = clip(f"{label}: {pending} of {requested} pods would stay Pending: {CAUSES.get(code, code)}")
-    body = f"{label} wants {requested} pods; {schedulable} fit ({detail}); {pending} would stay Pending."
+    summary = clip(f"{label}: {pending} of {_count(requested, 'pod')} would stay Pending: {CAUSES.get(code, code)}")
+    body = f"{label} wants {_count(requested, 'pod')}; {schedulable} fit ({detail}); {pending} would stay Pending."
     return f"{summary}\n{body}{_excluded_text(excluded)}\n{fix}"
 
 
 def no_eligible_message(label: str, requested: int, excluded: dict, total_nodes: int) -> str:
-    summary = clip(f"{label}: none of {requested} pods can be scheduled: no eligible node")
+    summary = clip(f"{label}: none of {requested} pods can be scheduled: no eligible node" if requested != 1
+                   else f"{label}: its pod cannot be scheduled: no eligible node")
     if total_nodes == 0:
         return f"{summary}\nThe cluster has no nodes.\nAdd nodes before deploying."
-    return (f"{summary}\nAll {total_nodes} nodes refuse its pods.{_excluded_text(excluded)}\n"
+    every = f"All {total_nodes} nodes refuse" if total_nodes != 1 else "The only node refuses"
+    return (f"{summary}\n{every} its {'pod' if requested == 1 else 'pods'}.{_excluded_text(excluded)}\n"
             "Fix the pod's tolerations, nodeSelector or node affinity, uncordon nodes, or add matching nodes.")

@@ -19,10 +19,14 @@ from .ipslots import CniConfig, IpCapacity, node_ip_capacity
 from .network import NETWORK_KINDS, NetworkState
 from .node_truth import adjust_ip_capacity
 from .quantity import QuantityError, units
+from .constraints import PodConstraints, host_ports
+from .interpod import AffinityTerm
 from .requests import (
     ZERO,
     ObjectError,
     Resources,
+    extended_amounts,
+    extended_requests,
     pod_requests,
     resources_from,
     uses_pod_ip,
@@ -33,6 +37,10 @@ INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# Kinds whose objects never change a node's free room as NodeRoom.of computes it (pods change
+# it through _account, node by node); any other kind bumps ClusterState.rooms_epoch.
+ROOM_NEUTRAL_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob", "Namespace", "LimitRange",
+                      "StorageClass", "NodePool", "PriorityClass", "ResourceQuota")
 MAX_SKIPPED = 200                  # unreadable objects remembered for warnings and logs
 
 
@@ -80,6 +88,10 @@ class NodeRecord:
     daemon_used: Resources = ZERO     # what DaemonSet pods take: a new node of this kind starts with it
     daemon_pods: int = 0
     daemon_ip_pods: int = 0
+    extended: dict = field(default_factory=dict)        # allocatable extended resources (nvidia.com/gpu, hugepages-2Mi)
+    extended_used: dict = field(default_factory=dict)
+    score_used: Resources = ZERO      # requests as LeastAllocated scores them (missing cpu/memory = 100m/200Mi)
+    ports: dict = field(default_factory=dict)           # (protocol, ip, port) -> pods binding it
 
     @staticmethod
     def from_object(obj: Mapping) -> "NodeRecord":
@@ -90,7 +102,7 @@ class NodeRecord:
         allocatable = status.get("allocatable") or status.get("capacity") or {}
         name = meta.get("name", "")
         try:
-            pods = units(allocatable.get("pods", 110))
+            pods = units(allocatable.get("pods", 0))   # absent: the scheduler's allowed pod number is 0
         except QuantityError as exc:
             raise ObjectError(f"node {name} status.allocatable.pods", str(exc)) from None
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
@@ -105,6 +117,7 @@ class NodeRecord:
             zone=_first_label(labels, ZONE_LABELS),
             allocatable=resources_from(allocatable, f"node {name} status.allocatable"),
             allocatable_pods=pods,
+            extended=extended_amounts(allocatable, f"node {name} status.allocatable"),
         )
 
 
@@ -136,19 +149,51 @@ def _requests_signature(spec: Mapping) -> tuple | None:
         return None
 
 
-def _pod_requests_shared(spec: Mapping, path: str) -> Resources:
-    """``pod_requests`` memoized on the spec's resource fields: pods of one template share one
-    Resources instance, and a watch event does not parse the same quantities again."""
+def _all_requests(spec: Mapping, path: str) -> tuple:
+    return (pod_requests(spec, path=path), pod_requests(spec, path=path, for_scoring=True),
+            extended_requests(spec, path))
+
+
+def _pod_requests_shared(spec: Mapping, path: str) -> tuple:
+    """(requests, requests as scored, extended requests), memoized on the spec's resource
+    fields: pods of one template share one instance of each, and a watch event does not
+    parse the same quantities again."""
     key = _requests_signature(spec)
     if key is None:
-        return pod_requests(spec, path=path)
+        return _all_requests(spec, path)
     found = _REQUESTS_MEMO.get(key)
     if found is None:
-        found = pod_requests(spec, path=path)
+        found = _all_requests(spec, path)
         if len(_REQUESTS_MEMO) >= _REQUESTS_MEMO_MAX:
             _REQUESTS_MEMO.clear()
         _REQUESTS_MEMO[key] = found
     return found
+
+
+_LABELS_MEMO: dict = {}            # label items -> one shared tuple (pods of a ReplicaSet share theirs)
+_LABELS_MEMO_MAX = 65536
+
+
+def shared_labels(labels) -> tuple:
+    """A pod's labels as sorted items, one shared tuple per distinct label set."""
+    if not isinstance(labels, Mapping) or not labels:
+        return ()
+    try:
+        key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+    except TypeError:
+        return ()
+    found = _LABELS_MEMO.get(key)
+    if found is None:
+        if len(_LABELS_MEMO) >= _LABELS_MEMO_MAX:
+            _LABELS_MEMO.clear()
+        found = _LABELS_MEMO[key] = tuple((_intern(k), _intern(v)) for k, v in key)
+    return found
+
+
+def _anti_terms(spec: Mapping, namespace: str, labels: Mapping) -> tuple:
+    terms = ((spec.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or ()
+    return tuple(AffinityTerm.of(t, namespace, labels) for t in terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +212,13 @@ class PodRecord:
     owner: tuple | None
     claims: tuple = ()
     rules: PodPlacementRules | None = None   # kept only while the pod waits for a node
+    labels: tuple = ()                       # sorted items, shared between pods with equal labels
+    priority: int = 0                        # spec.priority, set by the Priority admission plugin
+    score_requests: Resources = ZERO         # requests as LeastAllocated scores them
+    extended: tuple = ()                     # (name, amount) of extended resources requested
+    ports: tuple = ()                        # host ports: (protocol, hostIP, port)
+    anti: tuple = ()                         # required anti-affinity terms (repel pods placed later)
+    gated: bool = False                      # spec.schedulingGates: not demand until the gates are removed
 
     @property
     def key(self) -> tuple[str, str]:
@@ -186,16 +238,27 @@ class PodRecord:
         if owner and isinstance(owner[0], str) and isinstance(owner[1], str):
             owner = (_intern(owner[0]), _intern(owner[1]))
         namespace = meta.get("namespace", "default")
+        requests, scored, extended = _pod_requests_shared(spec, f"pod {meta.get('namespace')}/{meta.get('name')} spec")
+        labels = meta.get("labels") or {}
+        priority = spec.get("priority")
         return PodRecord(
             namespace=_intern(namespace) if isinstance(namespace, str) else namespace,
             name=meta.get("name", ""),
             node=_intern(node) if isinstance(node, str) else node,
-            requests=_pod_requests_shared(spec, f"pod {meta.get('namespace')}/{meta.get('name')} spec"),
+            requests=requests,
             uses_ip=uses_pod_ip(spec),
             owner=owner,
             claims=claims,
             rules=None if node else PodPlacementRules.from_pod_spec(
-                spec, meta.get("labels"), daemon=bool(owner and owner[0] == "DaemonSet")),
+                spec, labels, daemon=bool(owner and owner[0] == "DaemonSet"),
+                constraints=PodConstraints.from_pod_spec(spec, namespace, labels)),
+            labels=shared_labels(labels),
+            priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+            score_requests=scored,
+            extended=extended,
+            ports=host_ports(spec),
+            anti=_anti_terms(spec, namespace, labels),
+            gated=bool(spec.get("schedulingGates")) and not node,
         )
 
 
@@ -261,8 +324,20 @@ class ClusterState:
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
+        self.label_index: dict[tuple, dict] = {}                      # (ns, labels) -> node -> bound pods
+        self.anti_pods: dict[tuple, PodRecord] = {}                    # bound pods with required anti-affinity
+        self.bound_priorities: dict[int, int] = {}                    # priority -> bound pods (preemption victims?)
+        self.priority_classes: dict[str, dict] = {}                   # name -> value, globalDefault, preemptionPolicy
+        self.resource_quotas: dict[str, dict] = defaultdict(dict)     # ns -> name -> {"hard", "used"}
         self._ip_cache: dict = {}
         self._ip_cache_key: tuple | None = None
+        # For room_index.RoomIndex: nodes whose room changed since it last looked, and an
+        # epoch bumped by every change that may move any node's room (a full rebuild).
+        self.rooms_dirty: set[str] = set()
+        self.rooms_epoch = 0
+        self.daemon_epoch = 0        # bumped by nodes, DaemonSets and their pods (what DaemonSet pods are owed)
+        self.owed_cache: tuple | None = None
+        self.room_index = None
         self.skipped: list[str] = []                                   # objects we could not read (newest last)
 
     # ---- feeding -------------------------------------------------------------------
@@ -271,6 +346,12 @@ class ClusterState:
         kind = obj.get("kind")
         meta = _meta(obj)
         name, namespace = meta.get("name", ""), meta.get("namespace", "default")
+        if kind == "Node" and name in self.nodes:
+            self.rooms_dirty.add(name)          # a known node changed: only its own room moves
+        elif kind not in ROOM_NEUTRAL_KINDS:
+            self.rooms_epoch += 1
+        if kind in ("Node", "DaemonSet"):
+            self.daemon_epoch += 1
         if kind == "Node":
             self._set_node(NodeRecord.from_object(obj))
             self.network.note_node(obj)
@@ -304,6 +385,21 @@ class ClusterState:
             self.limit_ranges[namespace][name] = obj
         elif kind == "Namespace":
             self.namespaces[name] = dict(meta.get("labels") or {})
+        elif kind == "PriorityClass":
+            value = obj.get("value", 0)
+            self.priority_classes[name] = {
+                "value": value if isinstance(value, int) and not isinstance(value, bool) else 0,
+                "globalDefault": bool(obj.get("globalDefault")),
+                "preemptionPolicy": obj.get("preemptionPolicy") or "PreemptLowerPriority"}
+        elif kind == "ResourceQuota":
+            self.resource_quotas[namespace][name] = {
+                "hard": dict((obj.get("spec") or {}).get("hard") or {}),
+                "scopes": list((obj.get("spec") or {}).get("scopes") or ()),
+                "scopeSelector": (obj.get("spec") or {}).get("scopeSelector"),
+                # The admission plugin enforces status.hard (synced by the quota controller); a quota
+                # read from a manifest has no status yet and is taken at spec.hard.
+                "status_hard": dict((obj.get("status") or {}).get("hard") or {}) if "status" in obj else None,
+                "used": dict((obj.get("status") or {}).get("used") or {})}
         elif kind == "NodePool" and str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
                                      "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
@@ -335,6 +431,10 @@ class ClusterState:
     def remove(self, kind: str, namespace: str | None, name: str) -> None:
         """Forget one object, as on a watch DELETED event."""
         namespace = namespace or "default"
+        if kind not in ROOM_NEUTRAL_KINDS:
+            self.rooms_epoch += 1
+        if kind in ("Node", "DaemonSet"):
+            self.daemon_epoch += 1
         if kind == "Node":
             self.nodes.pop(name, None)
             self.network.forget_node(name)
@@ -362,6 +462,10 @@ class ClusterState:
             self.limit_ranges[namespace].pop(name, None)
         elif kind == "Namespace":
             self.namespaces.pop(name, None)
+        elif kind == "PriorityClass":
+            self.priority_classes.pop(name, None)
+        elif kind == "ResourceQuota":
+            self.resource_quotas[namespace].pop(name, None)
         elif kind == "NodePool":
             self.node_pools.pop(name, None)
 
@@ -376,6 +480,7 @@ class ClusterState:
             record.used, record.pods, record.ip_pods, record.claims = old.used, old.pods, old.ip_pods, old.claims
             record.daemon_used, record.daemon_pods, record.daemon_ip_pods = \
                 old.daemon_used, old.daemon_pods, old.daemon_ip_pods
+            record.extended_used, record.score_used, record.ports = old.extended_used, old.score_used, old.ports
         else:
             for pod in self.pods.values():
                 if pod.node == record.name:
@@ -383,9 +488,19 @@ class ClusterState:
         self.nodes[record.name] = record
 
     def _account(self, node: NodeRecord, pod: PodRecord, sign: int) -> None:
+        self.rooms_dirty.add(node.name)
         node.used = node.used + pod.requests if sign > 0 else node.used - pod.requests
+        node.score_used = node.score_used + pod.score_requests if sign > 0 else node.score_used - pod.score_requests
         node.pods += sign
         node.ip_pods += sign if pod.uses_ip else 0
+        for name, amount in pod.extended:
+            node.extended_used[name] = node.extended_used.get(name, 0) + sign * amount
+        for port in pod.ports:
+            left = node.ports.get(port, 0) + sign
+            if left > 0:
+                node.ports[port] = left
+            else:
+                node.ports.pop(port, None)
         if pod.owner and pod.owner[0] == "DaemonSet":
             node.daemon_used = node.daemon_used + pod.requests if sign > 0 else node.daemon_used - pod.requests
             node.daemon_pods += sign
@@ -400,8 +515,12 @@ class ClusterState:
         if record is not None and self.pods.get(key) == record:
             return      # a status-only update (most watch events): aggregates and indexes stand
         old = self.pods.pop(key, None)
+        if (old and old.owner and old.owner[0] == "DaemonSet") or (record and record.owner and record.owner[0] == "DaemonSet"):
+            self.daemon_epoch += 1
         if old:
             self.pending.pop(key, None)
+            if old.node:
+                self._index_labels(old, -1)
             if old.owner:
                 self.pods_by_owner[(old.owner[0], old.namespace, old.owner[1])].discard(key)
             if old.node in self.nodes:
@@ -413,9 +532,37 @@ class ClusterState:
             owner_key = (record.owner[0], record.namespace, record.owner[1])
             self.pods_by_owner[owner_key].add(key)
         if record.node is None:
-            self.pending[key] = record
-        elif record.node in self.nodes:
-            self._account(self.nodes[record.node], record, +1)
+            if not record.gated:        # a gated pod is not handed to the scheduler yet
+                self.pending[key] = record
+        else:
+            self._index_labels(record, +1)
+            if record.node in self.nodes:
+                self._account(self.nodes[record.node], record, +1)
+
+    def _index_labels(self, pod: PodRecord, sign: int) -> None:
+        """Bound pods by (namespace, labels) and node: pod affinity and spread count from here,
+        so a decision matches a selector once per distinct label set, never once per pod."""
+        group_key = (pod.namespace, pod.labels)
+        group = self.label_index.get(group_key)
+        if group is None:
+            group = self.label_index[group_key] = {}
+        left = group.get(pod.node, 0) + sign
+        if left > 0:
+            group[pod.node] = left
+        else:
+            group.pop(pod.node, None)
+            if not group:
+                del self.label_index[group_key]
+        left = self.bound_priorities.get(pod.priority, 0) + sign
+        if left > 0:
+            self.bound_priorities[pod.priority] = left
+        else:
+            self.bound_priorities.pop(pod.priority, None)
+        if pod.anti:
+            if sign > 0:
+                self.anti_pods[pod.key] = pod
+            else:
+                self.anti_pods.pop(pod.key, None)
 
     def _set_csinode(self, name: str, obj: Mapping) -> None:
         for driver in (obj.get("spec") or {}).get("drivers") or []:
@@ -579,6 +726,15 @@ class ClusterState:
             if pv and _is_ebs_pv(pv):
                 volumes.add(pv_name)
         return volumes
+
+    def namespace_labels(self, namespace: str) -> dict:
+        return self.namespaces.get(namespace) or {}
+
+    def ebs_volume_count(self, node: NodeRecord) -> int:
+        """``len(ebs_volumes_on(node))``, without building the set for a node with no volumes at all."""
+        if not node.claims and not self.attachments.get(node.name):
+            return 0
+        return len(self.ebs_volumes_on(node))
 
     def limit_ranges_in(self, namespace: str) -> list:
         return list(self.limit_ranges.get(namespace, {}).values())

@@ -1,21 +1,31 @@
-"""Greedy placement of identical pods onto the free capacity of eligible nodes.
+"""Placement of identical pods onto the free capacity of eligible nodes.
 
-For pods that all ask the same, filling each node up to its tightest limit places as
-many pods as any scheduler order could, so the count that fits is the sum of per-node
-fits. Each node's fit names the limit that stopped it (IP slots, kubelet pods, CPU,
-memory, ephemeral storage), which is what the verdict explains to the user.
+For pods that all ask the same and whose node choice does not change where the next one may
+go, filling each node up to its tightest limit places as many pods as any scheduler order
+could, so the count that fits is the sum of per-node fits (the fast path). Pods with pod
+affinity, self-matching anti-affinity beyond the hostname, or a self-matching hard spread
+constraint are placed one at a time as the scheduler does (filter, score, bind, repeat).
+Pods already waiting are placed one at a time by the default profile's scores
+(``scoring.py``) before the new workload: that is where they will land first.
+Each node's fit names the limit that stopped it (IP slots, kubelet pods, CPU, memory,
+ephemeral storage, extended resources, or a pod-level constraint), which is what the
+verdict explains to the user.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .constraint_state import ConstraintState
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
-from .requests import Resources
+from .requests import ZERO, Resources
 from .scheduling import PodPlacementRules, ineligibility
+from .scoring import Preferences, node_score
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
 # (kubelet maxPods on EKS is derived from the IP limit, so IPs explain it better).
@@ -25,8 +35,10 @@ INSUFFICIENT_CPU = "INSUFFICIENT_CPU"
 INSUFFICIENT_MEMORY = "INSUFFICIENT_MEMORY"
 INSUFFICIENT_EPHEMERAL_STORAGE = "INSUFFICIENT_EPHEMERAL_STORAGE"
 EBS_ATTACH_LIMIT = "EBS_ATTACH_LIMIT"
+INSUFFICIENT_EXTENDED = "INSUFFICIENT_EXTENDED_RESOURCE"
 LIMIT_ORDER = (POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU, INSUFFICIENT_MEMORY,
-               INSUFFICIENT_EPHEMERAL_STORAGE, EBS_ATTACH_LIMIT)
+               INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_EXTENDED, EBS_ATTACH_LIMIT)
+SEQUENTIAL_BUDGET = 400_000        # node checks the one-pod-at-a-time placement may spend per decision
 
 
 @dataclass
@@ -39,6 +51,11 @@ class NodeRoom:
     pods: int
     ips: int | None
     volumes: int | None = None       # EBS attachments left, where the CSINode says
+    score_used: Resources = ZERO     # requests as LeastAllocated scores them, incl. pods placed here
+    extended_taken: dict | None = None   # extended resources taken by pods placed in this decision
+    ports: list | None = None        # host ports taken by pods placed in this decision
+    version: int = 0                 # bumped on every take: heap entries of older versions are stale
+    short_of: str | None = None      # the extended resource that stopped the last fit
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -52,10 +69,18 @@ class NodeRoom:
             free = alloc - used - reserved
         ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
         limit = state.csinode_ebs_limit.get(node.name)
-        volumes = None if limit is None else limit - len(state.ebs_volumes_on(node))
-        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes)
+        volumes = None if limit is None else limit - state.ebs_volume_count(node)
+        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes,
+                        node.score_used + reserved if reserved is not None else node.score_used)
 
-    def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> tuple[int, str]:
+    def extended_free(self, name: str) -> int:
+        taken = self.extended_taken.get(name, 0) if self.extended_taken else 0
+        return self.node.extended.get(name, 0) - self.node.extended_used.get(name, 0) - taken
+
+    def used_ports(self) -> list:
+        return list(self.node.ports) + (self.ports or [])
+
+    def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0, extended: tuple = ()) -> tuple[int, str]:
         """How many more such pods fit here, and the limit that stops the next one.
 
         On a tie the earlier limit in LIMIT_ORDER is named (written out by hand: this
@@ -71,17 +96,35 @@ class NodeRoom:
             best, code = free.memory // requests.memory, INSUFFICIENT_MEMORY
         if requests.ephemeral > 0 and free.ephemeral // requests.ephemeral < best:
             best, code = free.ephemeral // requests.ephemeral, INSUFFICIENT_EPHEMERAL_STORAGE
+        for name, amount in extended:
+            room = self.extended_free(name) // amount
+            if room < best:
+                best, code, self.short_of = room, INSUFFICIENT_EXTENDED, name
         if new_volumes and self.volumes is not None and self.volumes // new_volumes < best:
             best, code = self.volumes // new_volumes, EBS_ATTACH_LIMIT
         return max(0, best), code
 
-    def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0) -> None:
+    def take(self, count: int, requests: Resources, uses_ip: bool, new_volumes: int = 0,
+             scored: Resources | None = None, extended: tuple = (), ports: tuple = ()) -> None:
         self.free = self.free - requests.scaled(count)
+        self.score_used = self.score_used + (scored if scored is not None else requests).scaled(count)
         self.pods -= count
+        self.version += 1
         if uses_ip and self.ips is not None:
             self.ips -= count
         if new_volumes and self.volumes is not None:
             self.volumes -= count * new_volumes
+        if extended:
+            self.extended_taken = dict(self.extended_taken or {})
+            for name, amount in extended:
+                self.extended_taken[name] = self.extended_taken.get(name, 0) + amount * count
+        if ports and count > 0:
+            self.ports = (self.ports or []) + list(ports) * count
+
+    def score(self, requests: Resources, scored: Resources) -> int:
+        """The default profile's resource score for one more such pod here."""
+        return node_score(self.node.allocatable, self.node.allocatable - self.free, self.score_used,
+                          requests, scored)
 
 
 @dataclass
@@ -99,6 +142,7 @@ class NodeOutcome:
     free_ips_before: int | None = None
     free_before: Resources = field(default_factory=Resources)
     free_volumes_before: int | None = None
+    short_of: str | None = None       # the extended resource, for INSUFFICIENT_EXTENDED_RESOURCE
 
 
 @dataclass
@@ -109,10 +153,26 @@ class Placement:
     placed: int
     per_node: dict                    # node name -> NodeOutcome (eligible nodes only)
     excluded: dict                    # cause -> number of nodes
+    constraints: object = None        # the pods' PodConstraints, for messages
+    unknown_types: list | None = None   # set by the indexed placement (else computed from per_node)
 
     @property
     def pending(self) -> int:
         return max(0, self.wanted - self.placed)
+
+    def placed_per_node(self) -> dict[str, int]:
+        """Pods placed per node, for the nodes that took any."""
+        fast = getattr(self.per_node, "placed_items", None)
+        if fast is not None:
+            return dict(fast())
+        return {name: o.placed for name, o in self.per_node.items() if o.placed > 0}
+
+    def instance_types_unknown(self) -> list[str]:
+        """Instance types (sorted) of eligible nodes the instance-limits table does not know."""
+        if self.unknown_types is not None:
+            return self.unknown_types
+        return sorted({o.room.node.instance_type for o in self.per_node.values()
+                       if o.room.capacity.mode == "unknown-type"})
 
     def limits(self) -> dict:
         """How many eligible nodes each limit stopped, for nodes that filled up."""
@@ -123,84 +183,443 @@ class Placement:
 
 
 class RoomMap:
-    """Free room of the nodes, computed lazily, with waiting pods already subtracted."""
+    """Free room of the nodes, computed lazily, with waiting pods already placed on them.
+
+    ``priority``: the new pods' priority. Waiting pods of lower priority queue behind
+    them (the scheduling queue pops the highest priority first), so they take nothing here.
+
+    ``rooms`` (every node's NodeRoom) is built on first use. The plain placement reads the
+    state's ``RoomIndex`` instead and builds rooms only for the nodes it touches: those
+    reservations, a rollout's own pods or owed DaemonSet pods change (``touched``), and
+    those that take pods.
+    """
 
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
-                 give_back: Iterable[PodRecord] = ()):
+                 give_back: Iterable[PodRecord] = (), priority: int | None = None):
         self.state = state
-        reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
-        self.rooms: dict[str, NodeRoom] = {name: NodeRoom.of(state, node, reserved)
-                                            for name, node in state.nodes.items()}
-        for pod in give_back:            # pods a rollout will replace free their room
-            room = self.rooms.get(pod.node)
+        self._reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
+        self._rooms: dict[str, NodeRoom] | None = None
+        self.touched: dict[str, NodeRoom] = {}
+        self._lazy: list = []            # per_node mappings of indexed placements not yet built
+        for name in self._reserved or ():
+            if name in state.nodes:
+                self.room(name)
+        self.given_back = list(give_back)
+        self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
+        for pod in self.given_back:       # pods a rollout will replace free their room
+            room = self.room(pod.node) if pod.node in state.nodes else None
             if room:
-                room.take(-1, pod.requests, pod.uses_ip)
+                room.take(-1, pod.requests, pod.uses_ip, scored=pod.score_requests)
+                if pod.extended:
+                    room.extended_taken = dict(room.extended_taken or {})
+                    for name, amount in pod.extended:
+                        room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
         for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
-            room = self.rooms[name]
+            room = self.room(name)
             room.free, room.pods = room.free - owed, room.pods - pods
             room.ips = None if room.ips is None else room.ips - ips
-        self._subtract_waiting(ignore_owner)
+        self._place_waiting(ignore_owner, priority)
 
-    def _subtract_waiting(self, ignore_owner: tuple | None) -> None:
-        """Pods already Pending are demand ahead of ours: they take the same free room first.
+    def room(self, name: str) -> NodeRoom:
+        """One node's room (built on first use; the same object every time)."""
+        if self._rooms is not None:
+            return self._rooms[name]
+        room = self.touched.get(name)
+        if room is None:
+            room = self.touched[name] = NodeRoom.of(self.state, self.state.nodes[name], self._reserved)
+        return room
 
-        First fit in node-name order. Room only shrinks here, so identical waiting pods
-        share a cursor that never moves back: a cluster with thousands of stuck pods
-        costs one pass over the nodes per kind of pod, not one per pod.
-        """
-        eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
-        cursors: dict[tuple, int] = {}
-        for pod in sorted(self.state.pending.values(), key=lambda p: p.key):
-            owner = pod.owner and self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1]))
-            if ignore_owner and owner == ignore_owner:
+    @property
+    def rooms(self) -> dict[str, NodeRoom]:
+        if self._rooms is None:
+            self.flush()
+            touched, reserved = self.touched, self._reserved
+            self._rooms = {name: touched.get(name) or NodeRoom.of(self.state, node, reserved)
+                           for name, node in self.state.nodes.items()}
+        return self._rooms
+
+    def index(self):
+        """The state's RoomIndex, current, while no room has been built for every node."""
+        if self._rooms is not None or not FAST_PLACEMENT:
+            return None
+        from .room_index import RoomIndex
+
+        if self.state.room_index is None:
+            self.state.room_index = RoomIndex(self.state)
+        return self.state.room_index.current()
+
+    def flush(self) -> None:
+        """Build the outcomes of earlier indexed placements before rooms change again."""
+        lazy, self._lazy = self._lazy, []
+        for outcomes in lazy:
+            outcomes.materialize()
+
+    def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
+        out = []
+        for pod in self.state.pending.values():
+            if priority is not None and pod.priority < priority:
                 continue
+            if ignore_owner and pod.owner and \
+                    self.state.top_owner((pod.owner[0], pod.namespace, pod.owner[1])) == ignore_owner:
+                continue
+            out.append(pod)
+        out.sort(key=lambda p: (-p.priority, p.key))
+        return out
+
+    def _place_waiting(self, ignore_owner: tuple | None, priority: int | None) -> None:
+        """Pods already Pending are demand ahead of ours: bind them one at a time where the
+        default profile's scores send them (highest priority first, then by name).
+
+        Pods of one kind (same rules and requests) share a heap of their nodes by score;
+        a bind bumps the node's version, and every heap holding that node gets a fresh
+        entry, so a stale score is never used. The cost is a heap operation per waiting
+        pod, not a scan of the nodes. Pods with pod-level constraints scan their nodes.
+        """
+        waiting = self._waiting(ignore_owner, priority)
+        if not waiting:
+            return
+        heaps: dict[tuple, _KindHeap] = {}
+        heaps_of_node: dict[str, list] = {}
+        eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
+        watchers: dict[object, ConstraintState] = {}
+        preferences: dict[PodPlacementRules, Preferences] = {}
+        for pod in waiting:
             rules = pod.rules or PodPlacementRules()
-            if rules not in eligible_cache:
-                eligible_cache[rules] = [r for _, r in sorted(self.rooms.items())
-                                         if ineligibility(r.node, rules) is None]
-            rooms = eligible_cache[rules]
-            kind = (rules, pod.requests, pod.uses_ip)
-            index = cursors.get(kind, 0)
-            while index < len(rooms) and rooms[index].fit(pod.requests, pod.uses_ip)[0] < 1:
-                index += 1
-            cursors[kind] = index
-            if index < len(rooms):
-                rooms[index].take(1, pod.requests, pod.uses_ip)
+            node_rules = rules.node_only
+            if node_rules not in eligible_cache:
+                eligible_cache[node_rules] = [r for _, r in sorted(self.rooms.items())
+                                              if ineligibility(r.node, node_rules) is None]
+            rooms = eligible_cache[node_rules]
+            if rules.constraints is not None:
+                watcher = watchers.get(rules)
+                if watcher is None:
+                    watcher = watchers[rules] = ConstraintState(
+                        self.state, rules.constraints, rules, self.state.nodes.values(), self.placed, self.given_back)
+                prefs = preferences.get(node_rules)
+                if prefs is None:
+                    prefs = preferences[node_rules] = Preferences(node_rules, [r.node for r in rooms])
+                room = _best_room(rooms, pod.requests, pod.score_requests, pod.uses_ip, pod.extended, watcher,
+                                  prefs=prefs)
+            else:
+                kind = (node_rules, pod.requests, pod.score_requests, pod.uses_ip, pod.extended)
+                heap = heaps.get(kind)
+                if heap is None:
+                    heap = heaps[kind] = _KindHeap(rooms, pod, node_rules)
+                    for r in rooms:
+                        heaps_of_node.setdefault(r.node.name, []).append(heap)
+                room = heap.pop_best()
+            if room is None:
+                continue
+            room.take(1, pod.requests, pod.uses_ip, scored=pod.score_requests, extended=pod.extended,
+                      ports=pod.ports)
+            self.placed.append((pod, room.node.name))
+            for heap in heaps_of_node.get(room.node.name, ()):
+                heap.refresh(room)
+            for watcher in watchers.values():
+                watcher.observe_pod(pod, room.node.name)
+
+
+class _KindHeap:
+    """Nodes by descending score (then name) for one kind of waiting pod, with lazy invalidation."""
+
+    def __init__(self, rooms: list[NodeRoom], pod: PodRecord, rules: PodPlacementRules | None = None):
+        self.pod = pod
+        self.rooms = {r.node.name: r for r in rooms}
+        self.dead: set = set()
+        self.bonus: dict = {}
+        if rules is not None and (rules.preferred_terms or any(r.node.taints for r in rooms)):
+            prefs = Preferences(rules, [r.node for r in rooms])
+            if prefs.active:
+                # Normalized once over the nodes it fits at the start (the scheduler re-normalizes over
+                # each cycle's feasible nodes; this differs only once the top-scoring node fills up).
+                fitting = [r.node.name for r in rooms if r.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] >= 1]
+                self.bonus = prefs.bonus(fitting)
+        self.heap = [entry for entry in map(self._entry, rooms) if entry is not None]
+        heapq.heapify(self.heap)
+
+    def _entry(self, room: NodeRoom) -> tuple | None:
+        pod = self.pod
+        if room.fit(pod.requests, pod.uses_ip, 0, pod.extended)[0] < 1:
+            self.dead.add(room.node.name)      # room only shrinks while waiting pods are placed
+            return None
+        return (-room.score(pod.requests, pod.score_requests) - self.bonus.get(room.node.name, 0), room.node.name,
+                room.version)
+
+    def refresh(self, room: NodeRoom) -> None:
+        if room.node.name in self.dead or room.node.name not in self.rooms:
+            return
+        entry = self._entry(room)
+        if entry is not None:
+            heapq.heappush(self.heap, entry)
+
+    def pop_best(self) -> NodeRoom | None:
+        while self.heap:
+            _, name, version = self.heap[0]
+            room = self.rooms[name]
+            if version != room.version or name in self.dead:
+                heapq.heappop(self.heap)      # a fresher entry was pushed when it changed
+                continue
+            return room
+        return None
+
+
+def _best_room(rooms: list[NodeRoom], requests: Resources, scored: Resources, uses_ip: bool, extended: tuple,
+               watcher: ConstraintState | None, new_volumes: int = 0, prefs: Preferences | None = None
+               ) -> NodeRoom | None:
+    """The node the scheduler binds one pod to: feasible, highest score, then lowest name."""
+    check_ports = watcher is not None and bool(watcher.constraints.ports)
+    feasible = []
+    for room in rooms:
+        if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
+            continue
+        if watcher is not None and watcher.refusal(room.node, room.used_ports() if check_ports else None):
+            continue
+        feasible.append(room)
+    bonus = prefs.bonus([r.node.name for r in feasible]) if prefs is not None and prefs.active else {}
+    best, best_score = None, -1
+    for room in feasible:
+        score = room.score(requests, scored) + bonus.get(room.node.name, 0)
+        if score > best_score or (score == best_score and room.node.name < best.node.name):
+            best, best_score = room, score
+    return best
+
+
+def _outcome(room: NodeRoom, placed: int, limit: str) -> NodeOutcome:
+    return NodeOutcome(room, placed, limit, room.pods, room.ips, room.free, room.volumes, room.short_of)
 
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
-          node_filter=None, new_volumes: int = 0, caps: dict | None = None) -> Placement:
+          node_filter=None, new_volumes: int = 0, caps: dict | None = None, *, scored: Resources | None = None,
+          extended: tuple = ()) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
     ``caps`` (node name -> (pods, code)) adds a per-node limit the rooms do not know,
     such as branch ENIs for security groups for pods (``pod_eni.branch_caps``);
-    required anti-affinity to itself caps pods at one per node. The rooms are spent.
+    ``rules.constraints`` (pod affinity, spread, host ports) restrict nodes further as
+    pods land. The rooms are spent.
     """
+    scored = scored if scored is not None else requests
+    if not (node_filter or new_volumes or caps or extended or wanted is None or rules.constraints is not None):
+        fast = _place_indexed(rooms, rules, requests, uses_ip, wanted, scored)
+        if fast is not None:
+            return fast
+    rooms.flush()
+    node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
     for room in rooms.rooms.values():
-        cause = ineligibility(room.node, rules) or (node_filter(room.node) if node_filter else None)
+        cause = ineligibility(room.node, node_rules) or (node_filter(room.node) if node_filter else None)
         if cause:
             excluded[cause] = excluded.get(cause, 0) + 1
         else:
             eligible.append(room)
-    cap = 1 if (wanted is None or rules.one_per_node) else None
-    if wanted is None:
+    watcher = None
+    if rules.constraints is not None:
+        watcher = ConstraintState(rooms.state, rules.constraints, rules, rooms.state.nodes.values(),
+                                  rooms.placed, rooms.given_back)
+    daemon = wanted is None
+    if daemon:
         wanted = len(eligible)
+    if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
+        prefs = Preferences(node_rules, [r.node for r in eligible])
+        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes,
+                                      prefs)
+        if placement is not None:
+            placement.excluded = excluded
+            placement.constraints = rules.constraints
+            return placement
+    cap_code = watcher.one_per_node if watcher is not None else None
+    check_ports = watcher is not None and bool(watcher.constraints.ports)
     remaining = wanted
     per_node: dict[str, NodeOutcome] = {}
+    if watcher is None:
+        fits = [(room, *room.fit(requests, uses_ip, new_volumes, extended)) for room in eligible]
+    else:
+        fits = []
+        for room in eligible:
+            refusal = watcher.refusal(room.node, room.used_ports() if check_ports else None)
+            if refusal:
+                per_node[room.node.name] = _outcome(room, 0, refusal)
+                continue
+            fits.append((room, *room.fit(requests, uses_ip, new_volumes, extended)))
     # Fill the roomiest nodes first, like the scheduler's spreading would end up doing.
-    fits = [(room, *room.fit(requests, uses_ip, new_volumes)) for room in eligible]
     if caps:
         fits = [(room, *caps[room.node.name]) if room.node.name in caps and caps[room.node.name][0] < fit
                 else (room, fit, limit) for room, fit, limit in fits]
     fits.sort(key=lambda item: (-item[1], item[0].node.name))
+    one_each = daemon or cap_code is not None
+    ports = watcher.constraints.ports if watcher else ()
     for room, fit, limit in fits:
-        count = min(fit, cap) if cap is not None else fit
-        take = min(count, remaining)
-        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free, room.volumes)
+        count = fit
+        if one_each and fit > 1:
+            count, limit = 1, (cap_code or limit)
+        take = count if count < remaining else remaining
+        per_node[room.node.name] = NodeOutcome(room, take, limit, room.pods, room.ips, room.free, room.volumes,
+                                               room.short_of)
         if take:
-            room.take(take, requests, uses_ip, new_volumes)
+            room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=ports)
         remaining -= take
-    return Placement(wanted, wanted - remaining, per_node, excluded)
+    return Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
+
+
+def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
+                      uses_ip: bool, extended: tuple, wanted: int, new_volumes: int,
+                      prefs: Preferences | None = None) -> Placement | None:
+    """The scheduler's loop for pods whose placement moves the constraints of the next one.
+
+    ``None`` when it would cost more than SEQUENTIAL_BUDGET node checks; the caller then
+    judges each node once against the pods already there (optimistic: never a false deny
+    from the budget, the spread or affinity among the new pods is then not enforced).
+    """
+    if len(eligible) * max(wanted, 1) > SEQUENTIAL_BUDGET:
+        return None
+    before = {room.node.name: _outcome(room, 0, POD_LIMIT_REACHED) for room in eligible}
+    candidates = [room for room in eligible if room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1]
+    placed = 0
+    while placed < wanted:
+        room = _best_room(candidates, requests, scored, uses_ip, extended, watcher, new_volumes, prefs)
+        if room is None:
+            break
+        room.take(1, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=watcher.constraints.ports)
+        watcher.observe_self(room.node)
+        before[room.node.name].placed += 1
+        placed += 1
+        if room.fit(requests, uses_ip, new_volumes, extended)[0] < 1:
+            candidates.remove(room)
+    check_ports = bool(watcher.constraints.ports)
+    for room in eligible:
+        fit, limit = room.fit(requests, uses_ip, new_volumes, extended)
+        outcome = before[room.node.name]
+        outcome.limit = limit
+        outcome.short_of = room.short_of
+        if fit >= 1:
+            outcome.limit = watcher.refusal(room.node, room.used_ports() if check_ports else None) or limit
+    return Placement(wanted, placed, before, {})
+
+
+# ---- the plain case, from the state's RoomIndex ---------------------------------------------
+FAST_PLACEMENT = True       # tests turn it off to compare with the reference loop above
+_CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU,
+                                                  INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE))}
+
+
+def _names_matter(rules: PodPlacementRules) -> bool:
+    """Rules that look at the node's name (spec.nodeName, matchFields): not the same for a whole group."""
+    return bool(rules.node_name) or any(dict(term).get("matchFields") for term in rules.required_terms)
+
+
+def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool,
+                   wanted: int, scored: Resources) -> Placement | None:
+    """``place`` for the plain case, equal to the loop above, in time that hardly grows with nodes.
+
+    Eligibility runs once per group of alike nodes, fits come from the index's arrays
+    (the touched rooms fit themselves), only the ``wanted`` best nodes are sorted, and
+    only the nodes that take pods get a NodeRoom and a NodeOutcome; the other eligible
+    nodes' outcomes are built when somebody reads ``per_node`` past them (messages do,
+    allowed decisions do not). ``None``: not the plain case, the caller runs the loop.
+    """
+    import numpy as np
+
+    from .room_index import CODES
+
+    if _names_matter(rules) or any(abs(v) >= 2**62 for v in (requests.cpu, requests.memory, requests.ephemeral)):
+        return None
+    index = rooms.index()
+    if index is None:
+        return None
+    rooms.flush()
+    n = len(index.names)
+    sizes = np.bincount(index.group, minlength=len(index.group_nodes))
+    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(index.group_nodes)]
+    excluded: dict[str, int] = {}
+    if any(causes):
+        firsts = np.full(len(causes), n, np.int64)
+        np.minimum.at(firsts, index.group, index.rank)
+        for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
+            excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
+    allowed = np.array([cause is None for cause in causes], bool)
+    positions = np.flatnonzero(allowed[index.group]) if n else np.zeros(0, np.int64)
+    fit, code = index.fits(positions, requests, uses_ip)
+    for name, room in rooms.touched.items():
+        i = index.pos.get(name)
+        if i is None:
+            continue
+        j = int(np.searchsorted(positions, i))
+        if j < len(positions) and positions[j] == i:
+            f, limit = room.fit(requests, uses_ip)
+            if abs(f) >= 2**62:
+                return None
+            fit[j], code[j] = f, _CODE_INDEX[limit]
+    if len(positions) and int(fit.max()) >= 2**31:
+        return None
+    order_key = -fit * (n + 1) + positions         # (-fit, name): positions are in name order
+    k = min(len(positions), wanted)
+    top = np.argpartition(order_key, k - 1)[:k] if 0 < k < len(positions) else np.arange(k)
+    top = top[np.argsort(order_key[top])]
+    remaining = wanted
+    first: dict[str, NodeOutcome] = {}
+    for j in top.tolist():
+        take = min(int(fit[j]), remaining)
+        if take <= 0:
+            break
+        room = rooms.room(index.names[positions[j]])
+        first[room.node.name] = _outcome(room, take, CODES[code[j]])
+        room.take(take, requests, uses_ip, scored=scored)
+        remaining -= take
+
+    def rest() -> dict[str, NodeOutcome]:
+        out = {}
+        for j in np.argsort(order_key, kind="stable").tolist():
+            name = index.names[positions[j]]
+            if name not in first:
+                room = rooms.room(name)
+                out[name] = _outcome(room, 0, CODES[code[j]])
+        return out
+
+    per_node = LazyOutcomes(first, len(positions), rest)
+    rooms._lazy.append(per_node)
+    placement = Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
+    flagged = positions[index.unknown_type[positions]]
+    placement.unknown_types = sorted({index.nodes_type(i) for i in flagged.tolist()})
+    return placement
+
+
+class LazyOutcomes(MutableMapping):
+    """``Placement.per_node`` of a fast placement: the nodes that took pods at once, the
+    other eligible nodes (in the same order as the loop would list them) on first read."""
+
+    def __init__(self, first: dict, size: int, rest):
+        self.first = first
+        self._size = size
+        self._rest = rest
+        self._all: dict | None = None
+
+    def materialize(self) -> dict:
+        if self._all is None:
+            self._all = dict(self.first)
+            self._all.update(self._rest())
+            self._rest = None
+        return self._all
+
+    def __getitem__(self, name):
+        if self._all is None and name in self.first:
+            return self.first[name]
+        return self.materialize()[name]
+
+    def __setitem__(self, name, outcome) -> None:
+        self.materialize()[name] = outcome
+
+    def __delitem__(self, name) -> None:
+        del self.materialize()[name]
+
+    def __iter__(self):
+        return iter(self.materialize())
+
+    def __len__(self) -> int:
+        return len(self._all) if self._all is not None else self._size
+
+    def placed_items(self) -> list:
+        """(node, pods placed) for the nodes that took pods, without building the others."""
+        source = self.first if self._all is None else self._all
+        return [(name, o.placed) for name, o in source.items() if o.placed > 0]

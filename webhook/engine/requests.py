@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from .limitranger import defaulted_item
 from .quantity import QuantityError, milli, units
 
 
@@ -80,6 +81,7 @@ class ContainerDefaults:
             for item in (lr.get("spec") or {}).get("limits") or []:
                 if item.get("type") != "Container":
                     continue
+                item = defaulted_item(item)     # as the API server stores it: default <- max, defaultRequest <- default
                 for key, value in (item.get("defaultRequest") or {}).items():
                     request.setdefault(key, value)
                 for key, value in (item.get("default") or {}).items():
@@ -90,29 +92,45 @@ class ContainerDefaults:
 NO_DEFAULTS = ContainerDefaults({}, {})
 
 
-def container_requests(container: Mapping, defaults: ContainerDefaults, path: str) -> Resources:
-    """A container's effective requests after API defaulting and the LimitRanger."""
+# What NodeResourcesFit's LeastAllocated scoring assumes for a container that sets no
+# request (pkg/scheduler/util/pod_resources.go): it keeps BestEffort pods from piling up.
+SCORE_DEFAULT_CPU = 100
+SCORE_DEFAULT_MEMORY = 200 * 1024 * 1024
+_SCORE_DEFAULTS = {"cpu": "100m", "memory": str(SCORE_DEFAULT_MEMORY)}
+
+
+def container_requests(container: Mapping, defaults: ContainerDefaults, path: str,
+                       for_scoring: bool = False) -> Resources:
+    """A container's effective requests after API defaulting and the LimitRanger.
+
+    ``for_scoring``: a missing CPU or memory request counts as 100m / 200Mi, as the
+    scheduler's LeastAllocated score reads it (an explicit 0 stays 0).
+    """
     resources = container.get("resources") or {}
     requests = resources.get("requests") or {}
     limits = resources.get("limits") or {}
     merged = {}
+    sources = (requests, limits, defaults.default_request, defaults.default_limit)
+    if for_scoring:
+        sources += (_SCORE_DEFAULTS,)
     for key, _, _ in _FIELDS:
-        for source in (requests, limits, defaults.default_request, defaults.default_limit):
+        for source in sources:
             if key in source:
                 merged[key] = source[key]
                 break
     return resources_from(merged, f"{path}.resources.requests")
 
 
-def pod_requests(pod_spec: Mapping, defaults: ContainerDefaults = NO_DEFAULTS, path: str = "spec") -> Resources:
+def pod_requests(pod_spec: Mapping, defaults: ContainerDefaults = NO_DEFAULTS, path: str = "spec",
+                 for_scoring: bool = False) -> Resources:
     """The requests the scheduler will see for a pod built from ``pod_spec``."""
     total = ZERO
     for i, container in enumerate(pod_spec.get("containers") or []):
-        total += container_requests(container, defaults, f"{path}.containers[{i}]")
+        total += container_requests(container, defaults, f"{path}.containers[{i}]", for_scoring)
     sidecars = ZERO
     init_peak = ZERO
     for i, container in enumerate(pod_spec.get("initContainers") or []):
-        needs = container_requests(container, defaults, f"{path}.initContainers[{i}]")
+        needs = container_requests(container, defaults, f"{path}.initContainers[{i}]", for_scoring)
         if container.get("restartPolicy") == "Always":
             sidecars += needs
             init_peak = init_peak.maximum(sidecars)
@@ -120,6 +138,63 @@ def pod_requests(pod_spec: Mapping, defaults: ContainerDefaults = NO_DEFAULTS, p
             init_peak = init_peak.maximum(sidecars + needs)
     total = (total + sidecars).maximum(init_peak)
     return total + resources_from(pod_spec.get("overhead"), f"{path}.overhead")
+
+
+STANDARD_RESOURCES = frozenset(("cpu", "memory", "ephemeral-storage", "pods"))
+
+
+def is_extended(name: str) -> bool:
+    """Scalar resources the scheduler checks by name: ``example.com/foo`` and ``hugepages-*``."""
+    return name.startswith("hugepages-") or ("/" in name and not name.startswith("kubernetes.io/")
+                                                and not name.startswith("requests."))
+
+
+def extended_amounts(mapping: Mapping | None, path: str) -> dict:
+    """The extended resources of a quantity map, as integer units."""
+    out = {}
+    for key, raw in (mapping or {}).items():
+        if isinstance(key, str) and is_extended(key):
+            try:
+                out[key] = units(raw)
+            except QuantityError as exc:
+                raise ObjectError(f"{path}.{key}", str(exc)) from None
+    return out
+
+
+def _container_extended(container: Mapping, path: str) -> dict:
+    resources = container.get("resources") or {}
+    merged = extended_amounts(resources.get("limits"), f"{path}.resources.limits")
+    merged.update(extended_amounts(resources.get("requests"), f"{path}.resources.requests"))
+    return merged
+
+
+def extended_requests(pod_spec: Mapping, path: str = "spec") -> tuple:
+    """``(name, amount)`` of the extended resources a pod asks for, summed as ``pod_requests`` sums
+    CPU (containers and sidecars add up, a classic init container needs its own peak).
+    An extended resource's request defaults to its limit."""
+    total: dict = {}
+    for i, container in enumerate(pod_spec.get("containers") or []):
+        for key, value in _container_extended(container, f"{path}.containers[{i}]").items():
+            total[key] = total.get(key, 0) + value
+    sidecars: dict = {}
+    peak: dict = {}
+    for i, container in enumerate(pod_spec.get("initContainers") or []):
+        needs = _container_extended(container, f"{path}.initContainers[{i}]")
+        if container.get("restartPolicy") == "Always":
+            for key, value in needs.items():
+                sidecars[key] = sidecars.get(key, 0) + value
+            candidate = sidecars
+        else:
+            candidate = {k: sidecars.get(k, 0) + needs.get(k, 0) for k in set(sidecars) | set(needs)}
+        for key, value in candidate.items():
+            peak[key] = max(peak.get(key, 0), value)
+    for key, value in sidecars.items():
+        total[key] = total.get(key, 0) + value
+    for key, value in peak.items():
+        total[key] = max(total.get(key, 0), value)
+    for key, value in extended_amounts(pod_spec.get("overhead"), f"{path}.overhead").items():
+        total[key] = total.get(key, 0) + value
+    return tuple(sorted((k, v) for k, v in total.items() if v))
 
 
 def uses_pod_ip(pod_spec: Mapping) -> bool:

@@ -8,7 +8,10 @@ Each refusal is returned as a short cause so a denial can say *why* no node fits
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping, Sequence
+
+UNSCHEDULABLE_TAINT_KEY = "node.kubernetes.io/unschedulable"
 
 
 @dataclass(frozen=True)
@@ -29,45 +32,51 @@ class PodPlacementRules:
     tolerations: tuple = ()
     required_terms: tuple = ()          # nodeSelectorTerms, ORed
     daemon: bool = False                # DaemonSet pods tolerate cordons and NotReady
-    one_per_node: bool = False          # required anti-affinity to itself on the hostname
     node_name: str | None = None        # spec.nodeName: the scheduler is bypassed, only that node counts
+    constraints: object = None          # constraints.PodConstraints: pod (anti-)affinity, spread, host ports
+    preferred_terms: tuple = ()         # (weight, frozen preferred nodeSelectorTerm): scoring only
 
     @staticmethod
-    def from_pod_spec(spec: Mapping, labels: Mapping | None = None, daemon: bool = False) -> "PodPlacementRules":
+    def from_pod_spec(spec: Mapping, labels: Mapping | None = None, daemon: bool = False,
+                      constraints: object = None) -> "PodPlacementRules":
         affinity = spec.get("affinity") or {}
         node_affinity = (affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
         terms = tuple(_freeze(t) for t in node_affinity.get("nodeSelectorTerms") or [])
+        preferred = tuple((int(p.get("weight") or 0), _freeze(p.get("preference") or {}))
+                          for p in (affinity.get("nodeAffinity") or {}).get(
+                              "preferredDuringSchedulingIgnoredDuringExecution") or () if isinstance(p, Mapping))
         return PodPlacementRules(
             node_selector=tuple(sorted((spec.get("nodeSelector") or {}).items())),
             tolerations=tuple(_freeze(t) for t in spec.get("tolerations") or []),
             required_terms=terms,
             daemon=daemon,
-            one_per_node=_anti_affine_to_self(affinity, labels or {}),
             node_name=spec.get("nodeName") or None,
+            constraints=constraints,
+            preferred_terms=preferred,
         )
 
+    @property
+    def node_only(self) -> "PodPlacementRules":
+        """These rules without the pod-level constraints: what node eligibility depends on."""
+        return self if self.constraints is None else PodPlacementRules(
+            self.node_selector, self.tolerations, self.required_terms, self.daemon, self.node_name,
+            preferred_terms=self.preferred_terms)
 
-def _freeze(value):
+
+def freeze(value):
+    """A JSON value as nested sorted tuples: hashable, so rules can be cache keys and shared."""
     if isinstance(value, Mapping):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
     if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return value
+
+
+_freeze = freeze
 
 
 def _thaw(frozen) -> dict:
     return {k: (list(v) if isinstance(v, tuple) and k == "values" else v) for k, v in frozen}
-
-
-def _anti_affine_to_self(affinity: Mapping, labels: Mapping) -> bool:
-    terms = (affinity.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
-    for term in terms:
-        if term.get("topologyKey") != "kubernetes.io/hostname":
-            continue
-        selector = term.get("labelSelector") or {}
-        if labels and selector_matches(selector, labels):
-            return True
-    return False
 
 
 def selector_matches(selector: Mapping, labels: Mapping) -> bool:
@@ -77,6 +86,32 @@ def selector_matches(selector: Mapping, labels: Mapping) -> bool:
             return False
     for expr in selector.get("matchExpressions") or []:
         if not _expression_matches(expr, labels.get(expr.get("key")), expr.get("key") in labels):
+            return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _compiled(frozen: tuple) -> tuple:
+    """A frozen LabelSelector as (matchLabels items, [(key, operator, values)])."""
+    parts = dict(frozen)
+    labels = tuple(parts.get("matchLabels") or ())
+    expressions = []
+    for expr in parts.get("matchExpressions") or ():
+        e = dict(expr)
+        expressions.append((e.get("key"), e.get("operator"), tuple(e.get("values") or ())))
+    return labels, tuple(expressions)
+
+
+def selector_matches_frozen(frozen: tuple, labels: Mapping) -> bool:
+    """``selector_matches`` for a selector frozen with ``freeze`` (``("__everything__",)``: ``{}``)."""
+    if frozen == ("__everything__",):
+        return True
+    match_labels, expressions = _compiled(frozen)
+    for key, value in match_labels:
+        if labels.get(key) != value:
+            return False
+    for key, operator, values in expressions:
+        if not _expression_matches({"operator": operator, "values": values}, labels.get(key), key in labels):
             return False
     return True
 
@@ -111,7 +146,7 @@ def tolerates(tolerations: Sequence, taint: Taint) -> bool:
         if operator == "Exists":
             if not key or key == taint.key:
                 return True
-        elif key == taint.key and (tol.get("value") or "") == taint.value:
+        elif operator in ("Equal", "") and key == taint.key and (tol.get("value") or "") == taint.value:
             return True
     return False
 
@@ -121,6 +156,9 @@ _DAEMON_TOLERATED = {"node.kubernetes.io/unschedulable", "node.kubernetes.io/not
                      "node.kubernetes.io/unreachable", "node.kubernetes.io/disk-pressure",
                      "node.kubernetes.io/memory-pressure", "node.kubernetes.io/pid-pressure",
                      "node.kubernetes.io/network-unavailable"}
+
+
+_CORDON = Taint(UNSCHEDULABLE_TAINT_KEY, "", "NoSchedule")
 
 
 def ineligibility(node, rules: PodPlacementRules) -> str | None:
@@ -133,10 +171,11 @@ def ineligibility(node, rules: PodPlacementRules) -> str | None:
     if rules.node_name:
         return None   # the kubelet admits it on fit alone: cordons, taints and selectors are not checked
     if not rules.daemon:
-        if node.unschedulable:
+        # NodeUnschedulable: a cordon stops only pods that do not tolerate its taint.
+        if node.unschedulable and not tolerates(rules.tolerations, _CORDON):
             return "cordoned"
         if not node.ready:
-            return "NotReady"
+            return "NotReady"    # deliberate: the scheduler binds there, but the pods never start
     for taint in node.taints:
         if taint.effect not in ("NoSchedule", "NoExecute"):
             continue
@@ -150,6 +189,26 @@ def ineligibility(node, rules: PodPlacementRules) -> str | None:
     if rules.required_terms and not any(_term_matches(node, term) for term in rules.required_terms):
         return "required node affinity not matched"
     return None
+
+
+def node_affinity_matches(node, rules: PodPlacementRules) -> bool:
+    """nodeSelector and required node affinity alone (what ``nodeAffinityPolicy: Honor`` reads)."""
+    for key, value in rules.node_selector:
+        if node.labels.get(key) != value:
+            return False
+    return not rules.required_terms or any(_term_matches(node, term) for term in rules.required_terms)
+
+
+def preferred_weight(node, preferred_terms: tuple) -> int:
+    """NodeAffinity's raw score: the weights of the preferred terms the node matches."""
+    return sum(weight for weight, term in preferred_terms if _term_matches(node, term))
+
+
+def intolerable_prefer_no_schedule(node, tolerations: tuple) -> int:
+    """TaintToleration's raw score: PreferNoSchedule taints the pod does not tolerate (tolerations
+    with an empty or PreferNoSchedule effect count)."""
+    relevant = tuple(t for t in tolerations if dict(t).get("effect") in (None, "", "PreferNoSchedule"))
+    return sum(1 for taint in node.taints if taint.effect == "PreferNoSchedule" and not tolerates(relevant, taint))
 
 
 def _term_matches(node, term) -> bool:

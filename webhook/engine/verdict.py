@@ -55,8 +55,8 @@ class Verdict:
         if self.placement is None:
             return {}
         held, left = {}, self.reserve_limit
-        for node, outcome in sorted(self.placement.per_node.items()):
-            count = outcome.placed if left is None else min(outcome.placed, left)
+        for node, placed in sorted(self.placement.placed_per_node().items()):
+            count = placed if left is None else min(placed, left)
             if count > 0:
                 held[node] = count
                 left = None if left is None else left - count

@@ -36,6 +36,14 @@ class Demand:
         return self.kind, self.namespace, self.name
 
     @property
+    def created_pod_labels(self) -> Mapping:
+        """The labels its pods will carry: a Deployment's ReplicaSet adds a ``pod-template-hash``
+        no other pod has yet (what ``matchLabelKeys: [pod-template-hash]`` selects on)."""
+        if self.kind == "Deployment" and "pod-template-hash" not in self.pod_labels:
+            return {**self.pod_labels, "pod-template-hash": f"new-{self.name}"}
+        return self.pod_labels
+
+    @property
     def replica_word(self) -> str:
         return {"Job": "parallelism", "CronJob": "parallelism", "DaemonSet": "nodes"}.get(self.kind, "replicas")
 

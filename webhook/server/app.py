@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .. import policy
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
+from ..fastjson import dumps_compact
 from ..policy import SKIP_ANNOTATION
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -229,7 +229,7 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     app.extensions["capacity_webhook"] = {"handler": handler, "metrics": metrics}
 
     def json_response(body: dict, status: int = 200) -> Response:
-        return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+        return Response(dumps_compact(body), status=status, mimetype="application/json")
 
     def read_body() -> bytes:
         length = request.content_length

@@ -9,8 +9,9 @@ pending, reasons (codes), latency_ms, dryRun, and why a check was skipped.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
+
+from ..fastjson import dumps_compact
 
 REVIEW_LOGGER = "capacity_webhook.review"
 LEVELS = ("debug", "info", "warning", "error")
@@ -29,7 +30,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(review)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        return dumps_compact(entry, default=str).decode("utf-8")
 
 
 def logging_config(level: str = "info") -> dict:

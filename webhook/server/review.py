@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from ..fastjson import loads
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -82,7 +84,7 @@ def parse_review(body: bytes) -> Review:
     if not body or not body.strip():
         raise BadReview(400, f"request body is empty: POST an {API_VERSION} {KIND}")
     try:
-        document = json.loads(body)
+        document = loads(body)
     except UnicodeDecodeError:
         raise BadReview(400, "request body is not JSON: it is not UTF-8 text") from None
     except json.JSONDecodeError as exc:

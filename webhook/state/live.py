@@ -31,12 +31,12 @@ import random
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..engine.model import INSTANCE_TYPE_LABELS, ClusterState
 from ..manifests import InputError
+from .gc_pause import gc_paused as _gc_paused
 from .holder import StateHolder
 from .live_instances import InstanceLookup, region_of
 from .live_lister import (LIVE_RESOURCES, RawLister, Resource, WatchError, WatchExpired, abort_response,
@@ -46,38 +46,6 @@ from .live_store import CompactObjects
 log = logging.getLogger("capacity_webhook.live")
 
 FATAL_STATUSES = (401, 403, 404)   # a required collection we may not read: retrying will not help soon
-
-
-_GC_LOCK = threading.Lock()
-_GC_PAUSES = 0
-_GC_WAS_ENABLED = False
-
-
-@contextmanager
-def _gc_paused(enabled: bool = True):
-    """Pause the cyclic GC while a list is being applied.
-
-    Parsing a list page allocates hundreds of thousands of dicts, and every collection
-    they trigger walks the whole (growing) cache: with the GC running, the initial list
-    of 150,000 pods takes twice as long. The cache holds no reference cycles (it is freed
-    by reference counting), so nothing is lost; the pause ends with the last active list.
-    """
-    global _GC_PAUSES, _GC_WAS_ENABLED
-    if not enabled:
-        yield
-        return
-    with _GC_LOCK:
-        if _GC_PAUSES == 0:
-            _GC_WAS_ENABLED = gc.isenabled()
-            gc.disable()
-        _GC_PAUSES += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES -= 1
-            if _GC_PAUSES == 0 and _GC_WAS_ENABLED:
-                gc.enable()
 
 
 class LiveSourceError(InputError):
@@ -188,6 +156,8 @@ class LiveSource:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.instance_lookup is not None:
             self.instance_lookup.stop()
+        if getattr(self, "aws_refresher", None) is not None:
+            self.aws_refresher.stop()
 
     @property
     def ready(self) -> bool:
@@ -424,6 +394,13 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
     source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
     holder.source = source
     source.start()
+    # Subnet room for the server: DescribeInstances/DescribeSubnets every minute, in the background.
+    # One-shot commands (wait=True) do not call AWS: 'snapshot --aws' records the figures for them.
+    from .live_aws import SubnetRefresher, enabled_by_env
+    refresher = SubnetRefresher().attach(holder) if enabled_by_env() and not wait else None
+    source.aws_refresher = refresher
+    if refresher is not None:
+        refresher.start()
     if wait:
         try:
             if not source.wait_ready(wait_timeout, fail_fast=True):

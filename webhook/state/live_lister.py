@@ -11,10 +11,11 @@ Used by the live cache (``webhook.state.live``) and by ``snapshot`` recording
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
+
+from ..fastjson import loads
 
 NON_TERMINAL_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
@@ -64,7 +65,18 @@ RESOURCES: tuple[Resource, ...] = (
 # Karpenter NodePools tell how far the cluster can grow; most clusters have none.
 NODEPOOLS = Resource("NodePool", "karpenter.sh/v1", "CustomObjectsApi", "list_cluster_custom_object",
                      custom=("karpenter.sh", "v1", "nodepools"), optional=True)
-LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + (NODEPOOLS,)
+# Pod networking on AWS (webhook.engine.network): custom networking's ENIConfigs, security
+# groups for pods' SecurityGroupPolicies and per-node CNINodes. Optional: absent without the
+# VPC CNI / VPC resource controller.
+AWS_NETWORK: tuple[Resource, ...] = (
+    Resource("ENIConfig", "crd.k8s.amazonaws.com/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs"), optional=True),
+    Resource("SecurityGroupPolicy", "vpcresources.k8s.aws/v1beta1", "CustomObjectsApi", "list_cluster_custom_object",
+             namespaced=True, custom=("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies"), optional=True),
+    Resource("CNINode", "vpcresources.k8s.aws/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("vpcresources.k8s.aws", "v1alpha1", "cninodes"), optional=True),
+)
+LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + (NODEPOOLS,) + AWS_NETWORK
 
 
 class WatchExpired(Exception):
@@ -157,7 +169,7 @@ class RawLister:
                 body = resp.read()
             finally:
                 resp.release_conn()
-            document = json.loads(body)
+            document = loads(body)
             meta = document.get("metadata") or {}
             items = document.get("items") or []
             kind, api_version = res.kind, res.api_version
@@ -188,7 +200,6 @@ def watch_events(resp: Any) -> Iterator[list]:
     version, ``WatchError`` on any other ERROR event.
     """
     pending = b""
-    loads = json.loads
     for chunk in resp.stream(None, decode_content=False):
         if not chunk:
             continue
@@ -212,7 +223,7 @@ def watch_events(resp: Any) -> Iterator[list]:
         if batch:
             yield batch
     if pending.strip():
-        event = json.loads(pending)
+        event = loads(pending)
         if event.get("type") == "ERROR":
             status = event.get("object") or {}
             if _is_too_old(status):

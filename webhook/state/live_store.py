@@ -11,12 +11,12 @@ reader does can corrupt the cache.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import MutableMapping
 from typing import Any, Iterator
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+from ..fastjson import dumps_compact, loads
+
 
 
 class CompactObjects(MutableMapping):
@@ -29,14 +29,14 @@ class CompactObjects(MutableMapping):
         self.update(items)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._blobs[key] = zlib.compress(_dumps(value).encode("utf-8"), 1)
+        self._blobs[key] = zlib.compress(dumps_compact(value), 1)
 
     def __getitem__(self, key: Any) -> Any:
-        return json.loads(zlib.decompress(self._blobs[key]))
+        return loads(zlib.decompress(self._blobs[key]))
 
     def get(self, key: Any, default: Any = None) -> Any:
         blob = self._blobs.get(key)
-        return default if blob is None else json.loads(zlib.decompress(blob))
+        return default if blob is None else loads(zlib.decompress(blob))
 
     def __delitem__(self, key: Any) -> None:
         del self._blobs[key]

@@ -48,13 +48,30 @@ def iter_cluster_objects(api_client: Any, resources: Iterable[Resource] = LIVE_R
             raise WatchExpired(f"{res.kind}: the list kept expiring")
 
 
+NETWORK_INPUT_KINDS = ("Node", "DaemonSet", "ENIConfig")
+
+
+def aws_objects(state, client_factory=None) -> list[dict]:
+    """EC2Subnet / EC2Instance objects for the nodes in ``state`` (``snapshot --aws``); a failed
+    lookup becomes one EC2Lookup object carrying the error, so ``check`` warns as the server would."""
+    from .live_aws import boto3_ec2_factory, describe, what_to_describe
+
+    try:
+        subnets, instances = describe(lambda: what_to_describe(state), client_factory or boto3_ec2_factory)
+    except Exception as exc:  # noqa: BLE001 - recorded as data: check warns SUBNET_DATA_UNAVAILABLE
+        return [{"apiVersion": "aws.capacity-webhook.io/v1", "kind": "EC2Lookup", "metadata": {"name": "snapshot"},
+                 "spec": {"error": f"{type(exc).__name__}: {exc}"}}]
+    return instances + subnets
+
+
 def record_snapshot(path: str | os.PathLike, *, api_client: Any = None, kubeconfig: str | None = None,
                     context: str | None = None, resources: Iterable[Resource] = LIVE_RESOURCES,
-                    page_size: int = 500) -> int:
+                    page_size: int = 500, aws: bool = False, aws_client_factory=None) -> int:
     """Write the live cluster to ``path`` as a ``kind: List``; returns the number of objects.
 
     Connects through ``api_client`` (e.g. ``holder.source.api_client``), else with
-    ``kubeconfig``/``context`` (else in-cluster). The file is written to a temporary name
+    ``kubeconfig``/``context`` (else in-cluster). ``aws=True`` also records EC2's answers
+    about the nodes' subnets and ENIs (DescribeInstances, DescribeSubnets) as data objects. The file is written to a temporary name
     and renamed, so a failed recording never leaves a truncated snapshot behind.
     """
     if api_client is None:
@@ -68,7 +85,18 @@ def record_snapshot(path: str | os.PathLike, *, api_client: Any = None, kubeconf
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write('{\n  "apiVersion": "v1",\n  "kind": "List",\n  "metadata": {"resourceVersion": ""},\n'
                       '  "items": [')
-            for obj in iter_cluster_objects(api_client, resources, page_size):
+            network_state = None
+            if aws:
+                from ..engine.model import ClusterState
+                network_state = ClusterState()
+            objects = iter_cluster_objects(api_client, resources, page_size)
+            for obj in objects:
+                out.write(",\n    " if count else "\n    ")
+                out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
+                count += 1
+                if network_state is not None and obj.get("kind") in NETWORK_INPUT_KINDS:
+                    network_state.apply_or_skip(obj)
+            for obj in aws_objects(network_state, aws_client_factory) if network_state is not None else ():
                 out.write(",\n    " if count else "\n    ")
                 out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
                 count += 1

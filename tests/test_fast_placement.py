@@ -1,0 +1,201 @@
+"""The indexed placement (room_index.py) against the reference loop, on random clusters.
+
+Every decision is taken twice on the same state: with ``placement.FAST_PLACEMENT`` (the
+RoomIndex kept current across decisions and changes) and without it (the straightforward
+loop over every node's NodeRoom). Verdicts, messages, reservations and every node's
+outcome must be identical, also after pods, nodes, reservations and other objects
+change between decisions (the index is updated, not rebuilt, for most of them).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from webhook import synthetic as s
+from webhook.engine import placement
+from webhook.engine.evaluate import evaluate
+from webhook.engine.model import ClusterState
+from webhook.engine.placement import RoomMap, place
+from webhook.engine.requests import Resources
+from webhook.engine.scheduling import PodPlacementRules
+
+TYPES = {"m5.large": ("1930m", "7220184Ki", "29"), "m5.xlarge": ("3920m", "15147204Ki", "58"),
+         "c5.2xlarge": ("7910m", "14636096Ki", "58"), "t3.medium": ("1930m", "3388360Ki", "17"),
+         "x9.unknown": ("3920m", "15147204Ki", "110")}
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+
+
+def random_node(rng: random.Random, name: str) -> dict:
+    itype = rng.choice(list(TYPES))
+    cpu, memory, pods = TYPES[itype]
+    taints = [{"key": "dedicated", "value": rng.choice(["gpu", "batch"]), "effect": rng.choice(["NoSchedule", "PreferNoSchedule"])}] \
+        if rng.random() < 0.15 else []
+    labels = {"pool": rng.choice(["a", "b", "c"])} if rng.random() < 0.7 else {}
+    return s.node(name, itype, rng.choice(ZONES),
+                  allocatable={"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "18242267924"},
+                  labels=labels, taints=taints, unschedulable=rng.random() < 0.05, ready=rng.random() > 0.05)
+
+
+def random_spec(rng: random.Random, host_network: bool = False) -> dict:
+    requests = {"cpu": rng.choice(["0", "10m", "100m", "250m", "500m", "1"]),
+                "memory": rng.choice(["0", "32Mi", "128Mi", "512Mi", "1Gi"])}
+    if rng.random() < 0.2:
+        requests["ephemeral-storage"] = rng.choice(["1Gi", "4Gi"])
+    extra = {}
+    if rng.random() < 0.3:
+        extra["nodeSelector"] = {"pool": rng.choice(["a", "b", "c"])}
+    if rng.random() < 0.3:
+        extra["tolerations"] = [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+    if rng.random() < 0.2:
+        extra["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In",
+                                   "values": rng.sample(ZONES, 2)}]}]}}}
+    return s.pod_spec([s.container(requests=requests)], host_network=host_network, **extra)
+
+
+def random_cluster(rng: random.Random, nodes: int) -> tuple[ClusterState, list[str]]:
+    state = ClusterState()
+    state.apply(s.aws_node())
+    names = [f"ip-10-0-{i // 200}-{i % 200}.ec2.internal" for i in range(nodes)]
+    rng.shuffle(names)                       # the state's order is not name order
+    for name in names:
+        state.apply(random_node(rng, name))
+        if rng.random() < 0.6:               # aws-node runs here; elsewhere its pod is still owed
+            state.apply(s.pod(f"aws-node-{name}", "kube-system", name,
+                              spec=s.pod_spec([s.container("aws-node", requests={"cpu": "25m"})], host_network=True),
+                              owner=("apps/v1", "DaemonSet", "aws-node")))
+    for i in range(nodes * rng.randint(2, 12)):
+        node = rng.choice(names)
+        spec = random_spec(rng, host_network=rng.random() < 0.1)
+        spec.pop("nodeSelector", None)
+        spec.pop("affinity", None)
+        state.apply(s.pod(f"p-{i}", rng.choice(["default", "team"]), node, spec=spec,
+                          owner=("apps/v1", "ReplicaSet", f"rs-{i % 7}")))
+    return state, names
+
+
+def verdict_view(verdict) -> tuple:
+    placement_view = None
+    if verdict.placement is not None:
+        p = verdict.placement
+        placement_view = (p.wanted, p.placed, list(p.excluded.items()),
+                          [(name, o.placed, o.limit, o.free_pods_before, o.free_ips_before, o.free_before,
+                            o.free_volumes_before, o.room.pods, o.room.ips, o.room.free) for name, o in p.per_node.items()],
+                          p.limits(), p.instance_types_unknown())
+    return (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending, verdict.message,
+            verdict.reservation(), placement_view)
+
+
+def both_ways(state: ClusterState, obj: dict, old: dict | None = None):
+    placement.FAST_PLACEMENT = True
+    try:
+        fast = evaluate(state, obj, old)
+        fast_view = verdict_view(fast)
+    finally:
+        placement.FAST_PLACEMENT = False
+    try:
+        reference = evaluate(state, obj, old)
+        reference_view = verdict_view(reference)
+    finally:
+        placement.FAST_PLACEMENT = True
+    return fast, fast_view, reference_view
+
+
+def random_workload(rng: random.Random, i: int) -> dict:
+    replicas = rng.choice([1, 3, 10, 50, 200, 2000])
+    if rng.random() < 0.15:
+        return s.statefulset(f"db-{i}", replicas, "default", random_spec(rng))
+    return s.deployment(f"app-{i}", replicas, rng.choice(["default", "team"]), random_spec(rng, rng.random() < 0.1))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_fast_and_reference_placements_are_identical(seed):
+    rng = random.Random(seed)
+    state, names = random_cluster(rng, rng.choice([1, 7, 40, 150]))
+    counter = indexed = 0
+    for step in range(8):
+        obj = random_workload(rng, step)
+        fast, fast_view, reference_view = both_ways(state, obj)
+        assert fast_view == reference_view, f"seed {seed} step {step}"
+        indexed += isinstance(getattr(fast.placement, "per_node", None), placement.LazyOutcomes)
+        if fast.reservation() and rng.random() < 0.6:     # admitted: it holds its room, as the server does
+            state.reserve(fast.key if hasattr(fast, "key") else (fast.kind, fast.namespace, fast.name),
+                          fast.reservation(), fast.pod_requests, fast.uses_ip)
+        for _ in range(rng.randint(0, 25)):                # the cluster moves between decisions
+            roll = rng.random()
+            counter += 1
+            if roll < 0.5:
+                state.apply(s.pod(f"new-{counter}", "default", rng.choice(names), spec=random_spec(rng),
+                                  owner=("apps/v1", "ReplicaSet", "moving")))
+            elif roll < 0.7 and state.pods:
+                namespace, name = rng.choice(sorted(state.pods))
+                state.remove("Pod", namespace, name)
+            elif roll < 0.8:
+                state.apply(random_node(rng, rng.choice(names)))       # labels, taints, cordon may change
+            elif roll < 0.85:
+                name = f"late-{counter}.ec2.internal"
+                names.append(name)
+                state.apply(random_node(rng, name))
+            elif roll < 0.9 and len(names) > 1:
+                gone = names.pop(rng.randrange(len(names)))
+                state.remove("Node", None, gone)
+            elif roll < 0.95:
+                state.apply(s.csinode(rng.choice(names), rng.randint(1, 30)))
+            elif step > 5:                  # waiting pods: the loop places them first (late, to test both)
+                state.apply(s.pod(f"waiting-{counter}", "default", None, spec=random_spec(rng),
+                                  owner=("apps/v1", "ReplicaSet", "stuck")))
+    assert indexed >= 4, "the indexed placement was used for most decisions"
+
+
+def test_updates_and_scale_ups_agree_too():
+    rng = random.Random(99)
+    state, names = random_cluster(rng, 60)
+    old = s.deployment("web", 20, "default", random_spec(rng))
+    for i in range(20):
+        state.apply(s.pod(f"web-{i}", "default", rng.choice(names), spec=old["spec"]["template"]["spec"],
+                          owner=("apps/v1", "ReplicaSet", "web-1")))
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", owner=("apps/v1", "Deployment", "web")),
+          "spec": {"replicas": 20, "template": old["spec"]["template"]}}
+    state.apply(old)
+    state.apply(rs)
+    scaled = s.deployment("web", 90, "default", old["spec"]["template"]["spec"])
+    changed = s.deployment("web", 40, "default", random_spec(rng))
+    for new in (scaled, changed):
+        _fast, fast_view, reference_view = both_ways(state, new, old)
+        assert fast_view == reference_view
+
+
+def test_a_room_map_placed_twice_matches_the_loop():
+    """Rooms are spent by a placement: a second placement on the same RoomMap sees what is left."""
+    rng = random.Random(5)
+    state, _names = random_cluster(rng, 30)
+    rules = PodPlacementRules()
+    views = []
+    for fast in (True, False):
+        placement.FAST_PLACEMENT = fast
+        try:
+            rooms = RoomMap(state)
+            first = place(rooms, rules, Resources(250, 256 * 2**20, 0), True, 40)
+            second = place(rooms, rules, Resources(100, 64 * 2**20, 0), True, 500)
+            views.append([(p.placed, [(n, o.placed, o.limit, o.free_before, o.free_pods_before)
+                                      for n, o in p.per_node.items()]) for p in (first, second)])
+        finally:
+            placement.FAST_PLACEMENT = True
+    assert views[0] == views[1]
+    assert views[0][0][0] == 40 and views[0][1][0] > 0
+
+
+def test_the_index_follows_pod_changes_without_a_rebuild():
+    rng = random.Random(3)
+    state, names = random_cluster(rng, 20)
+    evaluate(state, s.small_web("warm", 5))
+    index = state.room_index
+    built = index.cpu                          # the arrays of the first build
+    state.apply(s.pod("extra", "default", names[0], spec=s.pod_spec([s.container(requests={"cpu": "1"})])))
+    assert state.rooms_dirty == {names[0]}
+    _fast, fast_view, reference_view = both_ways(state, s.small_web("after", 500))
+    assert fast_view == reference_view
+    assert index.cpu is built and not state.rooms_dirty      # updated in place, one node

@@ -1,0 +1,141 @@
+"""What the API server does to pods before the scheduler: LimitRanger and ResourceQuota admission.
+
+Rules from plugin/pkg/admission/limitranger/admission.go, pkg/apis/core/v1/defaults.go
+(SetDefaults_LimitRangeItem) and pkg/quota/v1/evaluator/core/pods.go (Kubernetes v1.33).
+"""
+
+from webhook import synthetic as s
+from webhook.check import check_manifests
+from webhook.engine.evaluate import evaluate
+from webhook.engine.limitranger import admitted_spec, defaulted_item, rejections
+from webhook.engine.quota import pod_usage
+from webhook.manifests import Manifest
+from webhook.state.snapshot import state_from_objects
+
+BIG = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+
+
+def node(name):
+    return s.node(name, instance_type=None, allocatable=BIG)
+
+
+def check_objects(state, objects):
+    return [(r.source, r.verdict) for r in check_manifests(state, [Manifest(src, 1, obj) for src, obj in objects])]
+
+
+def limit_range(namespace="default", **item):
+    return {"apiVersion": "v1", "kind": "LimitRange", "metadata": s.metadata("limits", namespace),
+            "spec": {"limits": [{"type": "Container", **item}]}}
+
+
+def quota(hard, used=None, namespace="default", name="compute", status=True):
+    obj = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": s.metadata(name, namespace),
+           "spec": {"hard": dict(hard)}}
+    if status:
+        obj["status"] = {"hard": dict(hard), "used": dict(used or {})}
+    return obj
+
+
+def app(replicas=1, requests=None, limits=None, namespace="default"):
+    resources = {}
+    if requests:
+        resources["requests"] = dict(requests)
+    if limits:
+        resources["limits"] = dict(limits)
+    container = s.container() | {"resources": resources}
+    return s.deployment("app", replicas, namespace=namespace, spec=s.pod_spec([container]))
+
+
+# ---- LimitRange defaulting -------------------------------------------------------------------
+
+def test_limit_range_item_defaults_follow_set_defaults_limit_range_item():
+    item = defaulted_item({"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}})
+    assert item["default"] == {"cpu": "2"}                        # default <- max
+    assert item["defaultRequest"] == {"cpu": "2", "memory": "64Mi"}   # defaultRequest <- default, then <- min
+
+
+def test_a_limit_range_with_only_max_gives_containers_the_max_as_request():
+    # Stored LimitRange: default cpu 2 (from max), defaultRequest cpu 2 (from default). A container without
+    # resources therefore requests 2 CPU: a 4-CPU node holds 2 such pods, not unlimited BestEffort ones.
+    state = state_from_objects([node("a"), limit_range(max={"cpu": "2"})])
+    verdict = evaluate(state, app(3))
+    assert (verdict.schedulable, verdict.pending) == (2, 1)
+
+
+def test_a_limit_range_in_the_same_check_run_defaults_like_a_stored_one():
+    stored = state_from_objects([node("a"), limit_range(max={"cpu": "2"})])
+    in_run = state_from_objects([node("a")])
+    results = list(check_objects(in_run, [("lr.yaml", limit_range(max={"cpu": "2"})), ("app.yaml", app(3))]))
+    assert results[0][1].pending == evaluate(stored, app(3)).pending == 1
+
+
+def test_a_limit_from_the_container_becomes_its_request_before_the_defaults():
+    spec = admitted_spec(s.pod_spec([s.container() | {"resources": {"limits": {"cpu": "500m"}}}]),
+                         [limit_range(defaultRequest={"cpu": "100m"}, default={"cpu": "1"})])
+    assert spec["containers"][0]["resources"] == {"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}}
+
+
+# ---- LimitRange validation: pods never created -------------------------------------------------
+
+def test_a_request_above_max_is_refused_and_not_pending():
+    state = state_from_objects([node("a"), limit_range(max={"cpu": "1"})])
+    verdict = evaluate(state, app(3, requests={"cpu": "1500m"}))
+    assert (verdict.verdict, verdict.codes, verdict.pending) == ("deny", ["LIMITRANGE_REJECTS"], 0)
+    assert "maximum cpu usage per Container is 1, but request is 1500m" in verdict.message
+
+
+def test_a_default_limit_below_an_explicit_request_is_refused():
+    # default limit 200m is filled in, then pod validation finds request 500m > limit 200m.
+    state = state_from_objects([node("a"), limit_range(default={"cpu": "200m"})])
+    verdict = evaluate(state, app(1, requests={"cpu": "500m"}))
+    assert verdict.codes == ["LIMITRANGE_REJECTS"] and "must be less than or equal to its limit" in verdict.message
+
+
+def test_min_and_ratio_are_checked():
+    errors = rejections(admitted_spec(s.pod_spec([s.container() | {"resources": {
+        "requests": {"memory": "32Mi"}, "limits": {"memory": "256Mi"}}}]), []),
+        [limit_range(min={"memory": "64Mi"}, maxLimitRequestRatio={"memory": "4"})])
+    assert errors == ["minimum memory usage per Container is 64Mi, but request is 32Mi",
+                      "memory max limit to request ratio per Container is 4, but provided ratio is 8.000000"]
+
+
+# ---- ResourceQuota ---------------------------------------------------------------------------
+
+def test_pod_usage_charges_requests_and_limits_as_the_pod_evaluator():
+    spec = s.pod_spec([s.container() | {"resources": {"requests": {"cpu": "250m", "memory": "1Gi"},
+                                                      "limits": {"cpu": "1", "nvidia.com/gpu": "1"}}}])
+    usage = pod_usage(spec)
+    assert usage["pods"] == 1 and usage["requests.cpu"] == usage["cpu"] == 0.25 and usage["limits.cpu"] == 1
+    assert usage["requests.memory"] == 2**30 and "limits.memory" not in usage
+
+
+def test_an_exhausted_quota_refuses_the_pods_beyond_it():
+    # requests.cpu hard 2, used 1250m: (2000 - 1250) // 250 = 3 pods are created, 2 refused, none Pending.
+    state = state_from_objects([node("a"), quota({"requests.cpu": "2"}, {"requests.cpu": "1250m"})])
+    verdict = evaluate(state, app(5, requests={"cpu": "250m"}))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("deny", 5, 3, 0)
+    assert verdict.codes == ["QUOTA_EXCEEDED"] and "refuse 2 of its pods" in verdict.reasons[0].summary
+
+
+def test_a_pods_quota_counts_from_the_namespace_when_status_is_missing():
+    bound = [s.pod(f"p{i}", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))
+             for i in range(4)]
+    state = state_from_objects([node("a"), *bound])
+    results = list(check_objects(state, [("q.yaml", quota({"pods": "5"}, status=False)), ("app.yaml", app(3))]))
+    verdict = results[0][1]
+    assert (verdict.schedulable, verdict.codes) == (1, ["QUOTA_EXCEEDED"])
+
+
+def test_a_cpu_quota_refuses_containers_without_a_cpu_request():
+    state = state_from_objects([node("a"), quota({"requests.cpu": "10"}, {"requests.cpu": "0"})])
+    verdict = evaluate(state, app(2))
+    assert verdict.schedulable == 0 and "must specify requests.cpu" in verdict.message
+
+
+def test_a_quota_whose_scope_does_not_match_is_ignored():
+    scoped = quota({"pods": "0"}, {"pods": "0"}) | {}
+    scoped["spec"]["scopes"] = ["Terminating"]
+    state = state_from_objects([node("a"), scoped])
+    scoped_state = state.resource_quotas["default"]["compute"]
+    assert scoped_state["scopes"] == ["Terminating"]
+    assert evaluate(state, app(2)).pending == 0 and evaluate(state, app(2)).codes == []

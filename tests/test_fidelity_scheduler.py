@@ -1,0 +1,283 @@
+"""Scheduler filters the engine models, each with the numbers the kube-scheduler's source gives.
+
+Nodes here have no instance type (so no VPC IP-slot rule: the scheduler cannot see it),
+4 CPU, 8Gi, 110 pods, unless a test says otherwise. References are to
+pkg/scheduler/framework/plugins/ in Kubernetes v1.33.
+"""
+
+from webhook import synthetic as s
+from webhook.engine.evaluate import evaluate
+from webhook.state.snapshot import state_from_objects
+
+BIG = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "20Gi"}
+HOST = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
+
+
+def node(name, zone="us-east-1a", **kw):
+    kw.setdefault("allocatable", BIG)
+    return s.node(name, instance_type=None, zone=zone, **kw)
+
+
+def web(replicas, labels=None, **spec_extra):
+    spec = s.pod_spec([s.container(requests={"cpu": "100m", "memory": "64Mi"})], **spec_extra)
+    return s.deployment("web", replicas, spec=spec, labels=labels or {"app": "web"})
+
+
+def bound(name, node_name, labels, namespace="default", **spec_extra):
+    spec = s.pod_spec([s.container(requests={"cpu": "100m"})], **spec_extra)
+    return s.pod(name, namespace, node_name, spec=spec, labels=labels)
+
+
+def anti(selector=None, key=HOST, **term):
+    body = {"topologyKey": key, **term}
+    if selector is not None:
+        body["labelSelector"] = selector
+    return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [body]}}
+
+
+def affinity(selector, key=ZONE, **term):
+    return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": key, "labelSelector": selector, **term}]}}
+
+
+# ---- 1. cordons (nodeunschedulable/node_unschedulable.go) ------------------------------------
+
+def test_a_cordoned_node_takes_pods_that_tolerate_the_unschedulable_taint():
+    state = state_from_objects([node("a", unschedulable=True)])
+    assert evaluate(state, web(3)).pending == 3
+    toleration = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]
+    assert evaluate(state, web(3, tolerations=toleration)).pending == 0
+    assert evaluate(state, web(3, tolerations=[{"operator": "Exists"}])).pending == 0   # the wildcard
+
+
+def test_a_toleration_for_another_effect_does_not_pass_a_cordon():
+    state = state_from_objects([node("a", unschedulable=True)])
+    toleration = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoExecute"}]
+    assert evaluate(state, web(1, tolerations=toleration)).pending == 1
+
+
+def test_notready_nodes_stay_excluded_even_for_tolerating_pods():
+    # Deliberate difference (README "Fidelity"): the scheduler binds there, the pods never start.
+    state = state_from_objects([node("a", ready=False)])
+    verdict = evaluate(state, web(1, tolerations=[{"operator": "Exists"}]))
+    assert verdict.pending == 1 and verdict.codes == ["NO_ELIGIBLE_NODE"]
+
+
+# ---- 2. inter-pod affinity (interpodaffinity/filtering.go) ------------------------------------
+
+def test_anti_affinity_to_itself_on_the_hostname_allows_one_pod_per_node_and_says_so():
+    state = state_from_objects([node("a"), node("b")])
+    verdict = evaluate(state, web(3, affinity=anti({"matchLabels": {"app": "web"}})))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (2, 1, ["POD_ANTI_AFFINITY"])
+    assert "anti-affinity" in verdict.reasons[0].summary
+    assert "maxPods" not in verdict.message and "one matching pod per kubernetes.io/hostname" in verdict.message
+
+
+def test_an_anti_affinity_term_without_label_selector_matches_no_pod():
+    state = state_from_objects([node("a"), bound("db", "a", {"app": "db"})])
+    assert evaluate(state, web(5, affinity=anti())).pending == 0
+
+
+def test_an_empty_label_selector_matches_every_pod_in_the_namespace():
+    state = state_from_objects([node("a"), node("b"), bound("db", "a", {"app": "db"})])
+    verdict = evaluate(state, web(2, affinity=anti({})))
+    # node a holds a pod; the first web pod then repels the second from node b.
+    assert (verdict.schedulable, verdict.pending) == (1, 1)
+
+
+def test_existing_matching_pods_keep_the_new_pods_out_of_their_domain():
+    state = state_from_objects([node("a"), node("b"), bound("db-0", "a", {"app": "db"})])
+    verdict = evaluate(state, web(20, affinity=anti({"matchLabels": {"app": "db"}})))
+    assert verdict.pending == 0
+    assert verdict.placement.per_node["a"].placed == 0 and verdict.placement.per_node["b"].placed == 20
+
+
+def test_anti_affinity_looks_only_in_the_namespaces_of_the_term():
+    objects = [node("a"), node("b"), bound("db-0", "a", {"app": "db"}, namespace="data")]
+    state = state_from_objects(objects + [s.namespace("data", {"team": "data"})])
+    same_ns = evaluate(state, web(2, affinity=anti({"matchLabels": {"app": "db"}})))
+    assert same_ns.placement.per_node["a"].placed == 2 or same_ns.placement.per_node["b"].placed == 2
+    listed = evaluate(state, web(2, affinity=anti({"matchLabels": {"app": "db"}}, namespaces=["data"])))
+    assert listed.placement.per_node["a"].placed == 0
+    selected = evaluate(state, web(2, affinity=anti({"matchLabels": {"app": "db"}},
+                                                    namespaceSelector={"matchLabels": {"team": "data"}})))
+    assert selected.placement.per_node["a"].placed == 0
+    everywhere = evaluate(state, web(2, affinity=anti({"matchLabels": {"app": "db"}}, namespaceSelector={})))
+    assert everywhere.placement.per_node["a"].placed == 0
+
+
+def test_an_existing_pods_anti_affinity_repels_the_new_pods_symmetric_rule():
+    repel = anti({"matchLabels": {"app": "web"}})
+    state = state_from_objects([node("a"), node("b"), bound("loner", "a", {"app": "loner"}, affinity=repel)])
+    verdict = evaluate(state, web(4))
+    assert verdict.pending == 0 and verdict.placement.per_node["a"].placed == 0
+
+
+def test_zone_anti_affinity_allows_one_pod_per_zone():
+    state = state_from_objects([node("a1"), node("a2"), node("b1", zone="us-east-1b")])
+    verdict = evaluate(state, web(3, affinity=anti({"matchLabels": {"app": "web"}}, key=ZONE)))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (2, 1, ["POD_ANTI_AFFINITY"])
+
+
+def test_required_affinity_goes_only_to_domains_with_a_matching_pod():
+    state = state_from_objects([node("a1"), node("b1", zone="us-east-1b"), bound("cache", "b1", {"app": "cache"})])
+    verdict = evaluate(state, web(3, affinity=affinity({"matchLabels": {"app": "cache"}})))
+    assert verdict.pending == 0 and verdict.placement.per_node["b1"].placed == 3
+
+
+def test_required_affinity_with_no_matching_pod_anywhere_leaves_all_pending():
+    state = state_from_objects([node("a1")])
+    verdict = evaluate(state, web(2, affinity=affinity({"matchLabels": {"app": "cache"}})))
+    assert (verdict.pending, verdict.codes) == (2, ["POD_AFFINITY"])
+
+
+def test_the_first_pod_of_a_self_affine_group_may_go_anywhere_the_rest_follow_it():
+    # Zone a: one node with room for 2 pods; zone b: room for 3. The first pod goes by score, the
+    # others must share its zone: the scheduler binds no more than that zone holds.
+    small = {"cpu": "250m", "memory": "8Gi", "pods": "110"}
+    state = state_from_objects([node("a1", allocatable=small),
+                                node("b1", zone="us-east-1b", allocatable={**small, "cpu": "350m"})])
+    verdict = evaluate(state, web(3, affinity=affinity({"matchLabels": {"app": "web"}})))
+    # b1 (350m free) scores higher for the first pod; b1 then holds 3 x 100m.
+    assert (verdict.schedulable, verdict.pending) == (3, 0) and verdict.placement.per_node["b1"].placed == 3
+    verdict = evaluate(state, web(4, affinity=affinity({"matchLabels": {"app": "web"}})))
+    assert (verdict.schedulable, verdict.pending, verdict.placement.per_node["a1"].placed) == (3, 1, 0)
+
+
+# ---- 4. topology spread (podtopologyspread/filtering.go) --------------------------------------
+
+def spread(max_skew=1, key=ZONE, **extra):
+    return [{"maxSkew": max_skew, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "web"}}, **extra}]
+
+
+def test_spread_stops_at_max_skew_when_a_zone_is_full():
+    # Zone a has room for 1 pod (150m), zone b for 20: with maxSkew 1 the counts go a=1, b=2, then b would
+    # be 3 - min 1 = 2 > 1: 3 pods bind, the rest wait.
+    state = state_from_objects([node("a1", allocatable={**BIG, "cpu": "150m"}), node("b1", zone="us-east-1b")])
+    verdict = evaluate(state, web(5, topologySpreadConstraints=spread()))
+    assert (verdict.schedulable, verdict.pending) == (3, 2)
+    assert verdict.codes == ["INSUFFICIENT_CPU", "TOPOLOGY_SPREAD"]      # a1 is full, b1 is held by the skew
+    assert evaluate(state, web(5, topologySpreadConstraints=spread(max_skew=3))).pending == 0
+
+
+def test_spread_counts_existing_matching_pods():
+    existing = [bound(f"web-{i}", "b1", {"app": "web"}) for i in range(3)]
+    state = state_from_objects([node("a1"), node("b1", zone="us-east-1b"), *existing])
+    # b=3, a=0: only a passes (0 + 1 - 0 <= 1; b: 3 + 1 - 0 > 1) until a=3. The 4th pod may go either way;
+    # the scores pick a1: LeastAllocated (90 + 96) // 2 = 93 vs b1 (90 + 91) // 2 = 90 (b1's pods set no
+    # memory request: 200Mi each for the score), BalancedAllocation 96 vs 95.
+    verdict = evaluate(state, web(4, topologySpreadConstraints=spread()))
+    assert verdict.pending == 0 and verdict.placement.per_node["a1"].placed == 4
+
+
+def test_min_domains_counts_the_missing_domains_as_zero():
+    # One zone only, minDomains 2: the global minimum is 0, so a zone holds at most maxSkew pods.
+    state = state_from_objects([node("a1"), node("a2")])
+    verdict = evaluate(state, web(3, topologySpreadConstraints=spread(minDomains=2)))
+    assert (verdict.schedulable, verdict.pending) == (1, 2)
+
+
+def test_node_taints_policy_honor_leaves_tainted_zones_out_of_the_skew():
+    taint = [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]
+    state = state_from_objects([node("a1"), node("b1", zone="us-east-1b", taints=taint)])
+    # Ignore (default): zone b is a domain with 0 pods and nobody can go there: 1 pod binds.
+    assert evaluate(state, web(3, topologySpreadConstraints=spread())).schedulable == 1
+    honored = evaluate(state, web(3, topologySpreadConstraints=spread(nodeTaintsPolicy="Honor")))
+    assert honored.pending == 0
+
+
+def test_match_label_keys_count_only_pods_of_the_new_revision():
+    old = [bound(f"web-old-{i}", "b1", {"app": "web", "pod-template-hash": "old"}) for i in range(3)]
+    state = state_from_objects([node("a1", allocatable={**BIG, "cpu": "250m"}), node("b1", zone="us-east-1b"), *old])
+    plain = evaluate(state, web(4, topologySpreadConstraints=spread()))
+    keyed = evaluate(state, web(4, topologySpreadConstraints=spread(matchLabelKeys=["pod-template-hash"])))
+    # a1 holds 2 pods at most (250m). Counting the old pods b=3: only a passes, a reaches 2 and is full;
+    # b then needs 3 + 1 - 2 = 2 > 1: 2 fit.
+    assert plain.schedulable == 2
+    # Counting only the new revision (b starts at 0): a, b, a, b: 4 fit.
+    assert keyed.pending == 0
+
+
+# ---- 4. host ports, extended resources, gates, pods allocatable ------------------------------
+
+def test_a_host_port_allows_one_pod_per_node_and_clashes_with_a_bound_pod():
+    ports = [{"containerPort": 8080, "hostPort": 8080, "protocol": "TCP"}]
+    spec = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}])
+    state = state_from_objects([node("a"), node("b"), node("c"),
+                                s.pod("other", "default", "c", spec=spec, labels={"app": "other"})])
+    verdict = evaluate(state, s.deployment("web", 3, spec=spec))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (2, 1, ["HOST_PORT_CONFLICT"])
+
+
+def test_extended_resources_are_counted_per_node():
+    gpu_node = node("g", allocatable={**BIG, "nvidia.com/gpu": "4"})
+    busy = s.pod("train", "default", "g", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {
+        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]))
+    state = state_from_objects([gpu_node, node("cpu-only"), busy])
+    spec = s.pod_spec([s.container() | {"resources": {"limits": {"nvidia.com/gpu": "1"}}}])
+    verdict = evaluate(state, s.deployment("infer", 4, spec=spec))
+    assert (verdict.schedulable, verdict.pending) == (3, 1)
+    assert verdict.codes == ["INSUFFICIENT_EXTENDED_RESOURCE"] and "nvidia.com/gpu" in verdict.message
+
+
+def test_gated_pods_are_not_demand():
+    spec = s.pod_spec([s.container(requests={"cpu": "3"})], schedulingGates=[{"name": "wait"}])
+    state = state_from_objects([node("a"), s.pod("gated", spec=spec)])
+    assert evaluate(state, web(30)).pending == 0          # the gated pod does not take 3 CPU
+    assert evaluate(state, s.deployment("gated", 5, spec=spec)).pending == 0
+
+
+def test_a_node_without_allocatable_pods_takes_no_pod():
+    alloc = {k: v for k, v in BIG.items() if k != "pods"}
+    state = state_from_objects([node("a", allocatable=alloc)])
+    assert evaluate(state, web(1)).pending == 1
+
+
+# ---- 4. priority and preemption (defaultpreemption, admission/priority) -----------------------
+
+def priority_class(name, value, never=False, default=False):
+    obj = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": s.metadata(name),
+           "value": value, "globalDefault": default}
+    if never:
+        obj["preemptionPolicy"] = "Never"
+    return obj
+
+
+def preemption_cluster():
+    low = [s.pod(f"batch-{i}", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "1"})], priority=0))
+           for i in range(3)]
+    return state_from_objects([node("a"), *low, priority_class("high", 1000),
+                               priority_class("polite", 1000, never=True)])
+
+
+def urgent(replicas, class_name):
+    spec = s.pod_spec([s.container(requests={"cpu": "1500m"})], priorityClassName=class_name)
+    return s.deployment("urgent", replicas, spec=spec)
+
+
+def test_a_higher_priority_workload_warns_that_it_would_preempt():
+    # 4 CPU, 3 x 1 CPU of priority 0 bound: 1 CPU free, no 1.5 CPU pod fits. Evicting one frees 2 CPU (1 pod),
+    # two free 3 CPU (2 pods): 2 replicas fit by preempting 2 pods.
+    verdict = evaluate(preemption_cluster(), urgent(2, "high"))
+    assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
+    assert "would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_preemption_that_cannot_make_room_for_all_still_denies():
+    # Even with all 3 evicted, 4 CPU hold 2 pods of 1.5 CPU: the third stays Pending.
+    verdict = evaluate(preemption_cluster(), urgent(3, "high"))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending) == ("deny", 2, 1)
+    assert verdict.codes == ["PREEMPTION", "INSUFFICIENT_CPU"]
+
+
+def test_preemption_policy_never_preempts_nothing():
+    verdict = evaluate(preemption_cluster(), urgent(2, "polite"))
+    assert (verdict.verdict, verdict.codes) == ("deny", ["INSUFFICIENT_CPU"])
+
+
+def test_a_global_default_class_gives_pods_without_a_class_their_priority():
+    state = preemption_cluster()
+    state.apply(priority_class("everyone", 500, default=True))
+    assert evaluate(state, urgent(2, None)).codes == ["PREEMPTION"]
