@@ -36,8 +36,11 @@ COPY . .
 # * botocore's API models of the 420 AWS services it does not call: the webhook calls EC2
 #   only (webhook/state/live_instances.py); STS and SSO stay for the credential chain (IRSA
 #   assumes its role through STS);
-# * pip, setuptools and wheel: nothing is installed at run time;
-# * test suites shipped inside packages.
+# * kubernetes' sources and docstrings: its 34 MB of generated .py files are replaced by
+#   sourceless .pyc compiled with -OO (docstrings stripped; Python loads a legacy foo.pyc when
+#   foo.py is absent). Tracebacks inside the client show file and line, not the text;
+# * numpy's f2py, type stubs and tests; pip, setuptools and wheel: nothing is installed at
+#   run time; test suites shipped inside packages.
 # Then import every module the server and the live source use, so a trim too many fails here.
 # One RUN: with the vfs storage driver every layer is a full copy of the root filesystem.
 RUN --mount=type=secret,id=pip-ca \
@@ -49,11 +52,16 @@ RUN --mount=type=secret,id=pip-ca \
  && rm -rf /opt/venv/lib/python3.11/site-packages/kubernetes/aio \
  && find /opt/venv/lib/python3.11/site-packages/botocore/data -mindepth 1 -maxdepth 1 -type d \
         ! -name ec2 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q -b -o 2 -j 0 /opt/venv/lib/python3.11/site-packages/kubernetes \
+ && find /opt/venv/lib/python3.11/site-packages/kubernetes -name '*.py' -type f -delete \
+ && find /opt/venv/lib/python3.11/site-packages/kubernetes -name __pycache__ -type d -prune -exec rm -rf {} + \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/numpy/f2py /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
+ && find /opt/venv/lib/python3.11/site-packages/numpy -name '*.pyi' -type f -delete \
  && /opt/venv/bin/python -m pip uninstall --no-cache-dir -y pip setuptools wheel \
  && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -path '*/site-packages/*/tests' \
         -exec rm -rf {} + \
  && /opt/venv/bin/python -c "import webhook.cli, webhook.server.app, webhook.server.gunicorn, \
-webhook.state.live, webhook.state.live_lister, webhook.aws, certs.reloader, kubernetes.client, kubernetes.config, \
+webhook.state.live, webhook.state.live_lister, webhook.engine.placement, webhook.aws, certs.reloader, kubernetes.client, kubernetes.config, \
 kubernetes.watch, boto3; [boto3.client(name, region_name='us-east-1') for name in ('ec2', 'sts', 'sso', 'sso-oidc')]; \
 boto3.client('ec2', region_name='eu-west-1').get_paginator('describe_instance_types')" \
  && /opt/venv/bin/capacity-webhook --help > /dev/null
