@@ -411,6 +411,24 @@ class ControlPlane:
                          "-p", json.dumps({"status": status}))
         return self.kubectl_json("get", "pod", name, "-n", namespace)
 
+    def create_daemon_pod(self, daemonset: Mapping[str, Any], node: str) -> None:
+        """The DaemonSet's pod on ``node``, owned by it as the DaemonSet controller would make it.
+
+        That controller does not run here; a DaemonSet without its pod on a node is room the
+        engine counts as still owed, so the modelled cluster must look like a real one.
+        """
+        name = daemonset["metadata"]["name"]
+        namespace = daemonset["metadata"]["namespace"]
+        template = daemonset["spec"]["template"]
+        pod = synthetic.pod(f"{name}-{node.split('.')[0]}", namespace, node, template["spec"],
+                            labels={**template["metadata"]["labels"], TEST_LABEL: "true"})
+        manifest = synthetic.as_manifest(pod)
+        manifest["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name,
+                                                    "uid": daemonset["metadata"]["uid"], "controller": True}]
+        self.kubectl("create", "-f", "-", input=json.dumps(manifest))
+        self.kubectl("patch", "pod", manifest["metadata"]["name"], "-n", namespace, "--subresource=status",
+                     "--type=merge", "-p", '{"status": {"phase": "Running"}}')
+
     def delete_all_test_objects(self) -> None:
         """Delete what the helpers created (labelled TEST_LABEL), and workloads
         in namespaces made through ensure_namespace().

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
+from . import budget
 from .constraint_state import ConstraintState
+from .constraints import PodConstraints, repelled
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
@@ -56,6 +58,7 @@ class NodeRoom:
     ports: list | None = None        # host ports taken by pods placed in this decision
     version: int = 0                 # bumped on every take: heap entries of older versions are stale
     short_of: str | None = None      # the extended resource that stopped the last fit
+    freed_ports: list | None = None  # host ports of bound pods given back (a rollout's, preemption victims)
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -78,7 +81,12 @@ class NodeRoom:
         return self.node.extended.get(name, 0) - self.node.extended_used.get(name, 0) - taken
 
     def used_ports(self) -> list:
-        return list(self.node.ports) + (self.ports or [])
+        if not self.freed_ports:
+            return list(self.node.ports) + (self.ports or [])
+        held = dict(self.node.ports)
+        for port in self.freed_ports:
+            held[port] = held.get(port, 0) - 1
+        return [port for port, count in held.items() if count > 0] + (self.ports or [])
 
     def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0, extended: tuple = ()) -> tuple[int, str]:
         """How many more such pods fit here, and the limit that stops the next one.
@@ -214,6 +222,8 @@ class RoomMap:
                     room.extended_taken = dict(room.extended_taken or {})
                     for name, amount in pod.extended:
                         room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
+                if pod.ports:
+                    room.freed_ports = (room.freed_ports or []) + list(pod.ports)
         for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
             room = self.room(name)
             room.free, room.pods = room.free - owed, room.pods - pods
@@ -283,8 +293,13 @@ class RoomMap:
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
         watchers: dict[object, ConstraintState] = {}
         preferences: dict[PodPlacementRules, Preferences] = {}
+        anti_pods = list(self.state.anti_pods.values())
         for pod in waiting:
+            budget.check()
             rules = pod.rules or PodPlacementRules()
+            if rules.constraints is None and anti_pods and repelled(
+                    anti_pods, pod.namespace, dict(pod.labels), self.state.namespace_labels(pod.namespace)):
+                rules = replace(rules, constraints=PodConstraints(pod.namespace, pod.labels, None, (), ()))
             node_rules = rules.node_only
             if node_rules not in eligible_cache:
                 eligible_cache[node_rules] = [r for _, r in sorted(self.rooms.items())
@@ -408,6 +423,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
+    budget.check()
     for room in rooms.rooms.values():
         cause = ineligibility(room.node, node_rules) or (node_filter(room.node) if node_filter else None)
         if cause:
