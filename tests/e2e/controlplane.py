@@ -540,8 +540,9 @@ class ControlPlane:
                    ctx=_loopback_self_signed_ctx())
         self.component_urls[name] = url
 
-    def component_metrics(self, name: str = SCHEDULER_BINARY) -> dict[str, float]:
-        """A component's Prometheus metrics, ``'name{labels}' -> value`` (admin token)."""
+    def component_metrics(self, name: str = SCHEDULER_BINARY, prefix: str = "") -> dict[str, float]:
+        """A component's Prometheus metrics, ``'name{labels}' -> value`` (admin token);
+        ``prefix`` keeps only the series whose name starts with it."""
         url = self.component_urls.get(name)
         if not url:
             raise ControlPlaneError(f"{name} was not started by this fixture")
@@ -551,7 +552,7 @@ class ControlPlane:
             text = resp.read().decode(errors="replace")
         values: dict[str, float] = {}
         for line in text.splitlines():
-            if not line or line.startswith("#"):
+            if not line or line.startswith("#") or not line.startswith(prefix):
                 continue
             key, _, value = line.rpartition(" ")
             try:
@@ -566,7 +567,7 @@ class ControlPlane:
         active + backoff == 0 means the scheduler has nothing left to try until a
         cluster event moves a pod back (the settle signal, instead of a sleep).
         """
-        metrics = self.component_metrics(SCHEDULER_BINARY)
+        metrics = self.component_metrics(SCHEDULER_BINARY, "scheduler_pending_pods")
         return {q: int(metrics.get(f'scheduler_pending_pods{{queue="{q}"}}', 0))
                 for q in ("active", "backoff", "unschedulable", "gated")}
 
