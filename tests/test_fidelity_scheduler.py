@@ -281,3 +281,55 @@ def test_a_global_default_class_gives_pods_without_a_class_their_priority():
     state = preemption_cluster()
     state.apply(priority_class("everyone", 500, default=True))
     assert evaluate(state, urgent(2, None)).codes == ["PREEMPTION"]
+
+
+def test_preemption_also_clears_a_host_port_held_by_a_lower_priority_pod():
+    # differential seed 46: DefaultPreemption removes the lower-priority pods and runs every filter again,
+    # NodePorts included: the port holder (priority 0) is preempted and the pod binds.
+    ports = [{"containerPort": 9100, "hostPort": 9100, "protocol": "TCP"}]
+    holder = s.pod("holder", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}]))
+    state = state_from_objects([node("a"), holder, priority_class("high", 1000)])
+    spec = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}], priorityClassName="high")
+    verdict = evaluate(state, s.deployment("exporter", 1, spec=spec))
+    assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    same = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}])
+    assert evaluate(state, s.deployment("exporter", 1, spec=same)).codes == ["HOST_PORT_CONFLICT"]
+
+
+def test_preemption_clears_a_lower_priority_pods_anti_affinity():
+    # differential seed 2: an existing pod of priority -10 repels app=web from its zone; web pods (priority 0)
+    # preempt it and use the zone. Only that pod is a victim (the other low pod is reprieved: room is plenty).
+    repel = anti({"matchLabels": {"app": "web"}}, key=ZONE)
+    low = s.pod_spec([s.container(requests={"cpu": "100m"})], priority=-10, affinity=repel)
+    other = s.pod_spec([s.container(requests={"cpu": "100m"})], priority=-10)
+    state = state_from_objects([node("a"), s.pod("loner", "default", "a", spec=low, labels={"app": "loner"}),
+                                s.pod("filler", "default", "a", spec=other, labels={"app": "filler"})])
+    verdict = evaluate(state, web(2))
+    assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_a_repelling_pod_on_a_cordoned_node_still_blocks_its_zone_and_cannot_be_preempted():
+    # differential F2 (seed 295): InterPodAffinity walks every node for pods with required anti-affinity,
+    # cordoned ones included; the cordoned node is no preemption candidate, so its pod stays.
+    repel = anti({"matchLabels": {"app": "web"}}, key=ZONE, namespaceSelector={})
+    db = s.pod_spec([s.container(requests={"cpu": "100m"})], affinity=repel, priority=-10)
+    state = state_from_objects([node("cordoned", unschedulable=True), node("free"),
+                                s.pod("db-0", "default", "cordoned", spec=db, labels={"app": "db"})])
+    verdict = evaluate(state, web(1))
+    assert (verdict.pending, verdict.codes) == (1, ["POD_ANTI_AFFINITY"])
+
+
+def test_preemption_never_evicts_the_pods_a_required_affinity_needs():
+    # differential F3 (seed 68): the only app=batch pod has priority -10; evicting it would break the
+    # affinity, so SelectVictimsOnNode finds no candidate: one pod binds next to it, the rest wait.
+    batch = s.pod_spec([s.container(requests={"cpu": "100m"})], priority=-10)
+    small = {**BIG, "cpu": "300m"}
+    state = state_from_objects([node("a", allocatable=small), s.pod("batch-0", "default", "a", spec=batch,
+                                                                  labels={"app": "batch"}),
+                                priority_class("high", 1000)])
+    spec = s.pod_spec([s.container(requests={"cpu": "150m"})], priorityClassName="high",
+                      affinity=affinity({"matchLabels": {"app": "batch"}}, key=HOST))
+    verdict = evaluate(state, s.deployment("web", 3, spec=spec))
+    assert (verdict.schedulable, verdict.pending) == (1, 2) and "PREEMPTION" not in verdict.codes

@@ -186,8 +186,12 @@ def test_broken_watch_goes_stale_backs_off_and_recovers(server, holder):
     assert wait_until(lambda: holder.stale_for() > first + 0.5, 3)          # staleness grows
     assert holder.ready                                                     # still ready: stale, not empty
     # Backoff: delays grow per collection up to the cap, with jitter, no hot loop.
-    delays = [d for kind, d in holder.source.backoff_log if kind == "Pod"]
-    assert len(delays) >= 3 and all(0 < d <= FAST["backoff_max"] for d in delays)
+    # Wait for three retries rather than sampling at a moment: on a loaded machine fewer may have run yet.
+    def pod_delays():
+        return [d for kind, d in holder.source.backoff_log if kind == "Pod"]
+    assert wait_until(lambda: len(pod_delays()) >= 3, 15)
+    delays = pod_delays()
+    assert all(0 < d <= FAST["backoff_max"] for d in delays)
     assert delays[-1] > delays[0]
     assert server.count("/api/v1/pods", watch=True) < 40
     # A change made while we were away arrives after reconnect (watch resumes from its RV).
@@ -257,3 +261,38 @@ def test_record_snapshot_writes_the_check_format(server, holder, tmp_path):
         assert evaluate(recorded, s.small_web(replicas=21)).as_dict() == \
                evaluate(state, s.small_web(replicas=21)).as_dict()
     assert verdict_21(holder) == "deny"          # "managed" took one of the 21 free IP slots: 20 left
+
+
+def test_quiet_watches_end_cleanly_before_the_read_timeout():
+    """No events and no bookmarks: the server's timeoutSeconds ends each watch first, nothing breaks."""
+    with FakeApiServer(cluster_objects(), bookmark_interval=3600) as fake:
+        quiet = dict(FAST, watch_timeout=(2, 2), read_timeout=4.0)
+        held = live_holder(api_client=fake.api_client(), instance_lookup=False, wait=True, wait_timeout=30, **quiet)
+        try:
+            assert wait_until(lambda: all(st.watches >= 3 for st in held.source.status.values()
+                                          if st.resource.kind == "Node"), timeout=30)
+            assert held.stale_for() == 0.0
+            assert all(st.failures == 0 for st in held.source.status.values()), \
+                {k: st.failures for k, st in held.source.status.items()}
+        finally:
+            held.stop()
+    watches = [query for path, query in fake.requests if query.get("watch") in ("true", "1")]
+    assert watches and all(query.get("allowWatchBookmarks") == "true" for query in watches)
+    assert all(int(query["timeoutSeconds"]) < 4.0 for query in watches)
+
+
+def test_a_watch_must_end_before_the_read_timeout(server):
+    from webhook.state.holder import StateHolder
+
+    with pytest.raises(ValueError, match="must end before read_timeout"):
+        LiveSource(StateHolder(), server.api_client(), watch_timeout=(80, 95), read_timeout=90.0)
+
+
+def test_one_shot_stop_does_not_wait_out_a_late_watch(server):
+    import time
+
+    for _ in range(3):
+        held = live_holder(api_client=server.api_client(), instance_lookup=False, wait=True, wait_timeout=10, **FAST)
+        started = time.monotonic()
+        held.stop()
+        assert time.monotonic() - started < 2.0        # stop()'s join timeout is 5 s

@@ -375,7 +375,7 @@ def gunicorn_server(tmp_path, bundle, request):
                 proc.wait()
 
 
-@pytest.mark.parametrize("gunicorn_server", ["sync", "gthread"], indirect=True)
+@pytest.mark.parametrize("gunicorn_server", ["sync", "gthread", "webhook.server.worker.WebhookWorker"], indirect=True)
 def test_gunicorn_rotation_under_load(gunicorn_server, bundle):
     proc, port, log_path = gunicorn_server
     client = LoadClient(port, bundle.ca_cert)

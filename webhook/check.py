@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import policy
+from .engine import shape
 from .engine.evaluate import HANDLED_KINDS, evaluate, identity
 from .engine.model import ClusterState
 from .engine.verdict import ALLOW, DENY, Reason, Verdict
-from .manifests import Manifest
+from .manifests import InputError, Manifest
 
 UPDATE_STORE_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 STATE_KINDS = ("Namespace", "LimitRange", "StorageClass", "PersistentVolume", "ResourceQuota", "PriorityClass")
@@ -67,9 +68,18 @@ def check_manifests(state: ClusterState, manifests: Iterable[Manifest],
         kind, namespace, _ = identity(obj)
         if kind not in HANDLED_KINDS:
             if kind in STATE_KINDS:
+                bad = shape.problem(obj)
+                if bad is not None:     # nothing to judge it by: the run's input is wrong
+                    raise InputError(f"{item.source}:{item.line}: {kind} {identity(obj)[2]}: cannot read "
+                                     f"{bad.field}: {bad.problem}")
                 state.apply(obj)      # later objects in the run see them, as after kubectl apply
             continue
         old = existing(state, obj)
+        if shape.problem(obj) is not None:
+            # The policy reads annotations and labels too: an object of the wrong shape is
+            # judged by the engine alone, which names the field (INVALID_OBJECT).
+            yield CheckResult(item.source, item.line, obj, evaluate(state, obj, old, options.mode))
+            continue
         labels = state.namespaces.get(namespace)
         skipped = policy.excluded_by(namespace, labels, options.excluded_namespaces)
         reason = policy.skip_reason(obj)

@@ -57,6 +57,16 @@ def _state_and_origin(cluster: str | None, kubeconfig: str | None, context: str 
         raise click.ClickException(str(exc)) from None
 
 
+def _internal_error(exc: BaseException) -> str:
+    """One line for a bug in capacity-webhook itself (the input may be fine: please report it)."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    detail = " ".join(str(exc).split())[:200]
+    return f"internal error in capacity-webhook ({type(exc).__name__}{where}: {detail}); please report it"
+
+
 class _Exit2(click.ClickException):
     exit_code = 2
 
@@ -144,8 +154,14 @@ def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_no
     if release_namespace:
         excluded = (*excluded, release_namespace)
     options = CheckOptions(mode=mode, ignore=ignore, excluded_namespaces=excluded)
-    results = list(check_manifests(state, loaded.objects, options))
-    click.echo(FORMATS[output](results, fail_on), nl=False)
+    try:
+        results = list(check_manifests(state, loaded.objects, options))
+        text = FORMATS[output](results, fail_on)
+    except InputError as exc:
+        raise _Exit2(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 2, never a traceback
+        raise _Exit2(_internal_error(exc)) from None
+    click.echo(text, nl=False)
     for skipped in loaded.skipped:
         click.echo(f"note: skipped {skipped}", err=True)
     for skipped in state.skipped:

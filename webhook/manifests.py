@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,71 @@ SUFFIXES = (".yaml", ".yml", ".json")
 
 class InputError(Exception):
     """Bad input from the user: one clear line, exit code 2."""
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F]")
+
+
+def reject_surrogates(document: object, source: str) -> None:
+    """Raise InputError if any string holds a lone UTF-16 surrogate (an escape like ``\\ud800``).
+
+    Such a string is not Unicode text: it cannot be printed, logged or sent to the API server.
+    """
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"{source}: a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                                 "which is not valid Unicode") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def load_json(text: str, source: str) -> object:
+    """``json.loads`` with every failure as one InputError line (deep nesting, huge numbers, surrogates)."""
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise InputError(f"{source}: invalid JSON: {' '.join(str(exc).split())[:160]}") from None
+    if _ESCAPED_SURROGATE.search(text):
+        reject_surrogates(document, source)
+    return document
+
+
+MAX_FLOW_DEPTH = 200
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str, source: str) -> None:
+    """Refuse YAML flow collections nested deeper than ``MAX_FLOW_DEPTH`` before libyaml reads them.
+
+    libyaml's C parser recurses once per ``[``/``{`` and overflows the C stack (the process
+    dies) around 100,000 levels. Brackets inside quoted strings are counted too: real
+    manifests stay far below the limit either way.
+    """
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_FLOW_DEPTH:
+            line = text.count("\n", 0, match.start()) + 1
+            raise InputError(f"{source}:{line}: invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep")
+        depth = max(depth, 0)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _documents(text: str, source: str) -> Iterator[object]:
@@ -56,6 +122,9 @@ def expand(obj: object, source: str) -> Iterator[dict]:
     if not isinstance(obj, dict):
         raise InputError(f"{source}: expected a Kubernetes object, got {type(obj).__name__}")
     kind = obj.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and obj.get("items") is not None \
+            and not isinstance(obj.get("items"), list):
+        raise InputError(f"{source}: {kind}.items must be a list of objects, got {type(obj['items']).__name__}")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list):
         for item in obj["items"]:
             yield from expand(item, source)
@@ -75,9 +144,9 @@ def _files(path: str) -> list[Path]:
 
 
 def read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: cannot read: not UTF-8 text") from None
@@ -124,7 +193,11 @@ def _yaml_documents(text: str, source: str) -> Iterator[tuple[int, object, objec
         line = f":{mark.line + 1}" if mark else ""
         raise InputError(f"{source}{line}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: invalid YAML: {exc}") from None
+        raise InputError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputError(f"{source}: invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:     # a 5,000-digit integer, a timestamp like 2020-13-45
+        raise InputError(f"{source}: invalid YAML value: {' '.join(str(exc).split())[:160]}") from None
     finally:
         loader.dispose()
 
@@ -133,12 +206,18 @@ def _documents_with_lines(text: str, source: str) -> Iterator[tuple[int, object,
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            yield 1 + text[: len(text) - len(stripped)].count("\n"), json.loads(text), None
-            return
-        except json.JSONDecodeError as exc:
+            document = load_json(text, source)
+        except InputError:
             if source.endswith(".json"):
-                raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    yield from _yaml_documents(text, source)
+                raise
+        else:
+            yield 1 + text[: len(text) - len(stripped)].count("\n"), document, None
+            return
+    _check_flow_depth(text, source)
+    for line, document, node in _yaml_documents(text, source):
+        if _ESCAPED_SURROGATE.search(text):
+            reject_surrogates(document, source)
+        yield line, document, node
 
 
 def _expand_with_lines(obj: object, source: str, line: int, node) -> Iterator[tuple[int, dict]]:

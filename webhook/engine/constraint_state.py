@@ -155,10 +155,11 @@ class ConstraintState:
             return ANTI_AFFINITY
         return None
 
-    def refusal(self, node, used_ports=()) -> str | None:
+    def refusal(self, node, used_ports=None) -> str | None:
         """Why the pod cannot go to ``node`` now (a code), or ``None``."""
         labels = node.labels
-        if self.constraints.ports and ports_conflict(self.constraints.ports, used_ports or node.ports):
+        if self.constraints.ports and ports_conflict(self.constraints.ports,
+                                                     node.ports if used_ports is None else used_ports):
             return HOST_PORT
         for key, per_value in self.existing_anti.items():
             value = labels.get(key)

@@ -8,7 +8,7 @@ majority of pods, which keeps them on the fast path of the placement.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from .interpod import PodAffinityRules
 from .topology_spread import hard_constraints
@@ -33,6 +33,11 @@ def host_ports(spec: Mapping) -> tuple:
     return tuple(sorted(found))
 
 
+def repelled(anti_pods: Iterable, namespace: str, labels: Mapping, namespace_labels: Mapping | None) -> bool:
+    """Whether some bound pod's required anti-affinity matches a pod (the symmetric rule applies)."""
+    return any(term.matches(namespace, labels, namespace_labels) for pod in anti_pods for term in pod.anti)
+
+
 def ports_conflict(wanted: tuple, used) -> bool:
     """A wanted (protocol, ip, port) clashes with a used one on the same protocol and port
     when either address is 0.0.0.0 or both are equal (HostPortInfo.CheckConflict)."""
@@ -53,12 +58,16 @@ class PodConstraints:
     ports: tuple                       # host ports
 
     @staticmethod
-    def from_pod_spec(spec: Mapping, namespace: str, labels: Mapping | None) -> "PodConstraints | None":
+    def from_pod_spec(spec: Mapping, namespace: str, labels: Mapping | None,
+                      anti_pods: Iterable = (), namespace_labels: Mapping | None = None) -> "PodConstraints | None":
+        """``None`` when nothing pod-level restricts the pod: no rules of its own, and no pod in
+        ``anti_pods`` (bound pods with required anti-affinity) whose terms match it."""
         labels = dict(labels or {})
         affinity = PodAffinityRules.from_pod_spec(spec, namespace, labels)
         spread = hard_constraints(spec, labels)
         ports = host_ports(spec)
-        if affinity is None and not spread and not ports:
+        if affinity is None and not spread and not ports and not repelled(anti_pods, namespace, labels,
+                                                                          namespace_labels):
             return None
         return PodConstraints(namespace, tuple(sorted(labels.items())), affinity, spread, ports)
 

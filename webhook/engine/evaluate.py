@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import explain, limitranger, pod_eni, quota, storage, subnets
+from . import budget, explain, limitranger, pod_eni, quota, shape, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place
-from .priority import pod_priority, preemption_plan, preemption_reason
+from .priority import pod_priority, preemption_reason, victims, victims_used
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -33,8 +33,9 @@ def identity(obj: Mapping) -> tuple[str, str, str]:
     """(kind, namespace, name), tolerant of malformed objects (they still need a label)."""
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     meta = meta if isinstance(meta, Mapping) else {}
-    kind = obj.get("kind") if isinstance(obj, Mapping) else None
-    return (kind if isinstance(kind, str) else ""), str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+    kind, namespace, name = obj.get("kind") if isinstance(obj, Mapping) else None, meta.get("namespace"), meta.get("name")
+    return (kind if isinstance(kind, str) else "", namespace if isinstance(namespace, str) and namespace else "default",
+            name if isinstance(name, str) else ("" if name is None else "<invalid name>"))
 
 
 def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode: str = "enforce") -> Verdict:
@@ -42,9 +43,15 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
 
     Objects the engine cannot read are allowed with an ``INVALID_OBJECT`` warning that
     names the field: the API server validates objects itself, we only judge capacity.
+    Shapes are checked first (``shape.check_object``); any other exception is a bug in the
+    engine and propagates to the adapter's internal-error path (never blamed on the object).
     """
     kind, namespace, name = identity(obj)
     try:
+        shape.check_object(obj, depth=True)
+        if old is not None:
+            shape.check_object(old, "oldObject.", depth=True)
+        budget.check()
         if kind == "PersistentVolumeClaim":
             verdict = Verdict(kind, namespace, name)
             verdict.reasons.extend(storage.claim_findings(state, obj, old))
@@ -54,17 +61,14 @@ def evaluate(state: ClusterState, obj: Mapping, old: Mapping | None = None, mode
             verdict = Verdict(kind, namespace, name)
     except ObjectError as exc:
         verdict = _invalid(kind, namespace, name, exc.field, exc.problem)
-    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-        # A field of the wrong shape (a string where a list belongs...): the API server
-        # rejects such objects itself; never turn them into an error here.
-        verdict = _invalid(kind, namespace, name, "object", f"unexpected shape ({type(exc).__name__}: {exc})")
     return decide(verdict, mode)
 
 
 def _invalid(kind: str, namespace: str, name: str, field: str, problem: str) -> Verdict:
     verdict = Verdict(kind, namespace, name)
-    verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{kind} {namespace}/{name}: cannot read {field}: {problem}")
-                              + "\nThe capacity check was skipped.", WARN)]
+    label = clip(f"{kind} {namespace}/{name}", 60)          # the field must stay on the first line
+    verdict.reasons = [Reason(INVALID_OBJECT, clip(f"{label}: cannot read {field}: {problem}")
+                              + f"\nThe capacity check was skipped: {field} {problem}.", WARN)]
     return verdict
 
 
@@ -91,7 +95,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
     if branch is not None:     # a branch ENI per pod instead of one of the node's secondary IPs
         uses_ip = False
-    constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels)
+    constraints = PodConstraints.from_pod_spec(demand.pod_spec, demand.namespace, demand.created_pod_labels,
+                                               state.anti_pods.values(), state.namespace_labels(demand.namespace))
     rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels, daemon=demand.kind == "DaemonSet",
                                             constraints=constraints)
     priority = pod_priority(state, demand.pod_spec)
@@ -159,7 +164,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if uses_ip or branch is not None:
         lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
         reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
-            if state.reservations else None
+            if state.reservations and state.network.subnets else None   # only subnet room reads it
         found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
         verdict.reasons.extend(found)
         verdict.pending += min(stuck, placement.placed)
@@ -167,8 +172,17 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
         if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
-        covered, victims = preemption_plan(state, placement, priority, requests, uses_ip, extended,
-                                           volumes.new_volumes_per_pod)
+        covered = evicted = 0
+        candidates = victims(state, priority, rules, volumes.node_filter)
+        if candidates:     # place again with every lower-priority pod gone: what preemption lets bind
+            again = place(RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
+                                  priority=priority.value),
+                          rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
+                          new_volumes=volumes.new_volumes_per_pod,
+                          caps=pod_eni.branch_caps(state) if branch is not None else None,
+                          scored=scored, extended=extended)
+            covered = min(verdict.pending, max(0, again.placed - placement.placed))
+            evicted = victims_used(state, placement, again, candidates, requests, uses_ip, extended, constraints)
         if covered:    # the scheduler evicts lower-priority pods to make room: those pods run after all
             verdict.pending -= covered
             verdict.schedulable += covered
@@ -177,7 +191,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             shortfall = [Reason(r.code, f"{r.message}\n{pod_eni.policy_note(branch)}",
                                 r.severity if branch.certain else WARN) for r in shortfall]
         if covered:
-            shortfall.insert(0, preemption_reason(placement, priority, covered, victims, label))
+            shortfall.insert(0, preemption_reason(placement, priority, covered, evicted, label))
         growth = absorb(state, placement, requests, uses_ip)
         if growth:   # the autoscaler only reacts to Pending pods: never block its input
             shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]

@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
+from . import shape
 from .network import NETWORK_KINDS, NetworkState
 from .node_truth import adjust_ip_capacity
 from .quantity import QuantityError, units
@@ -57,9 +58,12 @@ def _meta(obj: Mapping) -> Mapping:
 
 def controller_of(obj: Mapping) -> tuple[str, str] | None:
     """The (kind, name) of the object's controlling owner reference, if any."""
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref.get("kind"), ref.get("name")
+    refs = _meta(obj).get("ownerReferences")
+    for ref in refs if isinstance(refs, list) else ():
+        # Read defensively: the admission policy asks this before the shapes are checked.
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            kind, name = ref.get("kind"), ref.get("name")
+            return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None
     return None
 
 
@@ -404,7 +408,7 @@ class ClusterState:
             self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
                                      "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
 
-    def apply_or_skip(self, obj: Mapping) -> str | None:
+    def apply_or_skip(self, obj: Mapping, typed: bool = False) -> str | None:
         """``apply``, but an object of the wrong shape is noted in ``skipped`` instead of raising.
 
         Returns the note when it is new (for the caller to log once), else ``None``.
@@ -412,8 +416,15 @@ class ClusterState:
         Both state sources feed objects through here: one unreadable object (a snapshot
         edited by hand, a field of an unexpected type) must neither stop a watch nor crash
         ``check``; the engine simply does not count it, and says so.
+
+        ``typed``: the object comes from the API server, which decoded it into its Go types,
+        so a Pod's fields need no shape check (the 150,000 pods of a large cluster skip it);
+        the objects kept as they are (``shape.STORED_KINDS``) are checked either way.
         """
         try:
+            kind = obj.get("kind") if isinstance(obj, Mapping) else None
+            if kind in shape.STORED_KINDS or (kind == "Pod" and not typed):
+                shape.check_object(obj)      # read later, by every decision: a wrong type is found here
             self.apply(obj)
             return None
         except Exception as exc:  # noqa: BLE001 - any unreadable object: count it out, say so

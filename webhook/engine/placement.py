@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
+from . import budget
 from .constraint_state import ConstraintState
+from .constraints import PodConstraints, repelled
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
@@ -56,6 +58,7 @@ class NodeRoom:
     ports: list | None = None        # host ports taken by pods placed in this decision
     version: int = 0                 # bumped on every take: heap entries of older versions are stale
     short_of: str | None = None      # the extended resource that stopped the last fit
+    freed_ports: list | None = None  # host ports of bound pods given back (a rollout's, preemption victims)
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -78,7 +81,12 @@ class NodeRoom:
         return self.node.extended.get(name, 0) - self.node.extended_used.get(name, 0) - taken
 
     def used_ports(self) -> list:
-        return list(self.node.ports) + (self.ports or [])
+        if not self.freed_ports:
+            return list(self.node.ports) + (self.ports or [])
+        held = dict(self.node.ports)
+        for port in self.freed_ports:
+            held[port] = held.get(port, 0) - 1
+        return [port for port, count in held.items() if count > 0] + (self.ports or [])
 
     def fit(self, requests: Resources, uses_ip: bool, new_volumes: int = 0, extended: tuple = ()) -> tuple[int, str]:
         """How many more such pods fit here, and the limit that stops the next one.
@@ -214,6 +222,8 @@ class RoomMap:
                     room.extended_taken = dict(room.extended_taken or {})
                     for name, amount in pod.extended:
                         room.extended_taken[name] = room.extended_taken.get(name, 0) - amount
+                if pod.ports:
+                    room.freed_ports = (room.freed_ports or []) + list(pod.ports)
         for name, (owed, pods, ips) in owed_by_node(state, ignore_owner).items():   # DaemonSet pods still to come
             room = self.room(name)
             room.free, room.pods = room.free - owed, room.pods - pods
@@ -240,7 +250,7 @@ class RoomMap:
 
     def index(self):
         """The state's RoomIndex, current, while no room has been built for every node."""
-        if self._rooms is not None or not FAST_PLACEMENT:
+        if self._rooms is not None or not FAST_PLACEMENT or len(self.state.nodes) < FAST_PLACEMENT_MIN_NODES:
             return None
         from .room_index import RoomIndex
 
@@ -283,8 +293,13 @@ class RoomMap:
         eligible_cache: dict[PodPlacementRules, list[NodeRoom]] = {}
         watchers: dict[object, ConstraintState] = {}
         preferences: dict[PodPlacementRules, Preferences] = {}
+        anti_pods = list(self.state.anti_pods.values())
         for pod in waiting:
+            budget.check()
             rules = pod.rules or PodPlacementRules()
+            if rules.constraints is None and anti_pods and repelled(
+                    anti_pods, pod.namespace, dict(pod.labels), self.state.namespace_labels(pod.namespace)):
+                rules = replace(rules, constraints=PodConstraints(pod.namespace, pod.labels, None, (), ()))
             node_rules = rules.node_only
             if node_rules not in eligible_cache:
                 eligible_cache[node_rules] = [r for _, r in sorted(self.rooms.items())
@@ -408,6 +423,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     node_rules = rules.node_only
     excluded: dict[str, int] = {}
     eligible: list[NodeRoom] = []
+    budget.check()
     for room in rooms.rooms.values():
         cause = ineligibility(room.node, node_rules) or (node_filter(room.node) if node_filter else None)
         if cause:
@@ -500,6 +516,7 @@ def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, reques
 
 # ---- the plain case, from the state's RoomIndex ---------------------------------------------
 FAST_PLACEMENT = True       # tests turn it off to compare with the reference loop above
+FAST_PLACEMENT_MIN_NODES = 48   # below this the loop is quicker than numpy's per-call overhead
 _CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU,
                                                   INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE))}
 
@@ -507,6 +524,15 @@ _CODE_INDEX = {code: i for i, code in enumerate((POD_IP_EXHAUSTED, POD_LIMIT_REA
 def _names_matter(rules: PodPlacementRules) -> bool:
     """Rules that look at the node's name (spec.nodeName, matchFields): not the same for a whole group."""
     return bool(rules.node_name) or any(dict(term).get("matchFields") for term in rules.required_terms)
+
+
+def _label_keys(rules: PodPlacementRules) -> set:
+    """The node labels the rules read (nodeSelector and required node affinity)."""
+    keys = {key for key, _ in rules.node_selector}
+    for term in rules.required_terms:
+        for expr in dict(term).get("matchExpressions") or ():
+            keys.add(dict(expr).get("key"))
+    return keys
 
 
 def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool,
@@ -530,16 +556,22 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
         return None
     rooms.flush()
     n = len(index.names)
-    sizes = np.bincount(index.group, minlength=len(index.group_nodes))
-    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(index.group_nodes)]
+    keys = _label_keys(rules)
+    if keys:
+        group, first = index.groups_for(keys)
+        members = [index.state.nodes[index.names[i]] for i in first.tolist()]
+    else:
+        group, members = index.group, index.group_nodes
+    sizes = np.bincount(group, minlength=len(members))
+    causes = [ineligibility(node, rules) if sizes[g] else None for g, node in enumerate(members)]
     excluded: dict[str, int] = {}
     if any(causes):
         firsts = np.full(len(causes), n, np.int64)
-        np.minimum.at(firsts, index.group, index.rank)
+        np.minimum.at(firsts, group, index.rank)
         for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
             excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
     allowed = np.array([cause is None for cause in causes], bool)
-    positions = np.flatnonzero(allowed[index.group]) if n else np.zeros(0, np.int64)
+    positions = np.flatnonzero(allowed[group]) if n else np.zeros(0, np.int64)
     fit, code = index.fits(positions, requests, uses_ip)
     for name, room in rooms.touched.items():
         i = index.pos.get(name)
@@ -606,6 +638,21 @@ class LazyOutcomes(MutableMapping):
         if self._all is None and name in self.first:
             return self.first[name]
         return self.materialize()[name]
+
+    def get(self, name, default=None):
+        return self.materialize().get(name, default)
+
+    def __contains__(self, name) -> bool:
+        return name in self.materialize()
+
+    def keys(self):
+        return self.materialize().keys()
+
+    def values(self):
+        return self.materialize().values()
+
+    def items(self):
+        return self.materialize().items()
 
     def __setitem__(self, name, outcome) -> None:
         self.materialize()[name] = outcome

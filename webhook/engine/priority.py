@@ -3,17 +3,21 @@
 The Priority admission plugin (``plugin/pkg/admission/priority``) resolves
 ``priorityClassName`` to a value and a ``preemptionPolicy``; without a name it takes the
 ``globalDefault`` class (the lowest value if several), else priority 0. The two system
-classes always exist. The scheduler's DefaultPreemption then evicts pods of lower
-priority from a node when that lets the pod fit. The engine counts, node by node, how many
-lower-priority pods (lowest priority first) would have to go for the pending pods to
-fit; when they all would, the shortfall is a warning "would preempt N pods", not a deny.
-PodDisruptionBudgets are not modelled (the scheduler may still preempt past them).
+classes always exist. The scheduler's DefaultPreemption
+(``framework/plugins/defaultpreemption``, ``SelectVictimsOnNode``) removes every
+lower-priority pod from a candidate node and runs *all* filters again: not only room, but
+host ports, inter-pod (anti-)affinity (the victims' own anti-affinity included) and spread
+held by lower-priority pods are cleared by preempting them. The engine therefore places the
+pending pods again with every lower-priority bound pod given back; the pods that then fit
+are the ones preemption lets run (a warning "would preempt N pods", not a deny). N is
+counted per node as SelectVictimsOnNode does: all victims out, the new pods in, then the
+victims reprieved highest priority first while they still fit. PodDisruptionBudgets are not modelled (the
+scheduler may preempt past them when it must).
 """
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping
 
 from .verdict import WARN, Reason, clip
@@ -46,57 +50,104 @@ def pod_priority(state, spec: Mapping) -> Priority:
     return Priority(0, spec.get("preemptionPolicy") != "Never", "")
 
 
-def _victims_by_node(state, priority: int, nodes) -> dict:
-    victims: dict = {}
-    for pod in state.pods.values():
-        if pod.node in nodes and pod.priority < priority:
-            victims.setdefault(pod.node, []).append(pod)
-    for pods in victims.values():
-        pods.sort(key=lambda p: (p.priority, p.key))
-    return victims
+def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
+    """Bound pods the new pods may preempt (one scan of the pods, only when a lower priority is bound).
 
-
-def preemption_plan(state, placement, priority: Priority, requests, uses_ip: bool, extended: tuple,
-                    new_volumes: int = 0) -> tuple[int, int]:
-    """(pending pods that fit by preemption, lower-priority pods evicted for them).
-
-    Per node, victims leave lowest priority first; each extra pod that then fits costs
-    the victims it needed. The cheapest extra pods are taken first across nodes.
+    Only pods on nodes the new pod may use at all (a cordoned or unmatched node is never a
+    preemption candidate, so its pods stay, with their anti-affinity), and never the pods
+    its required affinity needs: SelectVictimsOnNode removes them first, then the affinity
+    filter fails on that node.
     """
-    if not priority.preempts or placement.pending <= 0:
-        return 0, 0
-    if not any(p < priority.value for p in state.bound_priorities):
-        return 0, 0          # no bound pod of lower priority: nothing to preempt (no scan of the pods)
-    candidates = {name: o for name, o in placement.per_node.items()
-                  if o.limit not in ("POD_ANTI_AFFINITY", "POD_AFFINITY", "TOPOLOGY_SPREAD", "HOST_PORT_CONFLICT")}
-    victims = _victims_by_node(state, priority.value, candidates)
-    steps = []            # per node: victims needed for the 1st, 2nd, ... extra pod (cumulative)
-    for name, pods in victims.items():
-        room = replace(candidates[name].room)
-        base = room.fit(requests, uses_ip, new_volumes, extended)[0]
-        costs, gained = [], base
-        for count, pod in enumerate(pods, 1):
-            room.take(-1, pod.requests, pod.uses_ip)
-            if pod.extended:
-                room.extended_taken = dict(room.extended_taken or {})
-                for resource, amount in pod.extended:
-                    room.extended_taken[resource] = room.extended_taken.get(resource, 0) - amount
-            fit = room.fit(requests, uses_ip, new_volumes, extended)[0]
-            while gained < fit:
-                gained += 1
-                costs.append(count)
-        if costs:
-            steps.append(costs)
-    heap = [(costs[0], i, 0) for i, costs in enumerate(steps)]
-    heapq.heapify(heap)
-    needed, evicted = placement.pending, {}
-    while needed and heap:
-        _, i, k = heapq.heappop(heap)
-        evicted[i] = steps[i][k]            # cumulative: the victims this node has given so far
-        needed -= 1
-        if k + 1 < len(steps[i]):
-            heapq.heappush(heap, (steps[i][k + 1] - steps[i][k], i, k + 1))
-    return placement.pending - needed, sum(evicted.values())
+    if not priority.preempts or not any(p < priority.value for p in state.bound_priorities):
+        return []
+    from .scheduling import ineligibility
+    node_rules = rules.node_only if rules is not None else None
+    constraints = getattr(rules, "constraints", None)
+    affinity = constraints.affinity.affinity if constraints is not None and constraints.affinity else ()
+    usable: dict = {}
+    out = []
+    for pod in state.pods.values():
+        if not pod.node or pod.priority >= priority.value:
+            continue
+        if pod.node not in usable:
+            node = state.nodes.get(pod.node)
+            usable[pod.node] = node is not None and (node_rules is None or ineligibility(node, node_rules) is None) \
+                and not (node_filter and node_filter(node))
+        if not usable[pod.node]:
+            continue
+        if affinity and any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
+                            for t in affinity):
+            continue
+        out.append(pod)
+    return out
+
+
+def victims_used(state, placement, after, candidates: list, requests, uses_ip: bool, extended: tuple,
+                 constraints=None) -> int:
+    """The victims SelectVictimsOnNode keeps evicted on the nodes that took more pods.
+
+    On such a node every lower-priority pod goes, the new pods are added, then the victims
+    are reprieved highest priority first while the node still holds everything; a victim
+    whose host port or anti-affinity clashes with the new pods (or theirs with it) stays out.
+    """
+    from .constraints import ports_conflict
+    from .placement import NodeRoom
+    by_node: dict = {}
+    for pod in candidates:
+        by_node.setdefault(pod.node, []).append(pod)
+    evicted = 0
+    for name, outcome in after.per_node.items():
+        before = placement.per_node.get(name)
+        gained = outcome.placed - (before.placed if before is not None else 0)
+        pods = by_node.get(name)
+        if gained <= 0 or not pods or name not in state.nodes:
+            continue
+        room = NodeRoom.of(state, state.nodes[name])
+        for pod in pods:
+            _give_back(room, pod)
+        room.take(outcome.placed, requests, uses_ip, extended=extended)
+        for pod in sorted(pods, key=lambda p: (-p.priority, p.key)):
+            if _clashes(pod, constraints, state.nodes[name], ports_conflict, state.namespace_labels):
+                evicted += 1
+                continue
+            room.take(1, pod.requests, pod.uses_ip, extended=pod.extended)
+            if _overfull(room, pod):
+                _give_back(room, pod)
+                evicted += 1
+    return evicted
+
+
+def _give_back(room, pod) -> None:
+    room.take(-1, pod.requests, pod.uses_ip)
+    if pod.extended:
+        room.extended_taken = dict(room.extended_taken or {})
+        for resource, amount in pod.extended:
+            room.extended_taken[resource] = room.extended_taken.get(resource, 0) - amount
+
+
+def _overfull(room, pod) -> bool:
+    free = room.free
+    return (free.cpu < 0 or free.memory < 0 or free.ephemeral < 0 or room.pods < 0
+            or (room.ips is not None and room.ips < 0)
+            or any(room.extended_free(resource) < 0 for resource, _ in pod.extended))
+
+
+def _clashes(victim, constraints, node, ports_conflict, namespace_labels) -> bool:
+    if constraints is None:
+        return False
+    if constraints.ports and victim.ports and ports_conflict(constraints.ports, victim.ports):
+        return True
+    labels = constraints.label_map
+    for term in victim.anti:      # the victim repels the new pods from its domain (the node is in it)
+        if term.topology_key in node.labels and term.matches(constraints.namespace, labels,
+                                                             namespace_labels(constraints.namespace)):
+            return True
+    affinity = constraints.affinity
+    for term in (affinity.anti_affinity if affinity else ()):
+        if term.topology_key in node.labels and term.matches(victim.namespace, dict(victim.labels),
+                                                             namespace_labels(victim.namespace)):
+            return True
+    return False
 
 
 def preemption_reason(placement, priority: Priority, covered: int, count: int, label: str) -> Reason:

@@ -52,6 +52,24 @@ ZERO = Resources()
 _FIELDS = (("cpu", "cpu", milli), ("memory", "memory", units), ("ephemeral-storage", "ephemeral", units))
 
 
+_CONVERTED: dict = {}              # (converter, quantity string) -> int: a decision re-reads the same few
+_CONVERTED_MAX = 4096
+
+
+def _convert(convert, raw) -> int:
+    """``convert(raw)``, remembered for strings (exact fractions are slow; raising is not remembered)."""
+    if type(raw) is not str:
+        return convert(raw)
+    key = (convert, raw)
+    found = _CONVERTED.get(key)
+    if found is None:
+        found = convert(raw)
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = found
+    return found
+
+
 def resources_from(mapping: Mapping | None, path: str) -> Resources:
     """Read a ``{cpu, memory, ephemeral-storage}`` quantity map (allocatable, requests...)."""
     values = {}
@@ -60,7 +78,7 @@ def resources_from(mapping: Mapping | None, path: str) -> Resources:
         if raw is None:
             continue
         try:
-            values[attr] = convert(raw)
+            values[attr] = _convert(convert, raw)
         except QuantityError as exc:
             raise ObjectError(f"{path}.{key}", str(exc)) from None
     return Resources(**values)

@@ -10,8 +10,10 @@ tens of milliseconds that grow with the cluster. Here:
   (``ClusterState.rooms_dirty``); a change that may move every node's room (a CSINode, a
   claim, the CNI settings, a new node...) bumps ``ClusterState.rooms_epoch`` and the
   arrays are rebuilt once;
-* nodes are grouped by everything eligibility reads (labels, taints, cordon, readiness),
-  so a pod's rules run once per group, not once per node;
+* nodes are grouped by what eligibility reads (taints, cordon, readiness, and the values
+  of the labels the pod's rules name, kept per label key in ``label_codes``), so a pod's
+  rules run once per group, not once per node (every node has a label of its own, the
+  hostname, so grouping by all labels would not group at all);
 * the fits of all eligible nodes are computed at once (``fits``), with exactly the rule
   of ``NodeRoom.fit``, tie order of the limits included.
 
@@ -34,13 +36,27 @@ _INT64 = 2**62
 
 
 def eligibility_key(node) -> tuple:
-    """Everything ``scheduling.ineligibility`` reads of a node, except its name."""
+    """What ``scheduling.ineligibility`` reads of a node besides its name and its labels."""
     try:
-        key = (node.unschedulable, node.ready, node.taints, frozenset(node.labels.items()))
+        key = (node.unschedulable, node.ready, node.taints)
         hash(key)
         return key
-    except TypeError:        # a label value of the wrong shape: a group of its own
+    except TypeError:        # a field of the wrong shape: a group of its own
         return ("node", node.name)
+
+
+def _label_code(labels, key: str, codes: dict) -> int:
+    """-1 for a missing label, else the id of its value (values of the wrong shape: one id each)."""
+    if key not in labels:
+        return -1
+    value = labels[key]
+    try:
+        found = codes.get(value)
+    except TypeError:
+        found, value = None, ("unhashable", id(value))
+    if found is None:
+        found = codes[value] = len(codes)
+    return found
 
 
 class RoomIndex:
@@ -87,6 +103,7 @@ class RoomIndex:
         self.group = np.zeros(n, np.int64)
         self.group_ids: dict[tuple, int] = {}
         self.group_nodes: list = []            # group id -> a node of the group
+        self.columns: dict[str, tuple] = {}    # label key -> (codes per node, value -> code)
         self.usable = True
         for i, name in enumerate(self.names):
             self._set(i, state.nodes[name])
@@ -108,10 +125,33 @@ class RoomIndex:
             gid = self.group_ids[key] = len(self.group_nodes)
             self.group_nodes.append(node)
         self.group[i] = gid
+        for label, (codes, values) in self.columns.items():
+            codes[i] = _label_code(node.labels, label, values)
 
     # ---- questions -------------------------------------------------------------------
     def nodes_type(self, i: int) -> str | None:
         return self.state.nodes[self.names[i]].instance_type
+
+    def label_codes(self, key: str) -> np.ndarray:
+        """Per node, an id of its value of label ``key`` (-1: no such label); kept current from then on."""
+        column = self.columns.get(key)
+        if column is None:
+            values: dict = {}
+            codes = np.array([_label_code(self.state.nodes[name].labels, key, values) for name in self.names],
+                             np.int64)
+            column = self.columns[key] = (codes, values)
+        return column[0]
+
+    def groups_for(self, label_keys) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes grouped by everything eligibility reads under rules naming ``label_keys``:
+        (group id per node, the position of one node of each group)."""
+        group = self.group
+        for key in sorted(label_keys):
+            codes = self.label_codes(key)
+            group = group * (len(self.columns[key][1]) + 1) + (codes + 1)
+            group = np.unique(group, return_inverse=True)[1].astype(np.int64).reshape(-1)   # keep ids small
+        _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+        return inverse.astype(np.int64).reshape(-1), first
 
     def fits(self, positions: np.ndarray, requests: Resources, uses_ip: bool) -> tuple[np.ndarray, np.ndarray]:
         """``NodeRoom.fit`` for the nodes at ``positions`` at once: (fits, indexes into CODES)."""

@@ -27,6 +27,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import policy
+from ..engine import budget
 from ..engine.evaluate import evaluate
 from ..engine.model import WORKLOAD_KINDS, controller_of
 from ..engine.verdict import ALLOW, DENY, MODES, WARN
@@ -41,7 +42,19 @@ from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, 
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
 
+DECISION_BUDGET = 1.5                 # seconds; the chart's webhook timeoutSeconds is 3
+
 log = logging.getLogger("capacity_webhook.server")
+
+
+def internal_error(out: "Outcome", uid: str, exc: BaseException) -> "Outcome":
+    """A bug in the webhook: logged with its traceback, counted, and allowed with a warning."""
+    log.error("internal error while deciding review %s", uid, exc_info=exc)
+    out.allowed, out.message, out.audit = True, None, {}
+    out.warnings = ["capacity-webhook internal error: the capacity check was skipped (see the server log)"]
+    out.fields["error"] = f"{type(exc).__name__}: {exc}"
+    out.fields["internalError"] = True
+    return out
 
 
 @dataclass
@@ -63,9 +76,10 @@ class AdmissionHandler:
     """Decides one parsed review against the holder's state (no flask, no I/O)."""
 
     def __init__(self, holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, decision_budget: float | None = DECISION_BUDGET):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.decision_budget = decision_budget
         self.holder = holder
         self.mode = mode
         self.stale_after = stale_after
@@ -101,12 +115,16 @@ class AdmissionHandler:
             return out
         try:
             return self._decide_with_state(out, review)
-        except Exception as exc:  # a bug must not block the cluster's API: allow, warn, log
-            log.exception("internal error while deciding review %s", review.uid)
+        except budget.BudgetExceeded as exc:   # never block the API for a decision that takes too long
+            log.warning("review %s: %s; allowed with a warning", review.uid, exc)
             out.allowed, out.message = True, None
-            out.warnings = ["capacity-webhook internal error: the capacity check was skipped (see the server log)"]
-            out.fields["error"] = f"{type(exc).__name__}: {exc}"
+            out.warnings = [f"capacity-webhook could not decide within {exc.seconds:g} s: the capacity check was "
+                            "skipped"]
+            out.fields["error"] = "decision budget exceeded"
+            out.fields["budgetExceeded"] = True
             return out
+        except Exception as exc:  # a bug must not block the cluster's API: allow, warn, log
+            return internal_error(out, review.uid, exc)
 
     def _decide_with_state(self, out: Outcome, review: Review) -> Outcome:
         with self.holder.reading() as state:
@@ -144,7 +162,8 @@ class AdmissionHandler:
                 engine_mode, downgraded = "warn", "hpa"
             elif engine_mode == "enforce" and stale:
                 engine_mode, downgraded = "warn", "stale"
-            verdict = evaluate(state, obj, old, engine_mode)
+            with budget.deadline(self.decision_budget):
+                verdict = evaluate(state, obj, old, engine_mode)
             verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
 
             would_deny = any(r.severity == DENY for r in verdict.reasons)
@@ -213,7 +232,8 @@ class AdmissionHandler:
 
 def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
                headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic,
-               metrics: Metrics | None = None, review_log: logging.Logger | None = None) -> Flask:
+               metrics: Metrics | None = None, review_log: logging.Logger | None = None,
+               decision_budget: float | None = DECISION_BUDGET) -> Flask:
     """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``).
 
     ``headroom_nodes`` (``serve --headroom-nodes``) is set on the state once, here.
@@ -221,7 +241,7 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     if headroom_nodes is not None:
         with holder.reading() as state:
             state.headroom_nodes = headroom_nodes
-    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock)
+    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock, decision_budget)
     metrics = metrics or Metrics(clock)
     review_log = review_log or logs.review_logger()
     app = Flask("capacity_webhook")
@@ -257,13 +277,22 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
             log.warning("refused request body: %s", exc.message,
                         extra={"review": {"status": exc.status, "remote": request.remote_addr}})
             return json_response(error_body(exc.status, exc.message), exc.status)
-        outcome = handler.decide(review)
-        body = review_response(review.uid, outcome.allowed, outcome.warnings, outcome.message,
-                               audit_annotations=outcome.audit)
+        try:
+            outcome = handler.decide(review)
+            body = review_response(review.uid, outcome.allowed, outcome.warnings, outcome.message,
+                                   audit_annotations=outcome.audit)
+        except Exception as exc:  # noqa: BLE001 - a bug outside the decision: same path, never a 500
+            outcome = internal_error(Outcome(fields={"uid": review.uid, "kind": review.kind,
+                                                     "operation": review.operation}), review.uid, exc)
+            body = review_response(review.uid, True, outcome.warnings)
         response = json_response(body)
         seconds = time.perf_counter() - started
         verdict = outcome.verdict
         metrics.observe(review.kind, review.operation, verdict, seconds, bool(outcome.fields.get("reserved")))
+        if outcome.fields.get("internalError"):
+            metrics.internal_error()
+        if outcome.fields.get("budgetExceeded"):
+            metrics.budget_exceeded()
         fields = dict(outcome.fields, allowed=outcome.allowed, verdict=verdict, latency_ms=round(seconds * 1000, 3))
         if outcome.warnings:
             fields["warnings"] = body["response"].get("warnings", [])

@@ -84,7 +84,8 @@ def _live_factory(kubeconfig: str | None, context: str | None):
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="gunicorn worker processes (each keeps its own cluster cache and reservations: keep 1).")
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Threads per worker (concurrent reviews).")
+              help="Ignored (kept so existing deployments start): each worker serves every connection in its own "
+                   "greenlet.")
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
               help="Server log level (review lines are always written).")
 def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, metrics_port,
@@ -124,7 +125,7 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
 
     if workers > 1:
         log.warning("--workers %d: each worker keeps its own cluster cache, reservations and metrics; "
-                    "two workers can admit the same free slots (prefer --threads or more replicas)", workers)
+                    "two workers can admit the same free slots (prefer more replicas)", workers)
     options = server_options(bind, port, tls_cert_file, tls_private_key_file, workers=workers, threads=threads,
                              log_level=log_level)
     log.info("starting capacity-webhook", extra={"review": {"mode": mode, "source": snapshot or "live",

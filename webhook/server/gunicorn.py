@@ -1,7 +1,8 @@
 """Run the flask app in gunicorn, in-process (``BaseApplication``), configured for a webhook.
 
-* ``gthread`` workers: each worker serves ``--threads`` reviews at once; idle kept-alive
-  connections wait in the worker's poller without holding a thread.
+* ``webhook.server.worker.WebhookWorker`` (gevent): one greenlet per connection, with
+  deadlines on the TLS handshake, the headers and the body, so slow or idle clients never
+  hold a review's place (see that module for why ``gthread`` could not).
 * keep-alive longer than the kube-apiserver's idle-connection timeout (90 s), so the client
   closes idle connections first and never reuses one the server is closing.
 * SIGTERM: the arbiter stops accepting, workers finish in-flight reviews (up to
@@ -28,6 +29,7 @@ from gunicorn.app.base import BaseApplication
 from certs.reloader import ssl_context_hook
 
 from . import logs
+from .worker import WORKER_CONNECTIONS
 
 KEEPALIVE = 120
 GRACEFUL_TIMEOUT = 25
@@ -38,15 +40,19 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
-def server_options(bind: str, port: int, cert_file: str, key_file: str, workers: int = 1, threads: int = 8,
+def server_options(bind: str, port: int, cert_file: str, key_file: str, workers: int = 1, threads: int | None = None,
                    log_level: str = "info", keepalive: int = KEEPALIVE, graceful_timeout: int = GRACEFUL_TIMEOUT,
                    timeout: int = TIMEOUT) -> dict:
-    """The gunicorn settings for the webhook (names as in gunicorn's settings)."""
+    """The gunicorn settings for the webhook (names as in gunicorn's settings).
+
+    ``threads`` is accepted and ignored: the gevent worker serves every connection in its own
+    greenlet (``serve --threads`` stays so existing deployments keep starting).
+    """
     options = {
         "bind": [bind_address(bind, port)],
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
+        "worker_class": "webhook.server.worker.WebhookWorker",
+        "worker_connections": WORKER_CONNECTIONS,
         "keepalive": keepalive,
         "graceful_timeout": graceful_timeout,
         "timeout": timeout,

@@ -83,6 +83,22 @@ def start_metrics_listener(app: Callable, host: str, port: int) -> MetricsServer
     shown = f"[{host}]" if ":" in host else host
     # Tests and operators read the bound port from this line (as gunicorn's "Listening at:").
     log.info("Metrics listening at: http://%s:%d%s", shown, bound, PATH)
+    if _gevent_patched():
+        # In serve's gevent worker: socketserver captured the real select.poll when it was
+        # imported (before gunicorn monkey-patched the worker), so serve_forever would block
+        # the whole process. gevent's own WSGI server serves the bound socket in greenlets.
+        from gevent.pywsgi import WSGIServer as GeventWSGIServer
+
+        GeventWSGIServer(server.socket, server.get_app(), log=None, error_log=log).start()
+        return server
     thread = threading.Thread(target=server.serve_forever, name="metrics-listener", daemon=True)
     thread.start()
     return server
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("socket")

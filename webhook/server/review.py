@@ -16,7 +16,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from ..fastjson import loads
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    orjson = None
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -79,18 +82,70 @@ def _object(request: dict, key: str, required: bool) -> dict | None:
     return value
 
 
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    """Whether any key or string in the document holds a surrogate code point (never valid Unicode)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_REFUSED = object()
+
+
+def _strict_fast(body: bytes):
+    """orjson: strict UTF-8, no lone surrogates, no NaN/Infinity; ``_REFUSED`` on anything else."""
+    if orjson is None:
+        return _REFUSED
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _REFUSED
+
+
+def _strict_slow(body: bytes):
+    """The standard library, made as strict as orjson, for the clear error message (or a deep body)."""
+    try:
+        text = body.decode("utf-8")          # strict: also refuses UTF-8-encoded surrogates
+    except UnicodeDecodeError as exc:
+        raise BadReview(400, f"request body is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise BadReview(400, f"request body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError):
+        raise BadReview(400, "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON "
+                             "values; nesting is limited)") from None
+    if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(document):
+        raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape "
+                             "(\\ud800-\\udfff)")
+    return document
+
+
 def parse_review(body: bytes) -> Review:
     """Read and check one AdmissionReview body (raises ``BadReview``)."""
     if not body or not body.strip():
         raise BadReview(400, f"request body is empty: POST an {API_VERSION} {KIND}")
-    try:
-        document = loads(body)
-    except UnicodeDecodeError:
-        raise BadReview(400, "request body is not JSON: it is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise BadReview(400, f"request body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError):
-        raise BadReview(400, "request body is not JSON") from None
+    document = _strict_fast(body)
+    if document is _REFUSED:
+        document = _strict_slow(body)
     if not isinstance(document, dict):
         raise BadReview(400, f"request body must be an {KIND} object, got {_type_name(document)}")
     api_version, kind = document.get("apiVersion"), document.get("kind")

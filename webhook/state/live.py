@@ -8,7 +8,10 @@
   ReplicaSets, Deployments, StatefulSets, StorageClasses, PVs, PVCs, CSINodes,
   VolumeAttachments, LimitRanges, and Karpenter NodePools when the CRD exists) lists in
   pages of ``page_size``, then watches from the list's ``resourceVersion`` with
-  ``allowWatchBookmarks`` and a server-side ``timeoutSeconds``;
+  ``allowWatchBookmarks`` and a server-side ``timeoutSeconds`` (50-75 s, jittered) below
+  the client's read timeout (90 s): a quiet collection sends no bytes, so the server
+  must end the watch cleanly before the client would call the silence a failure and
+  mark the cache broken;
 * events go into the holder's ClusterState under ``holder.lock`` (ADDED/MODIFIED ->
   ``apply``, DELETED -> ``remove``), which keeps per-node aggregates incrementally;
 * 410 Gone (an ERROR event or an HTTP 410) relists that collection and reconciles:
@@ -108,7 +111,7 @@ class LiveSource:
 
     def __init__(self, holder: StateHolder, api_client: Any, resources: Iterable[Resource] = LIVE_RESOURCES,
                  instance_lookup: InstanceLookup | None = None, page_size: int = 500,
-                 watch_timeout: tuple[int, int] = (240, 360), read_timeout: float = 90.0,
+                 watch_timeout: tuple[int, int] = (50, 75), read_timeout: float = 90.0,
                  backoff_base: float = 0.5, backoff_max: float = 30.0, optional_recheck: float = 300.0,
                  compact_workloads: bool = True, tune_gc: bool = True, rng: random.Random | None = None):
         self.holder = holder
@@ -117,6 +120,9 @@ class LiveSource:
         self.resources = tuple(resources)
         self.instance_lookup = instance_lookup
         self.page_size = page_size
+        if max(watch_timeout) >= read_timeout:
+            raise ValueError(f"watch_timeout {watch_timeout} must end before read_timeout {read_timeout}: a quiet "
+                             "watch would otherwise read-time-out and be counted as broken")
         self.watch_timeout = watch_timeout
         self.read_timeout = read_timeout
         self.backoff_base = backoff_base
@@ -297,6 +303,10 @@ class LiveSource:
         timeout = self.rng.randint(int(lo), int(max(lo, hi)))
         resp = self.lister.watch(res, status.resource_version, timeout, max(self.read_timeout, 1.0))
         self._responses[res.kind] = resp
+        if self._stop.is_set():
+            # stop() may have aborted the registered responses just before this one was
+            # registered: it would never be told, and stop()'s join would wait it out.
+            abort_response(resp)
         status.watches += 1
         self._set_healthy(status, True)
         holder, keys = self.holder, status.keys
@@ -346,7 +356,7 @@ class LiveSource:
         state = self.holder.state
         if res.kind != "Pod":
             meta.pop("managedFields", None)      # never read, often the biggest part
-        note = state.apply_or_skip(obj)     # one unreadable object must not stop the watch
+        note = state.apply_or_skip(obj, typed=True)     # one unreadable object must not stop the watch
         if note:
             log.warning("object skipped: %s", note)
         if res.kind == "Node" and self.instance_lookup is not None and not note:

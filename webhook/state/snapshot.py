@@ -11,15 +11,14 @@ does), so the decisions that follow do not walk 150,000 pod records at every col
 
 from __future__ import annotations
 
-import json
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import yaml
 
 from ..engine.instance_types import InstanceTable
 from ..engine.model import ClusterState
 from ..fastjson import loads
-from ..manifests import InputError, read_text
+from ..manifests import _ESCAPED_SURROGATE, InputError, _check_flow_depth, load_json, read_text, reject_surrogates
 from .gc_pause import freeze_survivors, gc_paused
 
 SNAPSHOT_KINDS = "nodes,pods,namespaces,daemonsets,replicasets,deployments,statefulsets,storageclasses,pv,pvc,csinodes,volumeattachments,limitranges"
@@ -34,14 +33,22 @@ def state_from_objects(items: Iterable[Mapping], instance_table: InstanceTable |
 
 
 def parse_snapshot(text: str, source: str) -> list[Mapping]:
-    try:
-        document = loads(text)
-    except json.JSONDecodeError:
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            document = loads(text)                       # orjson, json.loads for what it refuses
+        except (ValueError, RecursionError):             # JSONDecodeError is a ValueError
+            document = load_json(text, source)           # raises the one-line InputError
+    else:
+        _check_flow_depth(text, source)
         try:
             document = yaml.load(text, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise InputError(f"{source}{f':{mark.line + 1}' if mark else ''}: snapshot is neither JSON nor YAML") from None
+        except (RecursionError, ValueError, OverflowError) as exc:
+            raise InputError(f"{source}: invalid YAML value: {' '.join(str(exc).split())[:160]}") from None
+    if _ESCAPED_SURROGATE.search(text):
+        reject_surrogates(document, source)
     if not isinstance(document, dict) or not str(document.get("kind", "")).endswith("List") \
             or not isinstance(document.get("items"), list):
         raise InputError(f"{source}: a snapshot must be a kind: List with items, as "
