@@ -35,9 +35,9 @@ from .controlplane import REQUIRED_ENV, env_flag
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/capacity-webhook:dev"   # scripts/build-image's default: one cached image
 # The target was under 250 MB: 242 MB was reached (from 462 MB); then the engine took
-# numpy (73 MB installed, 30 MB after the trim) and the image is 257 MB. The ceiling stops
-# regressions; getting back under 250 MB needs another trim (see the Dockerfile).
-SIZE_LIMIT = 260 * 1000 * 1000
+# numpy (257 MB with it) and the server gevent and prometheus_client (about 10 MB more). The
+# ceiling stops regressions; getting back under 250 MB needs another trim (see the Dockerfile).
+SIZE_LIMIT = 280 * 1000 * 1000
 UID = 65532
 SITE = "/opt/venv/lib/python3.11/site-packages"
 CACHE = Path(os.environ.get("CAPACITY_WEBHOOK_CACHE") or Path.home() / ".cache" / "capacity-webhook") / "image"
