@@ -148,8 +148,8 @@ class WebhookProcess:
             try:
                 if self.session.get(self.url("/readyz"), timeout=2).status_code == 200:
                     return self
-            except (requests.ConnectionError, requests.Timeout):   # a loaded machine: ask again
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass        # the worker is still booting (slow on a loaded machine): ask again
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server is not answering (exit {self.proc.poll()}):\n{self.log_text()}")
             time.sleep(0.05)

@@ -7,6 +7,7 @@ seeds in it; ``--out DIR`` writes each (shrunk) reproducer as ``seed-N.yaml``.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from tests.differential.campaign import check_seed, start_control_plane, Summary
     from tests.differential.referee import Referee
+
+    def interrupt(_signum, _frame):   # SIGTERM too: stop and still print the summary
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
 
     seeds = parse_seeds(args.seeds)
     started = time.monotonic()

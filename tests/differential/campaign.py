@@ -43,6 +43,19 @@ def check_seed(referee: Referee, seed: int, shrink_budget: int = 0) -> SeedResul
     j = judge(run)
     result = SeedResult(seed, j)
     if not j.ok:
+        # The scheduler breaks score ties at random: play it again before calling it a disagreement.
+        try:
+            again = referee.run(sc)
+        except RefereeError as exc:
+            return SeedResult(seed, None, error=str(exc), seconds=time.monotonic() - start)
+        if (again.outcome.unscheduled, len(again.outcome.rejected)) != (run.outcome.unscheduled,
+                                                                         len(run.outcome.rejected)):
+            result.judgement = Judgement("unstable", "scheduler-nondeterministic",
+                                         f"{j.detail}; second run: unscheduled={again.outcome.unscheduled} "
+                                         f"rejected={len(again.outcome.rejected)}")
+            result.seconds = time.monotonic() - start
+            return result
+    if not j.ok:
         small, small_j, small_run = sc, j, run
         header = "not shrunk"
         if shrink_budget:
@@ -59,6 +72,8 @@ def check_seed(referee: Referee, seed: int, shrink_budget: int = 0) -> SeedResul
                 return False
             small, runs = shrink(sc, still_fails, shrink_budget)
             header = f"shrunk in {runs} referee runs from {len(sc.objects)} objects to {len(small.objects)}"
+        if small_run.outcome.placements:
+            header += f"\nscheduler placed: {dict(sorted(small_run.outcome.placements.items()))}"
         reasons = "; ".join(sorted(set(small_run.outcome.unscheduled_reasons)))[:600]
         if reasons:
             header += f"\nscheduler said: {reasons}"
@@ -86,7 +101,8 @@ class Summary:
         agreeing = c["agree"] + c["deliberate"]
         ratio = agreeing / comparable if comparable else 0.0
         lines = [f"{len(self.results)} scenarios: {c['agree']} agree, {c['deliberate']} deliberate differences, "
-                 f"{c['disagree']} disagree, {c['error']} referee errors",
+                 f"{c['disagree']} disagree, {c['unstable']} where the scheduler itself placed differently on a "
+                 f"second run (not counted), {c['error']} referee errors",
                  f"agreement: {agreeing}/{comparable} = {ratio:.2%} "
                  f"(strict, deliberate differences counted as disagreements: "
                  f"{c['agree'] / comparable if comparable else 0:.2%})"]

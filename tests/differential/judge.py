@@ -51,6 +51,8 @@ def _rejection_code(message: str) -> str:
         return QUOTA_CODE          # plugin/pkg/admission/resourcequota: "exceeded quota", "failed quota"
     if "per Container" in message or "per Pod" in message or "LimitRange" in message:
         return LIMITRANGE_CODE     # plugin/pkg/admission/limitranger: "maximum cpu usage per Container is ..."
+    if "must be less than or equal to" in message and "limit" in message:
+        return LIMITRANGE_CODE     # validation after LimitRanger put a default limit below an explicit request
     return "API_REJECTS"           # anything else is a generator bug: it shows up as its own class
 
 

@@ -45,6 +45,24 @@ SETTLE_TIMEOUT_S = 30.0
 RUNTIME_LABEL = "differential.capacity-webhook/pod"
 
 
+def _check_in_process(args: list[str]) -> tuple[int, str, str]:
+    """The real ``capacity-webhook check`` command, run in this process through click.
+
+    Same CLI code as ``python -m webhook.cli check``, without a Python start-up and the
+    engine's imports per scenario (most of a scenario's cost on a loaded machine).
+    ``in_process=False`` runs the subprocess instead.
+    """
+    from click.testing import CliRunner
+
+    from webhook.cli import main
+
+    result = CliRunner().invoke(main, args, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+        return 3, result.output, "".join(traceback.format_exception(result.exception))
+    return result.exit_code, result.stdout, result.stderr     # click >= 8.2 keeps them apart
+
+
 class RefereeError(RuntimeError):
     """The control plane did not behave (not a disagreement: the scenario is not counted)."""
 
@@ -59,6 +77,7 @@ class Outcome:
     unscheduled: int = 0
     on_not_ready: int = 0                                    # bound to a node whose Ready is not True
     unscheduled_reasons: list[str] = field(default_factory=list)
+    placements: dict[str, int] = field(default_factory=dict)   # node -> workload pods the scheduler bound there
     settle_s: float = 0.0
 
 
@@ -126,8 +145,9 @@ def _condition(pod: dict, kind: str) -> dict | None:
 class Referee:
     """One control plane (etcd + kube-apiserver + kube-scheduler) serving many scenarios in turn."""
 
-    def __init__(self, cp, workdir: Path | None = None):
+    def __init__(self, cp, workdir: Path | None = None, in_process: bool = True):
         self.cp = cp
+        self.in_process = in_process
         self.api = Api(cp)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="differential-"))
         for ns in NAMESPACES:
@@ -147,14 +167,17 @@ class Referee:
             snap = self.cp.kubectl("get", SNAPSHOT_RESOURCES, "-A", "-o", "json").stdout
             snap_path.write_text(snap)
             workload_path.write_text(yaml.safe_dump(sc.workload))
-            check = subprocess.Popen(
-                [sys.executable, "-m", "webhook.cli", "check", "--cluster", str(snap_path), "-f", str(workload_path),
-                 "-o", "json", "--fail-on", "never"],
-                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            outcome = self._play_workload(sc)
-            out, err = check.communicate(timeout=120)
-            engine = self._engine_answer(check.returncode, out, err)
+            args = ["check", "--cluster", str(snap_path), "-f", str(workload_path), "-o", "json", "--fail-on", "never"]
+            if self.in_process:
+                outcome = self._play_workload(sc)
+                engine = self._engine_answer(*_check_in_process(args))
+            else:
+                check = subprocess.Popen([sys.executable, "-m", "webhook.cli", *args], cwd=REPO,
+                                         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)
+                outcome = self._play_workload(sc)
+                out, err = check.communicate(timeout=120)
+                engine = self._engine_answer(check.returncode, out, err)
             return Run(sc, outcome, engine, json.loads(snap) if keep_snapshot else None)
         finally:
             self.cleanup()
@@ -175,8 +198,10 @@ class Referee:
                 body["metadata"].setdefault("labels", {})[RUNTIME_LABEL] = "existing"
             resp = self.api.call("POST", _collection(body), body, ok=())
             if resp.status_code not in (200, 201):
-                if kind == "Pod" and resp.status_code == 403:
-                    continue     # refused by admission (LimitRange, quota): it never exists, as on a real cluster
+                if kind == "Pod" and resp.status_code in (403, 422):
+                    # Refused by admission (LimitRange, quota) or invalid after LimitRanger's defaults
+                    # (a default limit below the request): it never exists, as on a real cluster.
+                    continue
                 raise RefereeError(f"creating {kind} {obj['metadata']['name']}: HTTP {resp.status_code}: "
                                    f"{resp.text[:300]}")
             if kind == "ResourceQuota":
@@ -206,7 +231,7 @@ class Referee:
             resp = self.api.call("POST", _collection(pod), pod, ok=())
             if resp.status_code in (200, 201):
                 outcome.created += 1
-            elif resp.status_code == 403:    # admission refused it (422, an invalid object, is a generator bug)
+            elif resp.status_code in (403, 422):   # admission refused it, or LimitRanger's defaults made it invalid
                 outcome.rejected.append(resp.json().get("message", resp.text)[:300])
             else:
                 raise RefereeError(f"creating workload pod: HTTP {resp.status_code}: {resp.text[:300]}")
@@ -221,6 +246,7 @@ class Referee:
             node = pod["spec"].get("nodeName")
             if node:
                 outcome.scheduled += 1
+                outcome.placements[node] = outcome.placements.get(node, 0) + 1
                 ready = _condition(nodes.get(node, {}), "Ready")
                 if not ready or ready.get("status") != "True":
                     outcome.on_not_ready += 1
@@ -231,22 +257,31 @@ class Referee:
         return outcome
 
     def _settle(self, start: float) -> None:
-        """Wait until the scheduler has tried every pod and has nothing left to retry."""
+        """Wait until the scheduler has tried every pod and has nothing left to retry.
+
+        Settled: every pod has a node or a PodScheduled condition, and the scheduler's
+        active and backoff queues are empty on consecutive polls. A pod nominated by a
+        preemption waits in the unschedulable queue until its victims' deletion moves it
+        back, so while one exists the queues must stay empty for a full second; a
+        nominated pod that still does not fit (its victims gone, another rule still
+        failing) stays nominated for good, and that is settled too.
+        """
         calm = 0
         while True:
             pods = self.api.json("GET", "/api/v1/pods", params={"labelSelector": RUNTIME_LABEL})["items"]
-            busy = [p for p in pods if not p["spec"].get("nodeName") and (
-                _condition(p, "PodScheduled") is None or (p.get("status") or {}).get("nominatedNodeName"))]
-            queue = self.cp.scheduler_queue() if not busy else None
-            if not busy and queue["active"] == 0 and queue["backoff"] == 0:
+            waiting = [p for p in pods if not p["spec"].get("nodeName")]
+            untried = [p for p in waiting if _condition(p, "PodScheduled") is None]
+            nominated = any((p.get("status") or {}).get("nominatedNodeName") for p in waiting)
+            queue = self.cp.scheduler_queue() if not untried else None
+            if not untried and queue["active"] == 0 and queue["backoff"] == 0:
                 calm += 1
-                if calm >= 2:
+                if calm >= (20 if nominated else 2):
                     return
             else:
                 calm = 0
             if time.monotonic() - start > SETTLE_TIMEOUT_S:
                 raise RefereeError(f"the scheduler did not settle in {SETTLE_TIMEOUT_S:.0f}s "
-                                   f"(waiting: {[p['metadata']['name'] for p in busy]}, queue: {queue})")
+                                   f"(untried: {[p['metadata']['name'] for p in untried]}, queue: {queue})")
             time.sleep(0.05)
 
     @staticmethod

@@ -1,8 +1,10 @@
 """CI's fixed seeds: the engine's pending count must equal the real kube-scheduler's.
 
 The seeds are a contiguous range (not picked for being easy). A seed the engine still
-gets wrong is listed in KNOWN_DISAGREEMENTS with the scheduler rule it misses; it is
-an xfail(strict) so that fixing the engine turns it into a failure to be removed here.
+gets wrong is listed in KNOWN_DISAGREEMENTS with the scheduler rule it misses, as a
+non-strict xfail (a fix shows up as XPASS in the -ra summary; then remove the entry).
+A seed where kube-scheduler itself places differently on a second run (random tie-break
+among equal scores) is skipped, saying so.
 A new disagreement fails with a shrunk reproducer (YAML) in the message.
 """
 
@@ -12,17 +14,27 @@ import pytest
 
 from tests.differential.campaign import check_seed
 
-CI_SEEDS = range(1, 101)
+CI_SEEDS = range(1, 151)
 SHRINK_BUDGET = 12
 
-#: seed -> the scheduler rule the engine gets wrong (see /work/notes/differential.md and README.md).
-KNOWN_DISAGREEMENTS: dict[int, str] = {}
+_PREEMPT_FILTERS = ("DefaultPreemption removes every lower-priority pod, then reruns all filters: it also clears "
+                    "hostPort conflicts and anti-affinity of lower-priority pods (the engine preempts for resources "
+                    "only; defaultpreemption/default_preemption.go SelectVictimsOnNode)")
+#: seed -> the scheduler rule the engine gets wrong (README.md "Known disagreements"). Not strict: when the
+#: engine learns the rule the test XPASSes (shown by -ra) and the entry should be removed.
+KNOWN_DISAGREEMENTS: dict[int, str] = {
+    2: _PREEMPT_FILTERS,
+    46: _PREEMPT_FILTERS,
+    112: _PREEMPT_FILTERS,
+    68: ("a node is a preemption candidate only if the pod passes every filter with ALL lower-priority pods "
+         "removed: the engine preempts the very pod its required podAffinity needs"),
+}
 
 
 def _params():
     for seed in CI_SEEDS:
         if seed in KNOWN_DISAGREEMENTS:
-            yield pytest.param(seed, marks=pytest.mark.xfail(reason=KNOWN_DISAGREEMENTS[seed], strict=True))
+            yield pytest.param(seed, marks=pytest.mark.xfail(reason=KNOWN_DISAGREEMENTS[seed], strict=False))
         else:
             yield seed
 
@@ -32,4 +44,6 @@ def test_engine_agrees_with_kube_scheduler(referee, seed):
     # A known disagreement is not shrunk again here (it costs referee runs): its reproducer is in the notes.
     result = check_seed(referee, seed, shrink_budget=0 if seed in KNOWN_DISAGREEMENTS else SHRINK_BUDGET)
     assert not result.error, f"referee error (not a disagreement, but the seed was not judged): {result.error}"
+    if result.judgement.status == "unstable":
+        pytest.skip(f"kube-scheduler itself placed differently on two runs (random tie-break): {result.judgement.detail}")
     assert result.judgement.ok, f"seed {seed} disagrees: {result.cls}\n{result.reproducer}"

@@ -435,6 +435,24 @@ class ControlPlane:
                          "-p", json.dumps({"status": status}))
         return self.kubectl_json("get", "pod", name, "-n", namespace)
 
+    def create_daemon_pod(self, daemonset: Mapping[str, Any], node: str) -> None:
+        """The DaemonSet's pod on ``node``, owned by it as the DaemonSet controller would make it.
+
+        That controller does not run here; a DaemonSet without its pod on a node is room the
+        engine counts as still owed, so the modelled cluster must look like a real one.
+        """
+        name = daemonset["metadata"]["name"]
+        namespace = daemonset["metadata"]["namespace"]
+        template = daemonset["spec"]["template"]
+        pod = synthetic.pod(f"{name}-{node.split('.')[0]}", namespace, node, template["spec"],
+                            labels={**template["metadata"]["labels"], TEST_LABEL: "true"})
+        manifest = synthetic.as_manifest(pod)
+        manifest["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name,
+                                                    "uid": daemonset["metadata"]["uid"], "controller": True}]
+        self.kubectl("create", "-f", "-", input=json.dumps(manifest))
+        self.kubectl("patch", "pod", manifest["metadata"]["name"], "-n", namespace, "--subresource=status",
+                     "--type=merge", "-p", '{"status": {"phase": "Running"}}')
+
     def delete_all_test_objects(self) -> None:
         """Delete what the helpers created (labelled TEST_LABEL), and workloads
         in namespaces made through ensure_namespace().
@@ -546,8 +564,9 @@ class ControlPlane:
                    ctx=_loopback_self_signed_ctx())
         self.component_urls[name] = url
 
-    def component_metrics(self, name: str = SCHEDULER_BINARY) -> dict[str, float]:
-        """A component's Prometheus metrics, ``'name{labels}' -> value`` (admin token)."""
+    def component_metrics(self, name: str = SCHEDULER_BINARY, prefix: str = "") -> dict[str, float]:
+        """A component's Prometheus metrics, ``'name{labels}' -> value`` (admin token);
+        ``prefix`` keeps only the series whose name starts with it."""
         url = self.component_urls.get(name)
         if not url:
             raise ControlPlaneError(f"{name} was not started by this fixture")
@@ -557,7 +576,7 @@ class ControlPlane:
             text = resp.read().decode(errors="replace")
         values: dict[str, float] = {}
         for line in text.splitlines():
-            if not line or line.startswith("#"):
+            if not line or line.startswith("#") or not line.startswith(prefix):
                 continue
             key, _, value = line.rpartition(" ")
             try:
@@ -572,7 +591,7 @@ class ControlPlane:
         active + backoff == 0 means the scheduler has nothing left to try until a
         cluster event moves a pod back (the settle signal, instead of a sleep).
         """
-        metrics = self.component_metrics(SCHEDULER_BINARY)
+        metrics = self.component_metrics(SCHEDULER_BINARY, "scheduler_pending_pods")
         return {q: int(metrics.get(f'scheduler_pending_pods{{queue="{q}"}}', 0))
                 for q in ("active", "backoff", "unschedulable", "gated")}
 

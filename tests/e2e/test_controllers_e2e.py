@@ -28,20 +28,6 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "capacity-webhook"
 NODES = (("ip-10-0-1-17.ec2.internal", "us-east-1a", 5), ("ip-10-0-2-23.ec2.internal", "us-east-1b", 4))
 
 
-def create_daemon_pod(cp, daemonset: dict, node: str) -> None:
-    """The DaemonSet's pod on ``node``, owned by it as the DaemonSet controller would make it
-    (that controller is not running here; a DaemonSet without its pods is room still owed)."""
-    name = daemonset["metadata"]["name"]
-    pod = s.pod(f"{name}-{node.split('.')[0]}", "kube-system", node, daemonset["spec"]["template"]["spec"],
-                labels=daemonset["spec"]["template"]["metadata"]["labels"])
-    manifest = as_manifest(pod)
-    manifest["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name,
-                                                "uid": daemonset["metadata"]["uid"], "controller": True}]
-    cp.kubectl("create", "-f", "-", input=yaml.safe_dump(manifest))
-    cp.kubectl("patch", "pod", manifest["metadata"]["name"], "-n", "kube-system", "--subresource=status",
-               "--type=merge", "-p", '{"status": {"phase": "Running"}}')
-
-
 @pytest.fixture(scope="module")
 def cluster(control_plane_with_controllers, tmp_path_factory):
     cp = control_plane_with_controllers
@@ -50,7 +36,7 @@ def cluster(control_plane_with_controllers, tmp_path_factory):
     for name, zone, ip_pods in NODES:
         cp.create_node(name, "t3.medium", zone)
         short = name.split(".")[0]
-        create_daemon_pod(cp, aws_node, name)
+        cp.create_daemon_pod(aws_node, name)
         cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
         for i in range(ip_pods):
             cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})

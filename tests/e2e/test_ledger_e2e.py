@@ -83,7 +83,13 @@ def race(control_plane, tmp_path_factory):
     api = config.new_client_from_config(config_file=str(cp.admin_kubeconfig))
     try:
         for server in servers:
-            server.start(timeout=240)
+            try:
+                server.start(timeout=240)
+            except RuntimeError:
+                # Since the gevent WebhookWorker landed, a live-mode server with --workers 2 does not turn
+                # /readyz ready on the loaded CI machine, with or without the ledger (a known open problem);
+                # with gthread workers this test passed 20 of 20 rounds. Once servers start, it must pass.
+                pytest.xfail("live mode with 2 gevent workers did not become ready within 240 s")
         cp.apply([webhook_config(f"ledger-{i}", ns, srv) for i, (ns, srv) in enumerate(zip(NAMESPACES, servers))])
         wait_free(servers, FREE)
         yield cp, servers, api
@@ -184,9 +190,6 @@ def clean(cp, servers) -> None:
     wait_free(servers, FREE)
 
 
-@pytest.mark.xfail(strict=False, reason="since the gevent WebhookWorker landed, a live-mode server with --workers 2 "
-                   "does not turn /readyz ready within 240 s on the CI machine (with or without the ledger); "
-                   "passed 20/20 rounds with gthread workers at commit 'e2e HA race passes'")
 def test_two_processes_with_two_workers_never_admit_more_than_the_free_slots(race):
     cp, servers, api = race
     admitted_per_round, released_after = [], []
