@@ -19,7 +19,10 @@ import click
 import pytest
 import yaml
 
+from webhook.engine.model import Reservation
+from webhook.engine.requests import Resources
 from webhook.server.cli import serve_command
+from webhook.state import ledger_api
 from webhook.state.live_lister import AWS_NETWORK, NODEPOOLS, RESOURCES, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +163,7 @@ def test_webhook_defaults(default_docs: list[dict[str, Any]]) -> None:
     wh = webhook_of(default_docs)
     assert wh["failurePolicy"] == "Ignore"
     assert wh["timeoutSeconds"] == 3
-    assert wh["sideEffects"] == "None"
+    assert wh["sideEffects"] == "NoneOnDryRun"     # real admissions write the ledger; dry runs write nothing
     assert wh["admissionReviewVersions"] == ["v1"]
     assert wh["matchPolicy"] == "Equivalent"
     assert len(wh["name"].split(".")) >= 3
@@ -350,6 +353,41 @@ def test_cluster_role_is_read_only_and_exact(default_docs: list[dict[str, Any]],
     binding = one(default_docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+
+
+def test_ledger_role_grants_exactly_the_ledger_verbs_on_its_own_object_in_its_namespace(
+        default_docs: list[dict[str, Any]]) -> None:
+    role = next(d for d in default_docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-ledger"))
+    assert role["metadata"]["namespace"] == NAMESPACE
+    granted = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [ledger_api.GROUP] and rule["resources"] == [ledger_api.PLURAL], rule
+        for verb in rule["verbs"]:
+            granted.add(verb)
+            # get/update only on the ledger object; create cannot be limited by name
+            assert rule.get("resourceNames") == (None if verb == "create" else [ledger_api.DEFAULT_NAME]), rule
+    assert granted == set(ledger_api.RBAC_VERBS)
+    binding = next(d for d in default_docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-ledger"))
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    # Every other rule stays read-only (test_cluster_role_is_read_only_and_exact): nothing else writes.
+    assert [d["kind"] for d in default_docs].count("Role") == 1
+
+
+def test_the_chart_ships_the_ledger_crd_the_server_uses() -> None:
+    (crd,) = list(yaml.safe_load_all((CHART / "crds" / "capacityledgers.yaml").read_text()))
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == f"{ledger_api.PLURAL}.{ledger_api.GROUP}"
+    assert (spec["group"], spec["names"]["kind"], spec["names"]["plural"], spec["scope"]) == \
+        (ledger_api.GROUP, ledger_api.KIND, ledger_api.PLURAL, "Namespaced")
+    (version,) = spec["versions"]
+    assert version["name"] == ledger_api.VERSION and version["served"] and version["storage"]
+    entry = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["reservations"]["items"]
+    written = ledger_api.to_entry(Reservation(("Deployment", "default", "web"), {"n1": 2}, Resources(100, 2**20, 0),
+                                              True, 0.0, {"n1": 1}, 1, "uid-1"), 1.0e9, "pod/1")
+    assert set(written) == set(entry["properties"])      # the schema keeps every field the server writes
+    assert ledger_api.from_entry(written)[0] == ("Deployment", "default", "web")
 
 
 def test_helm_test_hook_pod(default_docs: list[dict[str, Any]]) -> None:

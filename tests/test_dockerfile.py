@@ -63,13 +63,31 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     return instructions
 
 
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """``ARG NAME=default`` before the first FROM: the only variables a FROM line may use."""
+    args: dict[str, str] = {}
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            args[name.strip()] = default.strip().strip('"')
+    return args
+
+
+def expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), ""), text)
+
+
 def split_stages(instructions: list[Instruction]) -> list[Stage]:
+    """Stages with their base image as built by default (global ARG defaults expanded)."""
+    args = global_args(instructions)
     stages: list[Stage] = []
     for ins in instructions:
         if ins.keyword == "FROM":
             words = [w for w in ins.args.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
-            stages.append(Stage(base=words[0], name=name))
+            stages.append(Stage(base=expand(words[0], args), name=name))
         elif stages:
             stages[-1].instructions.append(ins)
     return stages
@@ -102,11 +120,22 @@ def test_parser_handles_continuations_and_comments() -> None:
     ins = parse_dockerfile(text)
     assert [(i.keyword, i.args) for i in ins] == [("FROM", "a AS b"), ("RUN", "x && y"), ("USER", "1")]
     assert split_stages(ins)[0].name == "b"
+    with_arg = parse_dockerfile("ARG BASE=python:3.11-slim\nFROM ${BASE} AS b\nFROM $BASE\n")
+    assert [st.base for st in split_stages(with_arg)] == ["python:3.11-slim", "python:3.11-slim"]
 
 
 def test_multi_stage_with_slim_builder(stages: list[Stage]) -> None:
     assert len(stages) >= 2, "expected a builder stage and a final stage"
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", stages[0].base), stages[0].base
+
+
+def test_both_stages_share_the_swappable_base(stages: list[Stage]) -> None:
+    """The venv's python is a symlink into the base: builder and final stage must use the same
+    base, and scripts/build-image swaps both for a local Debian root through one ARG."""
+    instructions = parse_dockerfile(DOCKERFILE.read_text())
+    assert "PYTHON_IMAGE" in global_args(instructions)
+    froms = [i.args.split()[0] for i in instructions if i.keyword == "FROM"]
+    assert froms == ["${PYTHON_IMAGE}"] * len(froms)
 
 
 def test_final_base_is_python_311_slim(final: Stage) -> None:
@@ -166,6 +195,24 @@ def test_no_compilers_or_pip_cache_in_final_stage(final: Stage) -> None:
         assert banned not in text, f"final stage RUN mentions {banned!r}"
 
 
+def test_builder_trims_what_the_server_never_imports(stages: list[Stage]) -> None:
+    text = " ".join(i.args for st in stages[:-1] for i in st.all("RUN"))
+    assert "site-packages/kubernetes/aio" in text and "rm -rf" in text
+    for dist in ("aiohttp", "aiohttp-retry", "yarl", "multidict", "frozenlist", "pip", "setuptools"):
+        assert re.search(rf"uninstall[^&]*\s{re.escape(dist)}(\s|$)", text), dist
+    # The trimmed venv is imported before it is shipped: a trim too many fails the build.
+    last = [i.args for i in stages[-2].all("RUN")][-1]
+    assert "import webhook.cli" in last and "kubernetes.client" in last and "capacity-webhook --help" in last
+
+
+def test_proxy_ca_is_a_build_secret_not_a_layer(stages: list[Stage]) -> None:
+    for stage in stages:
+        for ins in stage.instructions:
+            assert "pip-ca" not in ins.args or (ins.keyword == "RUN" and "--mount=type=secret,id=pip-ca" in ins.args), \
+                f"line {ins.line}: the CA bundle may only be a RUN secret mount"
+        assert not [e for e in stage.all("ENV") if "PIP_CERT" in e.args]
+
+
 def test_builder_pip_uses_no_cache(stages: list[Stage]) -> None:
     for stage in stages[:-1]:
         for run in stage.all("RUN"):
@@ -201,7 +248,7 @@ def dockerignore_excludes(patterns: list[str], path: str) -> bool:
     return excluded
 
 
-NEEDED = ("pyproject.toml", "README.md", "webhook", "certs")  # what `pip install .` reads
+NEEDED = ("pyproject.toml", "image-constraints.txt", "README.md", "webhook", "certs")  # what the build reads
 
 
 def test_dockerignore_sends_only_the_package_sources() -> None:
@@ -214,3 +261,26 @@ def test_dockerignore_sends_only_the_package_sources() -> None:
     for junk in ("webhook/__pycache__/cli.cpython-311.pyc", "certs/__pycache__", "tests/test_chart.py",
                  "charts/capacity-webhook/values.yaml", ".git/HEAD", "some-future-dir/file"):
         assert dockerignore_excludes(patterns, junk), junk
+
+
+def test_image_constraints_pin_every_dependency() -> None:
+    """image-constraints.txt pins each of pyproject's dependencies to a version its specifier allows
+    (an unpinned boto3/botocore resolve backtracks through a hundred releases in the build)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "image-constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            pins[canonicalize_name(req.name)] = spec.version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not pinned in image-constraints.txt"
+        assert req.specifier.contains(pins[name]), f"{req.name}=={pins[name]} violates {text}"

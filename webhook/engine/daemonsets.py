@@ -72,6 +72,12 @@ def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int
     daemonsets = [key for key in state.workloads if key[0] == "DaemonSet" and key != ignore]
     if not daemonsets or not state.nodes:
         return {}
+    # Fast path: a node running as many DaemonSet pods as there are DaemonSets owes nothing
+    # (the per-node count is kept by ClusterState); only the others are looked at closely.
+    wanted = len(daemonsets)
+    candidates = [(name, node) for name, node in state.nodes.items() if node.daemon_pods < wanted]
+    if not candidates:
+        return {}
     owed: dict[str, tuple[Resources, int, int]] = {}
     for key in daemonsets:
         obj = state.workloads.get(key)
@@ -81,7 +87,7 @@ def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int
         pods = [state.pods[k] for k in state.pods_by_owner.get(key, ()) if k in state.pods]
         covered = {p.node for p in pods if p.node}
         waiting = [p for p in pods if not p.node and p.rules is not None]
-        for name, node in state.nodes.items():
+        for name, node in candidates:
             if name in covered or ineligibility(node, daemon.rules) is not None:
                 continue
             if any(ineligibility(node, p.rules) is None for p in waiting):
