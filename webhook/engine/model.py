@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, MutableMapping
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
@@ -347,10 +347,10 @@ class ClusterState:
         self.pods_by_owner: dict[tuple, set] = defaultdict(set)       # (kind, ns, name) -> pod keys
         self.children: dict[tuple, set] = defaultdict(set)            # (kind, ns, name) -> child keys
         self.parents: dict[tuple, tuple] = {}                         # workload key -> its controller's key
-        self.workloads: dict[tuple, dict] = {}                        # (kind, ns, name) -> trimmed object
+        self.workloads: MutableMapping[tuple, dict] = {}              # (kind, ns, name) -> trimmed object
         self.storage_classes: dict[str, dict] = {}
-        self.persistent_volumes: dict[str, dict] = {}
-        self.claims: dict[tuple, dict] = {}                           # (ns, name) -> PVC
+        self.persistent_volumes: dict[str, Mapping] = {}
+        self.claims: dict[tuple[str, str], Mapping] = {}              # (ns, name) -> PVC
         self.csinode_ebs_limit: dict[str, int] = {}
         self.attachments: dict[str, set] = defaultdict(set)           # node -> attached PV names
         self.attachment_index: dict[str, tuple] = {}                  # VolumeAttachment name -> (node, pv)
@@ -570,7 +570,8 @@ class ClusterState:
         if record is not None and self.pods.get(key) == record:
             return      # a status-only update (most watch events): aggregates and indexes stand
         old = self.pods.pop(key, None)
-        if (old and old.owner and old.owner[0] == "DaemonSet") or (record and record.owner and record.owner[0] == "DaemonSet"):
+        if ((old and old.owner and old.owner[0] == "DaemonSet")
+                or (record and record.owner and record.owner[0] == "DaemonSet")):
             self.daemon_epoch += 1
         if old:
             self.pending.pop(key, None)
