@@ -148,3 +148,15 @@ def test_failed_lookup_keeps_the_unknown_instance_type_warning(aws):
             assert lookup.wait_idle(5) and lookup.calls == 1
         finally:
             holder.stop()
+
+
+def test_instance_lookup_true_means_the_default_lookup(aws):
+    """``live_holder(instance_lookup=True)`` was accepted by its signature, then handed ``True``
+    to the source, which crashed calling ``True.attach``: it now means "look up, the default way"."""
+    with FakeApiServer(s.two_t3_medium_cluster()["items"]) as server:
+        holder = live_holder(api_client=server.api_client(), instance_lookup=True, wait=True, wait_timeout=10, **FAST)
+        try:
+            assert isinstance(holder.source.instance_lookup, InstanceLookup)
+            assert "ip-10-0-1-17.ec2.internal" in holder.state.nodes
+        finally:
+            holder.stop()
