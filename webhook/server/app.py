@@ -105,6 +105,7 @@ class AdmissionHandler:
         if review.is_scale and scale_target_key(review) is None:
             return self._note(out, f"scale of {review.resource or 'an unknown resource'} is not checked")
         if not review.is_scale:
+            assert review.obj is not None    # parse_review refuses a CREATE or UPDATE without an object
             skipped = self._skip(out, review, review.obj)
             if skipped:
                 return skipped
@@ -203,6 +204,7 @@ class AdmissionHandler:
         obj, old = review.obj, review.old
         if review.is_scale:
             key = scale_target_key(review)
+            assert key is not None           # decide() answered scales of unknown resources already
             stored = state.workloads.get(key)
             if stored is None:
                 out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
@@ -218,6 +220,7 @@ class AdmissionHandler:
                                     "the capacity check was skipped")
                 out.fields["reasons"] = ["INVALID_OBJECT"]
                 return None
+        assert obj is not None               # a CREATE or UPDATE object, or the scaled workload
         chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
         mode = engine_mode = chosen.mode
         if chosen.from_namespace:

@@ -123,7 +123,7 @@ class Metrics:
         yield family
 
         cumulative, histogram_buckets = 0, []
-        for bound, count in zip(LATENCY_BUCKETS + (float("inf"),), buckets):
+        for bound, count in zip(LATENCY_BUCKETS + (float("inf"),), buckets, strict=True):
             cumulative += count
             histogram_buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily(f"{PREFIX}_admission_duration_seconds",
