@@ -81,23 +81,73 @@ def realistic_pod(name: str, namespace: str, node: str, spec: dict, labels: dict
     names = [c["name"] for c in spec["containers"]]
     pod["metadata"]["generateName"] = name.rsplit("-", 1)[0] + "-"
     pod["metadata"]["managedFields"] = [
-        {"apiVersion": "v1", "fieldsType": "FieldsV1", "manager": "kube-controller-manager", "operation": "Update",
-         "time": T, "fieldsV1": {"f:metadata": {"f:generateName": {}, "f:labels": {".": {}, **{f"f:{k}": {} for k in labels}},
-                                                "f:ownerReferences": {".": {}, f"k:{{\"uid\":\"{pod['metadata']['ownerReferences'][0]['uid']}\"}}": {}}},
-                                 "f:spec": {"f:containers": {f"k:{{\"name\":\"{n}\"}}": {".": {}, "f:image": {}, "f:name": {},
-                                                                                           "f:resources": {}} for n in names},
-                                            "f:dnsPolicy": {}, "f:restartPolicy": {}, "f:volumes": {}}}},
-        {"apiVersion": "v1", "fieldsType": "FieldsV1", "manager": "kubelet", "operation": "Update", "subresource": "status",
-         "time": T, "fieldsV1": {"f:status": {"f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {},
-                                              "f:phase": {}, "f:podIP": {}, "f:podIPs": {}, "f:startTime": {}}}}]
-    pod["status"].update({
-        "podIP": ip, "podIPs": [{"ip": ip}], "hostIPs": [{"ip": "10.0.0.10"}],
-        "conditions": [{"lastProbeTime": None, "lastTransitionTime": T, "status": "True", "type": t}
-                       for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")],
-        "containerStatuses": [{"containerID": f"containerd://{'%064x' % random.getrandbits(256)}", "image": c["image"],
-                               "imageID": f"{c['image'].split(':')[0]}@sha256:{'%064x' % random.getrandbits(256)}",
-                               "lastState": {}, "name": c["name"], "ready": True, "restartCount": 0, "started": True,
-                               "state": {"running": {"startedAt": T}}} for c in spec["containers"]]})
+        {
+            "apiVersion": "v1",
+            "fieldsType": "FieldsV1",
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "time": T,
+            "fieldsV1": {
+                "f:metadata": {
+                    "f:generateName": {},
+                    "f:labels": {".": {}, **{f"f:{k}": {} for k in labels}},
+                    "f:ownerReferences": {".": {}, f'k:{{"uid":"{pod["metadata"]["ownerReferences"][0]["uid"]}"}}': {}},
+                },
+                "f:spec": {
+                    "f:containers": {
+                        f'k:{{"name":"{n}"}}': {".": {}, "f:image": {}, "f:name": {}, "f:resources": {}} for n in names
+                    },
+                    "f:dnsPolicy": {},
+                    "f:restartPolicy": {},
+                    "f:volumes": {},
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "fieldsType": "FieldsV1",
+            "manager": "kubelet",
+            "operation": "Update",
+            "subresource": "status",
+            "time": T,
+            "fieldsV1": {
+                "f:status": {
+                    "f:conditions": {},
+                    "f:containerStatuses": {},
+                    "f:hostIP": {},
+                    "f:phase": {},
+                    "f:podIP": {},
+                    "f:podIPs": {},
+                    "f:startTime": {},
+                }
+            },
+        },
+    ]
+    pod["status"].update(
+        {
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "hostIPs": [{"ip": "10.0.0.10"}],
+            "conditions": [
+                {"lastProbeTime": None, "lastTransitionTime": T, "status": "True", "type": t}
+                for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "containerStatuses": [
+                {
+                    "containerID": f"containerd://{'%064x' % random.getrandbits(256)}",
+                    "image": c["image"],
+                    "imageID": f"{c['image'].split(':')[0]}@sha256:{'%064x' % random.getrandbits(256)}",
+                    "lastState": {},
+                    "name": c["name"],
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "state": {"running": {"startedAt": T}},
+                }
+                for c in spec["containers"]
+            ],
+        }
+    )
     return pod
 
 
@@ -116,7 +166,7 @@ def build_cluster(scale: float, out: Path) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         for start in range(0, max(len(items), 1), PAGE):
             page = []
-            for item in items[start:start + PAGE]:
+            for item in items[start : start + PAGE]:
                 item = dict(item)
                 item.pop("kind", None)
                 item.pop("apiVersion", None)
@@ -136,7 +186,7 @@ def build_cluster(scale: float, out: Path) -> dict:
     for kind in ("StatefulSet", "PersistentVolume", "PersistentVolumeClaim", "VolumeAttachment"):
         write(kind, [])
 
-    deployments, replicasets, pod_file_items = [], [], []
+    deployments, replicasets = [], []
     pods_written = 0
     pod_pages = 0
     folder = out / "Pod"
@@ -146,8 +196,11 @@ def build_cluster(scale: float, out: Path) -> dict:
     def flush() -> None:
         nonlocal buffer, pod_pages
         if buffer:
-            body = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1000"},"items":[' + \
-                   b",".join(buffer) + b"]}"
+            body = (
+                b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1000"},"items":['
+                + b",".join(buffer)
+                + b"]}"
+            )
             (folder / f"{pod_pages:05d}.json").write_bytes(body)
             pod_pages += 1
             buffer = []
@@ -162,12 +215,21 @@ def build_cluster(scale: float, out: Path) -> dict:
             flush()
 
     slot = 0
-    for i, node in enumerate(node_names):     # DaemonSet pods: aws-node, kube-proxy (host network), ebs-csi-node
+    for i, node in enumerate(node_names):  # DaemonSet pods: aws-node, kube-proxy (host network), ebs-csi-node
         short = node.split(".")[0]
         for ds, host, cpu in (("aws-node", True, "25m"), ("kube-proxy", True, "100m"), ("ebs-csi-node", False, "10m")):
             spec = s.pod_spec([s.container(ds, requests={"cpu": cpu, "memory": "40Mi"})], host_network=host)
-            emit(realistic_pod(f"{ds}-{short}", "kube-system", node, spec, {"k8s-app": ds},
-                               ("apps/v1", "DaemonSet", ds), f"10.1.{i % 250}.{slot % 250}"))
+            emit(
+                realistic_pod(
+                    f"{ds}-{short}",
+                    "kube-system",
+                    node,
+                    spec,
+                    {"k8s-app": ds},
+                    ("apps/v1", "DaemonSet", ds),
+                    f"10.1.{i % 250}.{slot % 250}",
+                )
+            )
             slot += 1
     sample_pods: list[dict] = []
     for d in range(deployments_n):
@@ -177,23 +239,41 @@ def build_cluster(scale: float, out: Path) -> dict:
         spec = app_spec(app, cpu, memory)
         deployment = s.deployment(app, replicas, namespace, spec)
         deployments.append(deployment)
-        for r, rs_replicas in enumerate((replicas, 0, 0)):   # current ReplicaSet + two old ones
+        for r, rs_replicas in enumerate((replicas, 0, 0)):  # current ReplicaSet + two old ones
             hash_ = f"{d:05x}{r}abc"[:10]
-            rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                  "metadata": s.metadata(f"{app}-{hash_}", namespace, {"app": app, "pod-template-hash": hash_},
-                                         {"deployment.kubernetes.io/desired-replicas": str(replicas),
-                                          "deployment.kubernetes.io/revision": str(3 - r)},
-                                         owner=("apps/v1", "Deployment", app)),
-                  "spec": {"replicas": rs_replicas, "selector": {"matchLabels": {"app": app, "pod-template-hash": hash_}},
-                           "template": s.template({"app": app, "pod-template-hash": hash_}, spec)},
-                  "status": {"replicas": rs_replicas, "observedGeneration": 1}}
+            rs = {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": s.metadata(
+                    f"{app}-{hash_}",
+                    namespace,
+                    {"app": app, "pod-template-hash": hash_},
+                    {
+                        "deployment.kubernetes.io/desired-replicas": str(replicas),
+                        "deployment.kubernetes.io/revision": str(3 - r),
+                    },
+                    owner=("apps/v1", "Deployment", app),
+                ),
+                "spec": {
+                    "replicas": rs_replicas,
+                    "selector": {"matchLabels": {"app": app, "pod-template-hash": hash_}},
+                    "template": s.template({"app": app, "pod-template-hash": hash_}, spec),
+                },
+                "status": {"replicas": rs_replicas, "observedGeneration": 1},
+            }
             replicasets.append(rs)
         current = replicasets[-3]["metadata"]["name"]
         for k in range(replicas):
             node = node_names[(d * replicas + k) % nodes_n]
-            pod = realistic_pod(f"{current}-{k:05d}", namespace, node, spec,
-                                {"app": app, "pod-template-hash": current.rsplit("-", 1)[1]},
-                                ("apps/v1", "ReplicaSet", current), f"10.2.{slot % 250}.{k}")
+            pod = realistic_pod(
+                f"{current}-{k:05d}",
+                namespace,
+                node,
+                spec,
+                {"app": app, "pod-template-hash": current.rsplit("-", 1)[1]},
+                ("apps/v1", "ReplicaSet", current),
+                f"10.2.{slot % 250}.{k}",
+            )
             slot += 1
             if len(sample_pods) < 5000 and random.random() < 0.05:
                 sample_pods.append(json.loads(json.dumps(pod)))
@@ -270,8 +350,11 @@ def file_lister(folder: Path):
             index = int(params.get("_continue") or 0)
             body = pages[index].read_bytes()
             if index + 1 < len(pages):
-                body = body.replace(b'"metadata":{"resourceVersion":"1000"}',
-                                    b'"metadata":{"resourceVersion":"1000","continue":"%d"}' % (index + 1), 1)
+                body = body.replace(
+                    b'"metadata":{"resourceVersion":"1000"}',
+                    b'"metadata":{"resourceVersion":"1000","continue":"%d"}' % (index + 1),
+                    1,
+                )
             return _Body(body)
 
     return FileLister()
@@ -328,7 +411,7 @@ def child(folder: Path) -> dict:
     source = LiveSource(holder, api_client=None, resources=resources, instance_lookup=None)
     source.lister = file_lister(folder)
     started = time.perf_counter()
-    for res in resources:                       # Nodes first, as the live source orders them
+    for res in resources:  # Nodes first, as the live source orders them
         source._list(source.status[res.kind])
     list_seconds = time.perf_counter() - started
     assert holder.ready, "every collection listed"
@@ -336,8 +419,9 @@ def child(folder: Path) -> dict:
     rss1 = rss_bytes()
     state = holder.state
     # Watch: the recorded lines through watch_events + apply, pods and nodes on their own streams.
-    by_kind = {kind: (folder / f"watch-{kind}.jsonl").read_bytes().splitlines(keepends=True)
-               for kind in ("Pod", "Node")}
+    by_kind = {
+        kind: (folder / f"watch-{kind}.jsonl").read_bytes().splitlines(keepends=True) for kind in ("Pod", "Node")
+    }
     lines = by_kind["Pod"] + by_kind["Node"]
     source.lister.watch_lines = by_kind
     started = time.perf_counter()
@@ -345,10 +429,16 @@ def child(folder: Path) -> dict:
     source._watch(source.status["Node"])
     watch_seconds = time.perf_counter() - started
     settle()
-    return {"nodes": len(state.nodes), "pods": len(state.pods), "workloads": len(state.workloads),
-            "list_seconds": list_seconds, "cache_rss": rss1 - rss0,
-            "watch_events": len(lines), "watch_seconds": watch_seconds,
-            "events_applied": source.status["Pod"].events + source.status["Node"].events}
+    return {
+        "nodes": len(state.nodes),
+        "pods": len(state.pods),
+        "workloads": len(state.workloads),
+        "list_seconds": list_seconds,
+        "cache_rss": rss1 - rss0,
+        "watch_events": len(lines),
+        "watch_seconds": watch_seconds,
+        "events_applied": source.status["Pod"].events + source.status["Node"].events,
+    }
 
 
 # ---- baselines on samples ------------------------------------------------------------------------
@@ -385,21 +475,31 @@ def baselines(folder: Path) -> dict:
             pod["kind"] = "Pod"
             source.status["Pod"].keys.add(source._apply(RESOURCES[1], pod))
         return None
-    slim_bytes, _ = retained(slim)          # records, indexes, key set: everything a pod adds
+
+    slim_bytes, _ = retained(slim)  # records, indexes, key set: everything a pod adds
     slim_per_pod = slim_bytes / n
     del holder, source
-    whole_bytes, kept_whole = retained(lambda: {(p["metadata"]["namespace"], p["metadata"]["name"]): p
-                                                for p in json.loads(pods_raw)})
+    whole_bytes, kept_whole = retained(
+        lambda: {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in json.loads(pods_raw)}
+    )
     whole_per_pod = whole_bytes / n
     del kept_whole
 
     workloads = json.loads(workloads_raw)
     from webhook.state.live_store import CompactObjects
-    compact_bytes, kept = retained(lambda: CompactObjects({(w["kind"], w["metadata"]["namespace"], w["metadata"]["name"]): w
-                                                           for w in json.loads(workloads_raw)}))
+
+    compact_bytes, kept = retained(
+        lambda: CompactObjects(
+            {(w["kind"], w["metadata"]["namespace"], w["metadata"]["name"]): w for w in json.loads(workloads_raw)}
+        )
+    )
     from webhook.engine.model import _trim
-    dict_bytes, kept2 = retained(lambda: {(w["kind"], w["metadata"]["namespace"], w["metadata"]["name"]): _trim(w)
-                                          for w in json.loads(workloads_raw)})
+
+    dict_bytes, kept2 = retained(
+        lambda: {
+            (w["kind"], w["metadata"]["namespace"], w["metadata"]["name"]): _trim(w) for w in json.loads(workloads_raw)
+        }
+    )
     del kept, kept2
 
     # Speed: raw JSON + slim apply vs the kubernetes client's model deserialization, same pods.
@@ -414,20 +514,29 @@ def baselines(folder: Path) -> dict:
         source._apply(RESOURCES[1], pod)
     raw_per_pod = (time.perf_counter() - started) / n
     from kubernetes.client import ApiClient
+
     client = ApiClient()
     sample = min(n, 1000)
-    small = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":' + \
-            json.dumps(pods[:sample]).encode() + b"}"
+    small = (
+        b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":'
+        + json.dumps(pods[:sample]).encode()
+        + b"}"
+    )
     started = time.perf_counter()
     try:
         client.deserialize(small.decode(), "V1PodList", "application/json")
-    except TypeError:   # kubernetes < 35: deserialize(response, type)
+    except TypeError:  # kubernetes < 35: deserialize(response, type)
         client._ApiClient__deserialize(json.loads(small), "V1PodList")
     model_per_pod = (time.perf_counter() - started) / sample
-    return {"sample_pods": n, "slim_bytes_per_pod": slim_per_pod, "whole_bytes_per_pod": whole_per_pod,
-            "compact_bytes_per_workload": compact_bytes / len(workloads),
-            "dict_bytes_per_workload": dict_bytes / len(workloads),
-            "raw_seconds_per_pod": raw_per_pod, "model_seconds_per_pod": model_per_pod}
+    return {
+        "sample_pods": n,
+        "slim_bytes_per_pod": slim_per_pod,
+        "whole_bytes_per_pod": whole_per_pod,
+        "compact_bytes_per_workload": compact_bytes / len(workloads),
+        "dict_bytes_per_workload": dict_bytes / len(workloads),
+        "raw_seconds_per_pod": raw_per_pod,
+        "model_seconds_per_pod": model_per_pod,
+    }
 
 
 def main() -> int:
@@ -447,36 +556,57 @@ def main() -> int:
     t0 = time.perf_counter()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cache-bench-"))
     if args.keep and (folder / "counts.json").exists():
-        counts = json.loads((folder / "counts.json").read_text())     # pages of an earlier run
+        counts = json.loads((folder / "counts.json").read_text())  # pages of an earlier run
     else:
         counts = build_cluster(args.scale, folder)
     size = sum(f.stat().st_size for f in (folder / "Pod").glob("*.json"))
-    print(f"cluster: {counts['Node']} nodes, {counts['Pod']} pods, {counts['Deployment']} Deployments, "
-          f"{counts['ReplicaSet']} ReplicaSets, {counts['Namespace']} namespaces; pod list {size / 2**20:.0f} MiB "
-          f"JSON ({size / counts['Pod'] / 1024:.1f} KiB/pod); generated in {time.perf_counter() - t0:.0f}s", flush=True)
-    run = json.loads(subprocess.run([sys.executable, __file__, "--child", str(folder)], check=True,
-                                    capture_output=True, text=True).stdout)
-    base = json.loads(subprocess.run([sys.executable, __file__, "--baselines", str(folder)], check=True,
-                                     capture_output=True, text=True).stdout)
+    print(
+        f"cluster: {counts['Node']} nodes, {counts['Pod']} pods, {counts['Deployment']} Deployments, "
+        f"{counts['ReplicaSet']} ReplicaSets, {counts['Namespace']} namespaces; pod list {size / 2**20:.0f} MiB "
+        f"JSON ({size / counts['Pod'] / 1024:.1f} KiB/pod); generated in {time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
+    run = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--child", str(folder)], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    base = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--baselines", str(folder)], check=True, capture_output=True, text=True
+        ).stdout
+    )
     pods, workloads = counts["Pod"], counts["Deployment"] + counts["ReplicaSet"] + counts["DaemonSet"]
     naive_bytes = pods * base["whole_bytes_per_pod"] + workloads * base["dict_bytes_per_workload"]
     rate = run["watch_events"] / run["watch_seconds"]
     model_list = pods * base["model_seconds_per_pod"]
-    print(f"1. cache memory: {run['cache_rss'] / 2**20:.0f} MiB RSS growth after the initial list "
-          f"(target < 300 MB); retained heap on a {base['sample_pods']}-pod sample: "
-          f"{base['slim_bytes_per_pod']:.0f} B/pod, workloads {base['compact_bytes_per_workload']:.0f} B each")
-    print(f"   baseline, whole objects kept: {base['whole_bytes_per_pod']:.0f} B/pod, "
-          f"{base['dict_bytes_per_workload']:.0f} B/workload -> {naive_bytes / 2**20:.0f} MiB "
-          f"({naive_bytes / max(run['cache_rss'], 1):.1f}x the cache)")
-    print(f"2. initial list -> cache: {run['list_seconds']:.1f} s for {run['nodes']} nodes, {run['pods']} pods, "
-          f"{run['workloads']} workloads (target < 20 s)")
-    print(f"   baseline, kubernetes client models: {base['model_seconds_per_pod'] * 1e6:.0f} us/pod to deserialize "
-          f"alone vs {base['raw_seconds_per_pod'] * 1e6:.0f} us/pod raw parse + apply -> {model_list:.0f} s for the pods "
-          f"({model_list / run['list_seconds']:.1f}x the whole list)")
-    print(f"3. watch: {rate:,.0f} events/s applied ({run['watch_events']:,} events in {run['watch_seconds']:.1f} s; "
-          f"target > 20,000/s)")
-    print(f"   baseline, client models: {1 / base['model_seconds_per_pod']:,.0f} pods/s deserialized alone "
-          f"({rate * base['model_seconds_per_pod']:.1f}x slower than the cache's events/s)")
+    print(
+        f"1. cache memory: {run['cache_rss'] / 2**20:.0f} MiB RSS growth after the initial list "
+        f"(target < 300 MB); retained heap on a {base['sample_pods']}-pod sample: "
+        f"{base['slim_bytes_per_pod']:.0f} B/pod, workloads {base['compact_bytes_per_workload']:.0f} B each"
+    )
+    print(
+        f"   baseline, whole objects kept: {base['whole_bytes_per_pod']:.0f} B/pod, "
+        f"{base['dict_bytes_per_workload']:.0f} B/workload -> {naive_bytes / 2**20:.0f} MiB "
+        f"({naive_bytes / max(run['cache_rss'], 1):.1f}x the cache)"
+    )
+    print(
+        f"2. initial list -> cache: {run['list_seconds']:.1f} s for {run['nodes']} nodes, {run['pods']} pods, "
+        f"{run['workloads']} workloads (target < 20 s)"
+    )
+    print(
+        f"   baseline, kubernetes client models: {base['model_seconds_per_pod'] * 1e6:.0f} us/pod to deserialize "
+        f"alone vs {base['raw_seconds_per_pod'] * 1e6:.0f} us/pod raw parse + apply -> {model_list:.0f} s for the pods "
+        f"({model_list / run['list_seconds']:.1f}x the whole list)"
+    )
+    print(
+        f"3. watch: {rate:,.0f} events/s applied ({run['watch_events']:,} events in {run['watch_seconds']:.1f} s; "
+        f"target > 20,000/s)"
+    )
+    print(
+        f"   baseline, client models: {1 / base['model_seconds_per_pod']:,.0f} pods/s deserialized alone "
+        f"({rate * base['model_seconds_per_pod']:.1f}x slower than the cache's events/s)"
+    )
     print(f"total bench time {time.perf_counter() - t0:.0f} s")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)

@@ -14,6 +14,7 @@ what the per-node aggregates in ClusterState avoid. Prints figures and the ratio
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import statistics
 import sys
@@ -43,7 +44,9 @@ def build(nodes: int, pods_per_node: int) -> ClusterState:
         name = f"ip-10-{i // 250}-{i % 250}-1.ec2.internal"
         state.apply(s.node(name, itype, allocatable={"cpu": cpu, "memory": mem, "pods": pods,
                                                      "ephemeral-storage": "18242267924"}))
-        state.apply(s.pod(f"aws-node-{i}", "kube-system", name, spec=daemon, owner=("apps/v1", "DaemonSet", "aws-node")))
+        state.apply(
+            s.pod(f"aws-node-{i}", "kube-system", name, spec=daemon, owner=("apps/v1", "DaemonSet", "aws-node"))
+        )
         for j in range(pods_per_node - 1):
             state.apply(s.pod(f"p-{i}-{j}", "default", name, spec=spec))
     gc.collect()
@@ -92,12 +95,12 @@ def main() -> None:
     assert evaluate(state, fits).verdict == "allow" and evaluate(state, too_big).verdict == "deny"
     big_p50 = big_p99 = 0.0
     for label, obj in (("fits (allow)", fits), ("does not fit (deny)", too_big)):
-        p50, p99 = percentiles(timed(lambda: evaluate(state, obj), args.decisions))
+        p50, p99 = percentiles(timed(functools.partial(evaluate, state, obj), args.decisions))
         big_p50, big_p99 = (p50, p99) if obj is fits else (big_p50, big_p99)
         print(f"evaluate {label:22s} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms", flush=True)
     small = build(args.small, args.pods_per_node)
     evaluate(small, fits)
-    small_p50, small_p99 = percentiles(timed(lambda: evaluate(small, fits), args.decisions))
+    small_p50, small_p99 = percentiles(timed(functools.partial(evaluate, small, fits), args.decisions))
     print(f"evaluate fits (allow) on {args.small} nodes  p50 {small_p50:7.3f} ms   p99 {small_p99:7.3f} ms")
     print(f"growth {args.small} -> {args.nodes} nodes: p50 {big_p50 / small_p50:.1f}x, p99 {big_p99 / small_p99:.1f}x "
           f"(nodes grew {args.nodes / args.small:.0f}x)")

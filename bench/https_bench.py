@@ -129,8 +129,12 @@ def wrk(port: int, clients: int, seconds: int, script: Path, review: Path) -> di
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"rate": rate, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
-            "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors else ""}
+    return {
+        "rate": rate,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
 
 
 def main() -> int:

@@ -226,7 +226,9 @@ def report(name: str, figures: dict) -> None:
           f"within 1 s: {figures['within_1s']} ({figures['pct_within_1s']:.2f}%); failures/timeouts: "
           f"{figures['failures']}; statuses {figures['statuses']}")
     if figures["p50_ms"] is not None:
-        print(f"  latency p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms")
+        print(
+            f"  latency p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms"
+        )
     print(f"  open connections when reviews started: {figures['open_at_start']}")
     print(f"  mean open during the run (1 s samples): {figures['open_mean_during']}")
     print(f"  reopened after the server closed them: {figures['reopened']}")

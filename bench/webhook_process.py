@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from certs.authority import write_bundle
+from certs.authority import write_bundle  # noqa: E402 (after the sys.path insert that makes it importable)
 
 _GTHREAD_LAUNCHER = """
 import sys

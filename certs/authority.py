@@ -207,9 +207,9 @@ def _validate_sans(
             dns.append(v)
     ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     for a in ip_addresses or ():
-        v = _validate_ip(a)
-        if v not in ips:
-            ips.append(v)
+        ip = _validate_ip(a)
+        if ip not in ips:
+            ips.append(ip)
     if not dns and not ips:
         raise InvalidCertInputError(
             "at least one DNS name or IP address is required for the serving certificate"

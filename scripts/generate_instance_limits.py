@@ -269,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--vpc-cni-json", type=Path, default=DEFAULT_VPC_CNI_JSON,
                         help=f"VPC CNI per-type limits as JSON (default {DEFAULT_VPC_CNI_JSON})")
-    parser.add_argument("--eni-max-pods", type=Path, default=DEFAULT_ENI_MAX_PODS,
-                        help=f"AWS's official max-pods table to check the result against (default {DEFAULT_ENI_MAX_PODS})")
+    parser.add_argument(
+        "--eni-max-pods",
+        type=Path,
+        default=DEFAULT_ENI_MAX_PODS,
+        help=f"AWS's official max-pods table to check the result against (default {DEFAULT_ENI_MAX_PODS})",
+    )
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
                         help=f"where to write the table (default {DEFAULT_OUTPUT}); '-' for stdout")
     args = parser.parse_args(argv)

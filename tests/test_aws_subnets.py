@@ -97,7 +97,9 @@ def test_a_failing_lookup_keeps_the_figures_and_warns(ec2):
 
     def factory(region):
         if calls["fail"]:
-            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "DescribeInstances")
+            raise ClientError(
+                {"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}, "DescribeInstances"
+            )
         return client
 
     refresher = SubnetRefresher(client_factory=factory).attach(holder)
@@ -174,8 +176,16 @@ def test_snapshot_aws_records_ec2_figures_that_check_reads(ec2, tmp_path):
     client.assign_private_ip_addresses(NetworkInterfaceId=other, SecondaryPrivateIpAddressCount=200)
     aws_node = s.aws_node()
     aws_node["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "WARM_IP_TARGET", "value": "2"})
-    pods = [s.pod(f"addon-{n}-{i}", "kube-system", node["metadata"]["name"],
-                  s.pod_spec([s.container("a", requests={"cpu": "10m"})])) for n, node in enumerate(nodes) for i in range(5)]
+    pods = [
+        s.pod(
+            f"addon-{n}-{i}",
+            "kube-system",
+            node["metadata"]["name"],
+            s.pod_spec([s.container("a", requests={"cpu": "10m"})]),
+        )
+        for n, node in enumerate(nodes)
+        for i in range(5)
+    ]
     path.write_text(json.dumps(s.as_list(nodes + pods + [aws_node, s.namespace("default")]
                                          + aws_objects(holder.state, lambda region: client))))
     manifest = tmp_path / "web.json"

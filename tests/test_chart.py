@@ -19,7 +19,10 @@ import click
 import pytest
 import yaml
 
+from webhook.engine.model import Reservation
+from webhook.engine.requests import Resources
 from webhook.server.cli import serve_command
+from webhook.state import ledger_api
 from webhook.state.live_lister import AWS_NETWORK, NODEPOOLS, RESOURCES, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +163,7 @@ def test_webhook_defaults(default_docs: list[dict[str, Any]]) -> None:
     wh = webhook_of(default_docs)
     assert wh["failurePolicy"] == "Ignore"
     assert wh["timeoutSeconds"] == 3
-    assert wh["sideEffects"] == "None"
+    assert wh["sideEffects"] == "NoneOnDryRun"     # real admissions write the ledger; dry runs write nothing
     assert wh["admissionReviewVersions"] == ["v1"]
     assert wh["matchPolicy"] == "Equivalent"
     assert len(wh["name"].split(".")) >= 3
@@ -194,7 +197,9 @@ def test_rules(default_docs: list[dict[str, Any]]) -> None:
         assert covered.get(key) == {"CREATE", "UPDATE"}, key
     for res in ("deployments/scale", "replicasets/scale", "statefulsets/scale"):
         assert covered.get(("apps", res)) == {"UPDATE"}, res
-    assert set(covered) == create_update | {("apps", f"{r}/scale") for r in ("deployments", "replicasets", "statefulsets")}
+    assert set(covered) == create_update | {
+        ("apps", f"{r}/scale") for r in ("deployments", "replicasets", "statefulsets")
+    }
 
 
 def test_generate_mode_ca_bundle_signs_serving_cert(default_docs: list[dict[str, Any]]) -> None:
@@ -214,8 +219,12 @@ def test_generate_mode_ca_bundle_signs_serving_cert(default_docs: list[dict[str,
     assert data["ca.crt"] == ca_pem, "Secret ca.crt and webhook caBundle must be the same CA"
     assert b"PRIVATE KEY" in data["tls.key"]
     leaf = load_pem_cert(data["tls.crt"])
-    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm)
-    sans = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    ca.public_key().verify(
+        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm
+    )
+    sans = set(
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    )
     assert f"{FULLNAME}.{NAMESPACE}.svc" in sans
 
     dep = one(default_docs, "Deployment")
@@ -267,7 +276,7 @@ def assert_serve_accepts(args: list[str]) -> None:
     assert args[0] == "serve" and len(args) % 2 == 1, args
     options = {opt: param for param in serve_command.params for opt in param.opts}
     ctx = click.Context(serve_command)
-    for name, value in zip(args[1::2], args[2::2]):
+    for name, value in zip(args[1::2], args[2::2], strict=True):
         assert name in options, f"serve has no option {name}"
         param = options[name]
         if not isinstance(param.type, click.Path):
@@ -279,7 +288,7 @@ def test_every_value_reaches_serve(helm: Any) -> None:
                            "threads": 16, "logLevel": "debug", "containerPort": 9443})
     args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert_serve_accepts(args)
-    assert dict(zip(args[1::2], args[2::2])).items() >= {
+    assert dict(zip(args[1::2], args[2::2], strict=True)).items() >= {
         "--mode": "audit", "--stale-after": "90", "--headroom-nodes": "2", "--reservation-ttl": "0",
         "--threads": "16", "--log-level": "debug", "--port": "9443"}.items()
 
@@ -350,6 +359,41 @@ def test_cluster_role_is_read_only_and_exact(default_docs: list[dict[str, Any]],
     binding = one(default_docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+
+
+def test_ledger_role_grants_exactly_the_ledger_verbs_on_its_own_object_in_its_namespace(
+        default_docs: list[dict[str, Any]]) -> None:
+    role = next(d for d in default_docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-ledger"))
+    assert role["metadata"]["namespace"] == NAMESPACE
+    granted = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [ledger_api.GROUP] and rule["resources"] == [ledger_api.PLURAL], rule
+        for verb in rule["verbs"]:
+            granted.add(verb)
+            # get/update only on the ledger object; create cannot be limited by name
+            assert rule.get("resourceNames") == (None if verb == "create" else [ledger_api.DEFAULT_NAME]), rule
+    assert granted == set(ledger_api.RBAC_VERBS)
+    binding = next(d for d in default_docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-ledger"))
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    # Every other rule stays read-only (test_cluster_role_is_read_only_and_exact): nothing else writes.
+    assert [d["kind"] for d in default_docs].count("Role") == 1
+
+
+def test_the_chart_ships_the_ledger_crd_the_server_uses() -> None:
+    (crd,) = list(yaml.safe_load_all((CHART / "crds" / "capacityledgers.yaml").read_text()))
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == f"{ledger_api.PLURAL}.{ledger_api.GROUP}"
+    assert (spec["group"], spec["names"]["kind"], spec["names"]["plural"], spec["scope"]) == \
+        (ledger_api.GROUP, ledger_api.KIND, ledger_api.PLURAL, "Namespaced")
+    (version,) = spec["versions"]
+    assert version["name"] == ledger_api.VERSION and version["served"] and version["storage"]
+    entry = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["reservations"]["items"]
+    written = ledger_api.to_entry(Reservation(("Deployment", "default", "web"), {"n1": 2}, Resources(100, 2**20, 0),
+                                              True, 0.0, {"n1": 1}, 1, "uid-1"), 1.0e9, "pod/1")
+    assert set(written) == set(entry["properties"])      # the schema keeps every field the server writes
+    assert ledger_api.from_entry(written)[0] == ("Deployment", "default", "web")
 
 
 def test_helm_test_hook_pod(default_docs: list[dict[str, Any]]) -> None:

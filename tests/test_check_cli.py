@@ -30,7 +30,7 @@ def snapshot(tmp_path):
 
 
 def test_readme_first_command_runs_the_bundled_example():
-    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "capacity-webhook check" in l)
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if "capacity-webhook check" in ln)
     command = shlex.split(line.split("&&", 1)[1])
     assert command[0] == "capacity-webhook"
     result = run(*command[1:])
@@ -130,10 +130,10 @@ def test_report_text_and_html(tmp_path):
     result = run("report", "--cluster", EXAMPLE_CLUSTER, "--html", page)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    node1 = next(l for l in lines if l.startswith("ip-10-0-1-17"))
+    node1 = next(ln for ln in lines if ln.startswith("ip-10-0-1-17"))
     # 5 IP pods of 15 used, 10 free; 7 of 17 kubelet pods; 1930m - 625m CPU.
     assert node1.split()[1:8] == ["t3.medium", "secondary-ip", "5/15", "10", "7/17", "10", "1305m"]
-    total = next(l for l in lines if l.startswith("TOTAL"))
+    total = next(ln for ln in lines if ln.startswith("TOTAL"))
     assert "9/30" in total and " 21 " in total
     html = page.read_text()
     assert html.count(" data-name=") == 2 and ">5/15</td>" in html

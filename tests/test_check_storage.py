@@ -7,7 +7,6 @@ Deployment that mounts it later.
 
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -18,7 +17,18 @@ import yaml
 from webhook import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_KEYS = {"kind", "namespace", "name", "verdict", "requested", "schedulable", "pending", "reasons", "source", "line"}
+SCHEMA_KEYS = {
+    "kind",
+    "namespace",
+    "name",
+    "verdict",
+    "requested",
+    "schedulable",
+    "pending",
+    "reasons",
+    "source",
+    "line",
+}
 
 
 def claim_spec(claim: str) -> dict:
@@ -57,7 +67,7 @@ def outputs(folder):
     formats = ("text", "json", "junit", "sarif")
     with ThreadPoolExecutor(len(formats)) as pool:
         results = pool.map(lambda fmt: run("check", "--cluster", snapshot, "-f", manifests, "-o", fmt), formats)
-    return dict(zip(formats, results))
+    return dict(zip(formats, results, strict=True))
 
 
 EXPECTED = {  # object -> (verdict, codes)

@@ -28,9 +28,14 @@ def light(name="web", replicas=30, **kw):
 def running(deploy: dict, on_n1: int, on_n2: int, rs_name: str = "web-1") -> list:
     """A Deployment as the cluster holds it: its ReplicaSet and its pods bound to the two nodes."""
     name, total = deploy["metadata"]["name"], on_n1 + on_n2
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": s.metadata(rs_name, "default", deploy["metadata"].get("labels"), owner=("apps/v1", "Deployment", name)),
-          "spec": {"replicas": total, "template": deploy["spec"]["template"]}}
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": s.metadata(
+            rs_name, "default", deploy["metadata"].get("labels"), owner=("apps/v1", "Deployment", name)
+        ),
+        "spec": {"replicas": total, "template": deploy["spec"]["template"]},
+    }
     pods = [s.pod(f"{rs_name}-{i}", node_name=N1 if i < on_n1 else N2, spec=deploy["spec"]["template"]["spec"],
                   labels=deploy["spec"]["template"]["metadata"]["labels"], owner=("apps/v1", "ReplicaSet", rs_name))
             for i in range(total)]

@@ -30,8 +30,17 @@ ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 def random_node(rng: random.Random, name: str) -> dict:
     itype = rng.choice(list(TYPES))
     cpu, memory, pods = TYPES[itype]
-    taints = [{"key": "dedicated", "value": rng.choice(["gpu", "batch"]), "effect": rng.choice(["NoSchedule", "PreferNoSchedule"])}] \
-        if rng.random() < 0.15 else []
+    taints = (
+        [
+            {
+                "key": "dedicated",
+                "value": rng.choice(["gpu", "batch"]),
+                "effect": rng.choice(["NoSchedule", "PreferNoSchedule"]),
+            }
+        ]
+        if rng.random() < 0.15
+        else []
+    )
     labels = {"pool": rng.choice(["a", "b", "c"])} if rng.random() < 0.7 else {}
     return s.node(name, itype, rng.choice(ZONES),
                   allocatable={"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "18242267924"},
@@ -80,10 +89,28 @@ def verdict_view(verdict) -> tuple:
     placement_view = None
     if verdict.placement is not None:
         p = verdict.placement
-        placement_view = (p.wanted, p.placed, list(p.excluded.items()),
-                          [(name, o.placed, o.limit, o.free_pods_before, o.free_ips_before, o.free_before,
-                            o.free_volumes_before, o.room.pods, o.room.ips, o.room.free) for name, o in p.per_node.items()],
-                          p.limits(), p.instance_types_unknown())
+        placement_view = (
+            p.wanted,
+            p.placed,
+            list(p.excluded.items()),
+            [
+                (
+                    name,
+                    o.placed,
+                    o.limit,
+                    o.free_pods_before,
+                    o.free_ips_before,
+                    o.free_before,
+                    o.free_volumes_before,
+                    o.room.pods,
+                    o.room.ips,
+                    o.room.free,
+                )
+                for name, o in p.per_node.items()
+            ],
+            p.limits(),
+            p.instance_types_unknown(),
+        )
     return (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending, verdict.message,
             verdict.reservation(), placement_view)
 

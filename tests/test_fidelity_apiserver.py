@@ -139,3 +139,11 @@ def test_a_quota_whose_scope_does_not_match_is_ignored():
     scoped_state = state.resource_quotas["default"]["compute"]
     assert scoped_state["scopes"] == ["Terminating"]
     assert evaluate(state, app(2)).pending == 0 and evaluate(state, app(2)).codes == []
+
+
+def test_a_request_defaulted_from_its_limit_satisfies_a_cpu_quota():
+    # differential F5 (seed 799): no LimitRange, limits only; SetDefaults_Pod copies the limit into the
+    # request before quota admission: 4 x 50m fits requests.cpu 8 with 3.8 used.
+    state = state_from_objects([node("a"), quota({"requests.cpu": "8"}, {"requests.cpu": "3800m"})])
+    verdict = evaluate(state, app(4, limits={"cpu": "50m", "memory": "1Gi"}))
+    assert (verdict.schedulable, verdict.codes) == (4, [])

@@ -287,7 +287,9 @@ def test_preemption_also_clears_a_host_port_held_by_a_lower_priority_pod():
     # differential seed 46: DefaultPreemption removes the lower-priority pods and runs every filter again,
     # NodePorts included: the port holder (priority 0) is preempted and the pod binds.
     ports = [{"containerPort": 9100, "hostPort": 9100, "protocol": "TCP"}]
-    holder = s.pod("holder", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}]))
+    holder = s.pod(
+        "holder", "default", "a", spec=s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}])
+    )
     state = state_from_objects([node("a"), holder, priority_class("high", 1000)])
     spec = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}], priorityClassName="high")
     verdict = evaluate(state, s.deployment("exporter", 1, spec=spec))
@@ -333,3 +335,32 @@ def test_preemption_never_evicts_the_pods_a_required_affinity_needs():
                       affinity=affinity({"matchLabels": {"app": "batch"}}, key=HOST))
     verdict = evaluate(state, s.deployment("web", 3, spec=spec))
     assert (verdict.schedulable, verdict.pending) == (1, 2) and "PREEMPTION" not in verdict.codes
+
+
+def test_preemption_clears_pods_the_new_pods_anti_affinity_rejects():
+    # differential seed 754: the incoming pod's own anti-affinity to app=batch is satisfied by preempting the
+    # priority-0 batch pod on the only node.
+    state = state_from_objects([node("a"), bound("batch-0", "a", {"app": "batch"}), priority_class("high", 1000)])
+    spec = s.pod_spec([s.container(requests={"cpu": "100m"})], priorityClassName="high",
+                      affinity=anti({"matchExpressions": [{"key": "app", "operator": "In", "values": ["batch"]}]},
+                                    namespaceSelector={}))
+    verdict = evaluate(state, s.deployment("web", 1, spec=spec))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_preemption_cannot_clear_a_zone_held_by_pods_on_other_nodes():
+    # differential seed 36: SelectVictimsOnNode removes only the candidate node's pods. Two low-priority
+    # app=batch pods hold zone a from two nodes: on either node the other one still repels the pod.
+    low = s.pod_spec([s.container(requests={"cpu": "100m"})], priority=-10)
+    state = state_from_objects([node("a1"), node("a2"), priority_class("high", 1000),
+                                s.pod("batch-1", "default", "a1", spec=low, labels={"app": "batch"}),
+                                s.pod("batch-2", "default", "a2", spec=low, labels={"app": "batch"})])
+    spec = s.pod_spec([s.container(requests={"cpu": "100m"})], priorityClassName="high",
+                      affinity=anti({"matchLabels": {"app": "batch"}}, key=ZONE))
+    verdict = evaluate(state, s.deployment("web", 2, spec=spec))
+    assert (verdict.pending, verdict.codes) == (2, ["POD_ANTI_AFFINITY"])
+    # One holder only: its node is a candidate; once it is preempted the whole zone is free.
+    single = state_from_objects([node("a1"), node("a2"), priority_class("high", 1000),
+                                 s.pod("batch-1", "default", "a1", spec=low, labels={"app": "batch"})])
+    assert evaluate(single, s.deployment("web", 2, spec=spec)).codes == ["PREEMPTION"]

@@ -30,7 +30,8 @@ FAST = dict(page_size=3, watch_timeout=(2, 3), read_timeout=5.0, backoff_base=0.
 
 def cluster_objects() -> list[dict]:
     items = s.two_t3_medium_cluster()["items"]
-    return items + [s.deployment("shop", 1, "default"), s.limit_range("default", {"cpu": "50m"})]
+    # shop is scaled to 0: a replica it wants but has no pod for would hold a slot (promised room is demand)
+    return items + [s.deployment("shop", 0, "default"), s.limit_range("default", {"cpu": "50m"})]
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_initial_list_fills_the_cache_and_marks_ready(server, holder):
     stored = state.workloads.get(("Deployment", "default", "shop"))
     assert stored["kind"] == "Deployment" and stored["spec"]["template"]["spec"]["containers"]
     stored["spec"]["replicas"] = 99
-    assert state.workloads[("Deployment", "default", "shop")]["spec"]["replicas"] == 1
+    assert state.workloads[("Deployment", "default", "shop")]["spec"]["replicas"] == 0
     # Pods: paged list (limit + continue) with the non-terminal field selector, then a watch from its RV.
     lists = [q for p, q in server.requests if p == "/api/v1/pods" and "watch" not in q]
     # 7 + 6 pods on the two nodes, 3 a page: ceil(13 / 3) = 5 list requests.

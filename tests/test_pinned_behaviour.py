@@ -141,9 +141,16 @@ def test_statefulset_and_replicaset_scale_up_counts_only_the_new_pods(kind):
     if kind == "StatefulSet":
         base = s.statefulset("db", 5, spec=s.pod_spec([s.container("db", requests={"cpu": "10m"})]))
     else:
-        base = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": s.metadata("db", "default", {"app": "db"}),
-                "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "db"}},
-                         "template": s.template({"app": "db"}, s.pod_spec([s.container("db", requests={"cpu": "10m"})]))}}
+        base = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": s.metadata("db", "default", {"app": "db"}),
+            "spec": {
+                "replicas": 5,
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": s.template({"app": "db"}, s.pod_spec([s.container("db", requests={"cpu": "10m"})])),
+            },
+        }
     pods = [s.pod(f"db-{i}", node_name=N1 if i < 3 else N2, spec=base["spec"]["template"]["spec"], labels={"app": "db"},
                   owner=("apps/v1", kind, "db")) for i in range(5)]
     state = cluster(base, *pods)          # 5 running: 21 - 5 = 16 slots left

@@ -36,7 +36,9 @@ def test_init_containers_peak_alone_and_sidecars_add_up():
 
 
 def test_overhead_is_added():
-    spec = s.pod_spec([s.container(requests={"cpu": "100m", "memory": "64Mi"})], overhead={"cpu": "250m", "memory": "120Mi"})
+    spec = s.pod_spec(
+        [s.container(requests={"cpu": "100m", "memory": "64Mi"})], overhead={"cpu": "250m", "memory": "120Mi"}
+    )
     assert pod_requests(spec) == Resources(350, 184 * MI, 0)
 
 

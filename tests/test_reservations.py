@@ -122,3 +122,80 @@ def test_counts_in_a_deny_message_are_never_negative():
     message = decide(h, s.small_web("next", 11)).message
     assert "11 of 11 pods would stay Pending" in message
     assert f"node {N1}: 0 IP slots left of 15" in message and f"node {N2}: 0 of 15" in message
+
+
+# ---- room promised to workloads whose pods do not exist yet ------------------------------------
+def with_status(obj, **status):
+    obj = copy.deepcopy(obj)
+    obj["status"] = status
+    return obj
+
+
+def test_a_deployment_without_its_pods_holds_their_room_after_the_ttl_and_the_deny_says_whose():
+    h, state, clock = handler(ttl=30.0)
+    web21 = s.small_web("web21", 21)
+    assert decide(h, web21).fields["reserved"] == 21
+    state.apply(web21)                      # the API server stored it: the watch sees it, no pod yet
+    assert free_ips(state) == 0             # promise and missing pods are one demand, not two
+    clock.now += 31.0                       # the reservation expires; the 21 pods are still wanted
+    denied = decide(h, s.small_web("second", 21))
+    assert not denied.allowed and "21 of 21 pods would stay Pending" in denied.message
+    assert f"node {N1}: 0 IP slots left of 15 on t3.medium (10 reserved for Deployment default/web21)" \
+        in denied.message
+    assert f"node {N2}: 0 of 15 (11 reserved for Deployment default/web21)" in denied.message
+    state.remove("Deployment", "default", "web21")       # deleted: its room is free again
+    assert decide(h, s.small_web("second", 21), dry_run=True).allowed
+
+
+def test_missing_pods_stop_holding_room_as_they_appear_or_the_workload_shrinks():
+    _, state, _ = handler()
+    web = s.small_web("web", 6)
+    state.apply(web)
+    assert evaluate_pending(state, 16) == 1             # 21 - 6 promised = 15 left
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", {"app": "web"}, owner=("apps/v1", "Deployment", "web")),
+          "spec": {"replicas": 6, "template": web["spec"]["template"]}}
+    state.apply(rs)
+    for i in range(3):                                  # three pods appear (still waiting for a node)
+        state.apply(s.pod(f"web-1-{i}", spec=web["spec"]["template"]["spec"], labels={"app": "web"},
+                          owner=("apps/v1", "ReplicaSet", "web-1")))
+    assert state.missing_pods(("Deployment", "default", "web")) == 3
+    assert evaluate_pending(state, 16) == 1             # 3 waiting pods + 3 still to come
+    state.apply(s.small_web("web", 3))                  # scaled down to the pods it has
+    assert evaluate_pending(state, 18) == 0
+
+
+def test_a_replica_set_that_reports_replica_failure_holds_nothing():
+    _, state, _ = handler()
+    web = s.small_web("web", 21)
+    state.apply(web)
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", {"app": "web"}, owner=("apps/v1", "Deployment", "web")),
+          "spec": {"replicas": 21, "template": web["spec"]["template"]}}
+    state.apply(rs)
+    assert evaluate_pending(state, 1) == 1
+    quota = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": 'pods "web-1-x" is forbidden: exceeded quota: pods'}
+    state.apply(with_status(rs, conditions=[quota]))   # the controller cannot create them: they take no room
+    assert evaluate_pending(state, 21) == 0
+
+
+def test_job_parallelism_and_daemon_set_nodes_are_promised_pods_counted_once():
+    _, state, _ = handler()
+    spec = s.small_web("x", 1)["spec"]["template"]
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": s.metadata("batch", "default"),
+           "spec": {"parallelism": 5, "completions": 8, "template": spec}}
+    state.apply(with_status(job, succeeded=4))         # 4 completions to go, 5 in parallel: 4 pods
+    assert evaluate_pending(state, 17) == 0 and evaluate_pending(state, 18) == 1
+    state.apply(with_status(job, succeeded=8, conditions=[{"type": "Complete", "status": "True"}]))
+    assert evaluate_pending(state, 21) == 0
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": s.metadata("agent", "default"),
+          "spec": {"template": spec}}
+    state.apply(with_status(ds, desiredNumberScheduled=2))   # one pod per node, none there yet
+    assert evaluate_pending(state, 19) == 0 and evaluate_pending(state, 20) == 1
+
+
+def evaluate_pending(state, replicas: int) -> int:
+    from webhook.engine.evaluate import evaluate
+
+    return evaluate(state, s.small_web("probe", replicas)).pending

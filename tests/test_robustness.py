@@ -334,7 +334,9 @@ def test_a_bug_in_the_engine_is_an_internal_error_not_the_objects_fault(monkeypa
     response = client.post("/validate", json=REVIEW)
     answer = response.get_json()["response"]
     assert response.status_code == 200 and answer["allowed"] is True
-    assert answer["warnings"] == ["capacity-webhook internal error: the capacity check was skipped (see the server log)"]
+    assert answer["warnings"] == [
+        "capacity-webhook internal error: the capacity check was skipped (see the server log)"
+    ]
     assert metrics.internal_errors == 1
     logged = [r for r in caplog.records if r.getMessage().startswith("internal error while deciding")]
     assert logged and logged[0].exc_info and logged[0].exc_info[0] is KeyError

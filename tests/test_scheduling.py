@@ -24,7 +24,10 @@ def test_taints_need_matching_tolerations():
     gpu = node(taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
     assert "not tolerated" in ineligibility(gpu, rules())
     assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists"}])) is None
-    assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])) is None
+    assert (
+        ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]))
+        is None
+    )
     assert ineligibility(gpu, rules(tolerations=[{"key": "nvidia.com/gpu", "value": "false"}])) is not None
     assert ineligibility(gpu, rules(tolerations=[{"operator": "Exists"}])) is None
     # A toleration with an effect tolerates only taints of that effect (NoExecute does not cover NoSchedule).
@@ -55,7 +58,9 @@ def test_node_selector_and_required_affinity():
     assert ineligibility(n, rules(affinity=affinity({"key": "cores", "operator": "Gt", "values": ["4"]}))) is None
     assert ineligibility(n, rules(affinity=affinity({"key": "cores", "operator": "Lt", "values": ["4"]})))
     assert ineligibility(n, rules(affinity=affinity({"key": "gpu", "operator": "DoesNotExist"}))) is None
-    assert ineligibility(n, rules(affinity=affinity(fields=[{"key": "metadata.name", "operator": "In", "values": ["n2"]}])))
+    assert ineligibility(
+        n, rules(affinity=affinity(fields=[{"key": "metadata.name", "operator": "In", "values": ["n2"]}]))
+    )
 
 
 def test_node_name_bypasses_the_scheduler_only_that_node_counts():

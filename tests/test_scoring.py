@@ -89,7 +89,10 @@ def test_prefer_no_schedule_taints_and_preferred_affinity_weigh_in_as_the_defaul
     big = {"cpu": "4", "memory": "8Gi", "pods": "110"}
     soft = [{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]
     busy = s.pod("busy", node_name="b", spec=s.pod_spec([s.container(requests={"cpu": "1"})]))
-    nodes = [s.node("a", instance_type=None, allocatable=big, taints=soft), s.node("b", instance_type=None, allocatable=big)]
+    nodes = [
+        s.node("a", instance_type=None, allocatable=big, taints=soft),
+        s.node("b", instance_type=None, allocatable=big),
+    ]
     pod = s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "100m"})]))
     # Resources alone: a 97 + 98 = 195 beats b (72 + 95) // 2 + 86 = 169. TaintToleration x3: a has the one
     # intolerable PreferNoSchedule taint (normalized 100 - 100 = 0), b 100: b scores 169 + 300, a 195.
@@ -98,9 +101,23 @@ def test_prefer_no_schedule_taints_and_preferred_affinity_weigh_in_as_the_defaul
                                           tolerations=[{"key": "spot", "operator": "Exists"}]))
     assert [n for _, n in RoomMap(state_from_objects(nodes + [busy, tolerant])).placed] == ["a"]
     # NodeAffinity x2, preferred weight 1 on b: normalized a 0, b 100: b 169 + 300 + 200 vs a 195 + 300.
-    prefers_b = s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "100m"})],
-                                           tolerations=[{"key": "spot", "operator": "Exists"}],
-                                           affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-                                               {"weight": 1, "preference": {"matchFields": [
-                                                   {"key": "metadata.name", "operator": "In", "values": ["b"]}]}}]}}))
+    prefers_b = s.pod(
+        "w",
+        spec=s.pod_spec(
+            [s.container(requests={"cpu": "100m"})],
+            tolerations=[{"key": "spot", "operator": "Exists"}],
+            affinity={
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 1,
+                            "preference": {
+                                "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]
+                            },
+                        }
+                    ]
+                }
+            },
+        ),
+    )
     assert [n for _, n in RoomMap(state_from_objects(nodes + [busy, prefers_b])).placed] == ["b"]

@@ -174,7 +174,9 @@ def test_denied_answer_is_still_healthy(server: StubServer, pki: dict[str, Path]
     ],
     ids=["uid", "allowed-type", "no-response", "wrong-kind", "not-an-object", "not-json", "http-500"],
 )
-def test_malformed_answers_exit_1(server: StubServer, pki: dict[str, Path], responder: Responder, fragment: str) -> None:
+def test_malformed_answers_exit_1(
+    server: StubServer, pki: dict[str, Path], responder: Responder, fragment: str
+) -> None:
     server.responder = responder
     result = invoke("--url", server.url(), "--ca-file", str(pki["ca.crt"]))
     assert result.exit_code == 1, result.output
@@ -231,6 +233,11 @@ def test_ca_file_that_is_not_a_certificate_exits_2(tmp_path: Path) -> None:
 
 def test_review_is_one_the_server_parses() -> None:
     review = parse_review(json.dumps(build_review("u-1", "team-a")).encode())
-    assert (review.uid, review.operation, review.kind, review.resource) == ("u-1", "CREATE", "Deployment", "deployments")
+    assert (review.uid, review.operation, review.kind, review.resource) == (
+        "u-1",
+        "CREATE",
+        "Deployment",
+        "deployments",
+    )
     assert review.namespace == "team-a" and review.dry_run is True
     assert review.obj["metadata"]["namespace"] == "team-a"

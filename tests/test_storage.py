@@ -64,8 +64,12 @@ def sts(name: str, replicas: int, *templates) -> dict:
 
 
 def efs_class(name: str = "efs-sc") -> dict:
-    return s.storage_class(name, "efs.csi.aws.com", {"provisioningMode": "efs-ap", "fileSystemId": "fs-0123456789abcdef0",
-                                                     "directoryPerms": "700"}, binding="Immediate")
+    return s.storage_class(
+        name,
+        "efs.csi.aws.com",
+        {"provisioningMode": "efs-ap", "fileSystemId": "fs-0123456789abcdef0", "directoryPerms": "700"},
+        binding="Immediate",
+    )
 
 
 def zone_class(name: str, zone: str, binding: str = "Immediate", key: str = "topology.ebs.csi.aws.com/zone") -> dict:
@@ -154,7 +158,9 @@ def test_no_class_and_no_default_is_its_own_finding():
     # With a default class the same claim is fine.
     assert codes(evaluate(cluster(), s.pvc("data", storage_class_name=None))) == []
     # A claim bound to a pre-created volume needs no class.
-    assert codes(evaluate(cluster(default_class=False), s.pvc("data", storage_class_name=None, volume_name="pv-1"))) == []
+    assert (
+        codes(evaluate(cluster(default_class=False), s.pvc("data", storage_class_name=None, volume_name="pv-1"))) == []
+    )
 
 
 def test_a_named_class_that_does_not_exist_never_binds():
@@ -168,7 +174,9 @@ def test_a_named_class_that_does_not_exist_never_binds():
 def test_in_tree_aws_ebs_provisioner_is_ebs():
     legacy = s.storage_class("gp2", "kubernetes.io/aws-ebs", {"type": "gp2", "fsType": "ext4"})
     state = cluster(legacy)
-    assert claim_codes(state, s.pvc("a", storage_class_name="gp2", modes=["ReadWriteMany"])) == [storage.EBS_ACCESS_MODE]
+    assert claim_codes(state, s.pvc("a", storage_class_name="gp2", modes=["ReadWriteMany"])) == [
+        storage.EBS_ACCESS_MODE
+    ]
     assert claim_codes(state, s.pvc("a", storage_class_name="gp2", size="16385Gi")) == [storage.EBS_SIZE]
     assert claim_codes(state, s.pvc("a", storage_class_name="gp2", size="16384Gi")) == []
 
@@ -219,18 +227,43 @@ def test_access_mode_in_warn_mode_warns():
 
 # ---- EBS sizes ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("ebs_type, size, ok", [
-    ("gp2", "1Gi", True), ("gp2", "16384Gi", True), ("gp2", "16385Gi", False),
-    ("gp3", "1Gi", True), ("gp3", "65536Gi", True), ("gp3", "64Ti", True), ("gp3", "65537Gi", False),
-    ("gp3", "500Mi", True), ("gp3", "1", True),                     # round up to 1 GiB
-    ("gp3", "70368744177664", True), ("gp3", "70368744177665", False),  # 64 TiB in bytes, and one byte more
-    ("io1", "3Gi", False), ("io1", "3.5Gi", True), ("io1", "4Gi", True), ("io1", "16384Gi", True), ("io1", "16385Gi", False),
-    ("io2", "3Gi", False), ("io2", "4Gi", True), ("io2", "65536Gi", True), ("io2", "65537Gi", False),
-    ("st1", "124Gi", False), ("st1", "125Gi", True), ("st1", "16384Gi", True), ("st1", "16385Gi", False),
-    ("sc1", "124Gi", False), ("sc1", "125Gi", True), ("sc1", "16385Gi", False),
-    ("standard", "1Gi", True), ("standard", "1024Gi", True), ("standard", "1025Gi", False),
-    (None, "65536Gi", True), (None, "65537Gi", False),              # no parameters.type: gp3
-])
+@pytest.mark.parametrize(
+    "ebs_type, size, ok",
+    [
+        ("gp2", "1Gi", True),
+        ("gp2", "16384Gi", True),
+        ("gp2", "16385Gi", False),
+        ("gp3", "1Gi", True),
+        ("gp3", "65536Gi", True),
+        ("gp3", "64Ti", True),
+        ("gp3", "65537Gi", False),
+        ("gp3", "500Mi", True),
+        ("gp3", "1", True),  # round up to 1 GiB
+        ("gp3", "70368744177664", True),
+        ("gp3", "70368744177665", False),  # 64 TiB in bytes, and one byte more
+        ("io1", "3Gi", False),
+        ("io1", "3.5Gi", True),
+        ("io1", "4Gi", True),
+        ("io1", "16384Gi", True),
+        ("io1", "16385Gi", False),
+        ("io2", "3Gi", False),
+        ("io2", "4Gi", True),
+        ("io2", "65536Gi", True),
+        ("io2", "65537Gi", False),
+        ("st1", "124Gi", False),
+        ("st1", "125Gi", True),
+        ("st1", "16384Gi", True),
+        ("st1", "16385Gi", False),
+        ("sc1", "124Gi", False),
+        ("sc1", "125Gi", True),
+        ("sc1", "16385Gi", False),
+        ("standard", "1Gi", True),
+        ("standard", "1024Gi", True),
+        ("standard", "1025Gi", False),
+        (None, "65536Gi", True),
+        (None, "65537Gi", False),  # no parameters.type: gp3
+    ],
+)
 def test_ebs_size_ranges_per_type(ebs_type, size, ok):
     params = {"type": ebs_type} if ebs_type else {"encrypted": "true"}
     state = cluster(s.storage_class("vol", parameters=params))
@@ -264,7 +297,9 @@ def test_efs_filesystem_claims_are_fine(modes):
 
 @pytest.mark.parametrize("modes", [["ReadWriteMany"], ["ReadWriteOnce"]])
 def test_efs_block_mode_is_invalid(modes):
-    verdict = evaluate(cluster(efs_class()), s.pvc("files", storage_class_name="efs-sc", modes=modes, volume_mode="Block"))
+    verdict = evaluate(
+        cluster(efs_class()), s.pvc("files", storage_class_name="efs-sc", modes=modes, volume_mode="Block")
+    )
     assert codes(verdict) == [storage.EFS_BLOCK_MODE] and verdict.verdict == "deny"
 
 
@@ -327,9 +362,17 @@ def test_own_pods_do_not_count_as_another_holder_on_scale_up():
                    "metadata": s.metadata("db-5c8d", "default", {"app": "db"}, owner=("apps/v1", "Deployment", "db")),
                    "spec": {"replicas": 1}}
     old = deploy("db", 1, "data", nodeSelector={"kubernetes.io/hostname": N1})
-    state = cluster(*bound_claim("data", "us-east-1a"), old, replica_set,
-                    s.pod("db-5c8d-x1", node_name=N1, spec=spec_with_claim("data", nodeSelector={"kubernetes.io/hostname": N1}),
-                          owner=rs))
+    state = cluster(
+        *bound_claim("data", "us-east-1a"),
+        old,
+        replica_set,
+        s.pod(
+            "db-5c8d-x1",
+            node_name=N1,
+            spec=spec_with_claim("data", nodeSelector={"kubernetes.io/hostname": N1}),
+            owner=rs,
+        ),
+    )
     new = deploy("db", 3, "data", nodeSelector={"kubernetes.io/hostname": N1})
     verdict = evaluate(state, new, old)
     assert codes(verdict) == [] and (verdict.requested, verdict.schedulable) == (3, 3)
@@ -410,7 +453,10 @@ BIG_CPU = "1350m"   # node 1 has 1305m CPU free, node 2 1405m: fits node 2 only
 
 
 def test_bound_claim_restricts_pods_to_its_zone():
-    assert evaluate(cluster(), s.deployment("x", 1, spec=s.pod_spec([s.container(requests={"cpu": BIG_CPU})]))).pending == 0
+    assert (
+        evaluate(cluster(), s.deployment("x", 1, spec=s.pod_spec([s.container(requests={"cpu": BIG_CPU})]))).pending
+        == 0
+    )
     in_a = evaluate(cluster(*bound_claim("data", "us-east-1a")), deploy("db", 1, "data", cpu=BIG_CPU))
     assert (in_a.requested, in_a.schedulable, in_a.pending) == (1, 0, 1)
     assert storage.EBS_ZONE in codes(in_a) and "us-east-1a" in in_a.message

@@ -122,8 +122,14 @@ def test_no_subnet_figures_means_no_subnet_finding():
 
 
 def test_a_failed_aws_lookup_is_a_warning_never_a_deny():
-    items = _two_m5_xlarge(20) + [{"apiVersion": "aws.capacity-webhook.io/v1", "kind": "EC2Lookup",
-                                   "metadata": {"name": "last"}, "spec": {"error": "AccessDenied: ec2:DescribeSubnets"}}]
+    items = _two_m5_xlarge(20) + [
+        {
+            "apiVersion": "aws.capacity-webhook.io/v1",
+            "kind": "EC2Lookup",
+            "metadata": {"name": "last"},
+            "spec": {"error": "AccessDenied: ec2:DescribeSubnets"},
+        }
+    ]
     verdict = evaluate(state_from_objects(items), s.small_web("web", 2))
     assert verdict.verdict == "warn" and verdict.codes == ["SUBNET_DATA_UNAVAILABLE"]
     assert "AccessDenied" in verdict.message
@@ -194,7 +200,7 @@ def test_custom_networking_uses_each_zones_eniconfig_subnet():
 def test_eniconfig_named_by_node_label_and_cninode_feature():
     items = _custom_networking(5)
     env = items[2]["spec"]["template"]["spec"]["containers"][0]["env"]
-    env[:] = [e for e in env if e["name"] != "ENI_CONFIG_LABEL_DEF"]      # default: the k8s.amazonaws.com/eniConfig label
+    env[:] = [e for e in env if e["name"] != "ENI_CONFIG_LABEL_DEF"]  # default: the k8s.amazonaws.com/eniConfig label
     items[1]["metadata"]["labels"]["k8s.amazonaws.com/eniConfig"] = "us-east-1a"    # B uses zone a's subnet
     verdict = evaluate(state_from_objects(items), s.small_web("web", 30))
     assert verdict.codes == []

@@ -72,7 +72,7 @@ def to_text(results: list[CheckResult], fail_on: str = "deny") -> str:
         fit = "-" if v.kind == "PersistentVolumeClaim" else str(v.schedulable)
         rows.append((_label(r), r.name, pods, fit, str(v.pending), ",".join(v.codes) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     details = []
     for r in results:
         if r.skipped:

@@ -137,7 +137,7 @@ def to_text(state: ClusterState) -> str:
                   str(t.ip_total - t.ip_used), f"{t.pods_used}/{t.pods_total}", str(t.pods_total - t.pods_used),
                   cpu(t.cpu_free), gib(t.memory_free)))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
     if t.unchecked_ip_nodes:
         lines.append(f"\n{plural(t.unchecked_ip_nodes, 'node')} without an IP limit checked (IP MODE says why).")
     if state.pending:
@@ -213,7 +213,8 @@ def _nodes_section(state: ClusterState, rows: list[NodeRow]) -> str:
                  + "</tr>")
     body = "".join(
         f"<tr id='node-{i}' data-name='{html.escape(r.name)}' data-tight='{r.tightness:.4f}'><td class='num'>{i}</td>"
-        f"<td class='name' title='{html.escape(r.name)}'>{html.escape(r.name)}</td><td>{html.escape(r.instance_type)}</td>"
+        f"<td class='name' title='{html.escape(r.name)}'>{html.escape(r.name)}</td>"
+        f"<td>{html.escape(r.instance_type)}</td>"
         f"<td>{html.escape(r.ip_mode)}</td>{_row_cells(r)}</tr>"
         for i, r in enumerate(tightest_first(rows), 1))
     return (f"<section id='nodes'><h2>Nodes <small>tightest first; "
@@ -258,7 +259,8 @@ table{border-collapse:collapse;width:100%;table-layout:fixed}
 th,td{padding:1px 6px;border-bottom:1px solid #e4e7eb;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 th{background:#f3f5f7;text-align:left;position:sticky;top:0;z-index:1;font-weight:600;vertical-align:bottom}
 th small{font-weight:normal;color:#667}
-thead tr.totals td{white-space:normal;position:sticky;top:2.6rem;background-color:#fafbfc;font-weight:600;border-bottom:2px solid #9aa4ae}
+thead tr.totals td{white-space:normal;position:sticky;top:2.6rem;background-color:#fafbfc;font-weight:600;
+border-bottom:2px solid #9aa4ae}
 th:nth-child(1){width:2.5rem}th:nth-child(2){width:19%}th:nth-child(3){width:7%}th:nth-child(4){width:10%}
 .num{text-align:right;color:#889}.name{font-family:ui-monospace,Menlo,Consolas,monospace}
 .bar{background-image:linear-gradient(to right,var(--c) var(--used),transparent var(--used));

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 CREATED = "2026-11-01T08:00:00Z"
 _counter = iter(range(1000, 10**9))
@@ -26,7 +26,7 @@ def _uid(name: str) -> str:
 
 def metadata(name: str, namespace: str | None = None, labels: Mapping | None = None,
              annotations: Mapping | None = None, owner: tuple | None = None) -> dict:
-    meta = {"creationTimestamp": CREATED, "name": name, "resourceVersion": str(next(_counter)),
+    meta: dict[str, Any] = {"creationTimestamp": CREATED, "name": name, "resourceVersion": str(next(_counter)),
             "uid": _uid(f"{namespace}/{name}")}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -53,27 +53,46 @@ def node(name: str, instance_type: str | None = "t3.medium", zone: str = "us-eas
         node_labels["beta.kubernetes.io/instance-type"] = instance_type
         node_labels["eks.amazonaws.com/nodegroup"] = "default"
     node_labels.update(labels or {})
-    spec = {"providerID": f"aws:///{zone}/i-{_uid(name)[:17].replace('-', '')}"} if instance_type else {}
+    spec: dict[str, Any] = (
+        {"providerID": f"aws:///{zone}/i-{_uid(name)[:17].replace('-', '')}"} if instance_type else {}
+    )
     if taints:
         spec["taints"] = [dict(t) for t in taints]
     if unschedulable:
         spec["unschedulable"] = True
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": metadata(name, labels=node_labels, annotations={"node.alpha.kubernetes.io/ttl": "0"}),
         "spec": spec,
         "status": {
             "addresses": [{"address": name, "type": "Hostname"}],
-            "allocatable": alloc, "capacity": dict(alloc),
+            "allocatable": alloc,
+            "capacity": dict(alloc),
             "conditions": [
-                {"lastHeartbeatTime": CREATED, "lastTransitionTime": CREATED, "message": "kubelet has sufficient memory available",
-                 "reason": "KubeletHasSufficientMemory", "status": "False", "type": "MemoryPressure"},
-                {"lastHeartbeatTime": CREATED, "lastTransitionTime": CREATED,
-                 "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
-                 "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-                 "status": "True" if ready else "Unknown", "type": "Ready"}],
-            "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.7.27",
-                         "kubeletVersion": "v1.33.5-eks-113cf36", "operatingSystem": "linux"},
+                {
+                    "lastHeartbeatTime": CREATED,
+                    "lastTransitionTime": CREATED,
+                    "message": "kubelet has sufficient memory available",
+                    "reason": "KubeletHasSufficientMemory",
+                    "status": "False",
+                    "type": "MemoryPressure",
+                },
+                {
+                    "lastHeartbeatTime": CREATED,
+                    "lastTransitionTime": CREATED,
+                    "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
+                    "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+                    "status": "True" if ready else "Unknown",
+                    "type": "Ready",
+                },
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "containerRuntimeVersion": "containerd://1.7.27",
+                "kubeletVersion": "v1.33.5-eks-113cf36",
+                "operatingSystem": "linux",
+            },
         },
     }
 
@@ -90,9 +109,14 @@ def container(name: str = "app", image: str = "nginx:1.27", requests: Mapping | 
 
 
 def pod_spec(containers: Iterable[Mapping] | None = None, host_network: bool = False, **extra) -> dict:
-    spec = {"containers": [dict(c) for c in (containers or [container(requests={"cpu": "100m", "memory": "128Mi"})])],
-            "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "schedulerName": "default-scheduler",
-            "securityContext": {}, "terminationGracePeriodSeconds": 30}
+    spec: dict[str, Any] = {
+        "containers": [dict(c) for c in (containers or [container(requests={"cpu": "100m", "memory": "128Mi"})])],
+        "dnsPolicy": "ClusterFirst",
+        "restartPolicy": "Always",
+        "schedulerName": "default-scheduler",
+        "securityContext": {},
+        "terminationGracePeriodSeconds": 30,
+    }
     if host_network:
         spec["hostNetwork"] = True
     spec.update(extra)
@@ -119,7 +143,7 @@ def pod(name: str, namespace: str = "default", node_name: str | None = None, spe
     if node_name:
         body["nodeName"] = node_name
     phase = phase or ("Running" if node_name else "Pending")
-    status = {"phase": phase, "qosClass": qos_class(body)}
+    status: dict[str, Any] = {"phase": phase, "qosClass": qos_class(body)}
     if node_name:
         status.update({"hostIP": "10.0.0.10", "podIP": "10.0.0.11", "startTime": CREATED})
     else:
@@ -133,8 +157,15 @@ def template(labels: Mapping, spec: Mapping | None = None) -> dict:
     return {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(dict(spec or pod_spec()))}
 
 
-def deployment(name: str, replicas: int = 1, namespace: str = "default", spec: Mapping | None = None,
-               labels: Mapping | None = None, strategy: Mapping | None = None, annotations: Mapping | None = None) -> dict:
+def deployment(
+    name: str,
+    replicas: int = 1,
+    namespace: str = "default",
+    spec: Mapping | None = None,
+    labels: Mapping | None = None,
+    strategy: Mapping | None = None,
+    annotations: Mapping | None = None,
+) -> dict:
     labels = dict(labels or {"app": name})
     body = {"progressDeadlineSeconds": 600, "replicas": replicas, "revisionHistoryLimit": 10,
             "selector": {"matchLabels": labels},
@@ -182,7 +213,10 @@ def aws_node(prefix_delegation: bool = False, custom_networking: bool = False, i
 
 def job(name: str, parallelism: int | None = 1, completions: int | None = None, namespace: str = "default",
         spec: Mapping | None = None) -> dict:
-    body = {"backoffLimit": 6, "template": template({"job-name": name}, dict(spec or pod_spec(), restartPolicy="Never"))}
+    body = {
+        "backoffLimit": 6,
+        "template": template({"job-name": name}, dict(spec or pod_spec(), restartPolicy="Never")),
+    }
     if parallelism is not None:
         body["parallelism"] = parallelism
     if completions is not None:
@@ -194,9 +228,15 @@ def storage_class(name: str, provisioner: str = "ebs.csi.aws.com", parameters: M
                   default: bool = False, binding: str = "WaitForFirstConsumer",
                   allowed_topologies: Iterable[Mapping] = ()) -> dict:
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else None
-    obj = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": metadata(name, annotations=annotations),
-           "provisioner": provisioner, "reclaimPolicy": "Delete", "volumeBindingMode": binding,
-           "allowVolumeExpansion": True}
+    obj = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": metadata(name, annotations=annotations),
+        "provisioner": provisioner,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": binding,
+        "allowVolumeExpansion": True,
+    }
     if parameters:
         obj["parameters"] = dict(parameters)
     if allowed_topologies:
@@ -204,9 +244,20 @@ def storage_class(name: str, provisioner: str = "ebs.csi.aws.com", parameters: M
     return obj
 
 
-def pvc(name: str, namespace: str = "default", size: str = "10Gi", modes: Iterable[str] = ("ReadWriteOnce",),
-        storage_class_name: str | None = "gp3", volume_mode: str = "Filesystem", volume_name: str | None = None) -> dict:
-    spec = {"accessModes": list(modes), "resources": {"requests": {"storage": size}}, "volumeMode": volume_mode}
+def pvc(
+    name: str,
+    namespace: str = "default",
+    size: str = "10Gi",
+    modes: Iterable[str] = ("ReadWriteOnce",),
+    storage_class_name: str | None = "gp3",
+    volume_mode: str = "Filesystem",
+    volume_name: str | None = None,
+) -> dict:
+    spec: dict[str, Any] = {
+        "accessModes": list(modes),
+        "resources": {"requests": {"storage": size}},
+        "volumeMode": volume_mode,
+    }
     if storage_class_name is not None:
         spec["storageClassName"] = storage_class_name
     if volume_name:
@@ -215,15 +266,35 @@ def pvc(name: str, namespace: str = "default", size: str = "10Gi", modes: Iterab
             "spec": spec, "status": {"phase": "Bound" if volume_name else "Pending"}}
 
 
-def ebs_pv(name: str, zone: str, claim: tuple | None = None, size: str = "10Gi", storage_class_name: str = "gp3") -> dict:
-    spec = {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": size},
-            "csi": {"driver": "ebs.csi.aws.com", "fsType": "ext4", "volumeHandle": f"vol-{_uid(name)[:17].replace('-', '')}"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}]}},
-            "persistentVolumeReclaimPolicy": "Delete", "storageClassName": storage_class_name,
-            "volumeMode": "Filesystem"}
+def ebs_pv(
+    name: str, zone: str, claim: tuple | None = None, size: str = "10Gi", storage_class_name: str = "gp3"
+) -> dict:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": size},
+        "csi": {
+            "driver": "ebs.csi.aws.com",
+            "fsType": "ext4",
+            "volumeHandle": f"vol-{_uid(name)[:17].replace('-', '')}",
+        },
+        "nodeAffinity": {
+            "required": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}]}
+                ]
+            }
+        },
+        "persistentVolumeReclaimPolicy": "Delete",
+        "storageClassName": storage_class_name,
+        "volumeMode": "Filesystem",
+    }
     if claim:
-        spec["claimRef"] = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": claim[0], "name": claim[1]}
+        spec["claimRef"] = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "namespace": claim[0],
+            "name": claim[1],
+        }
     return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": metadata(name), "spec": spec,
             "status": {"phase": "Bound" if claim else "Available"}}
 
@@ -236,7 +307,7 @@ def csinode(node_name: str, ebs_count: int = 25) -> dict:
 
 
 def limit_range(namespace: str, default_request: Mapping | None = None, default: Mapping | None = None) -> dict:
-    item = {"type": "Container"}
+    item: dict[str, Any] = {"type": "Container"}
     if default_request:
         item["defaultRequest"] = dict(default_request)
     if default:

@@ -78,6 +78,30 @@ def _reader_rules() -> list[dict[str, Any]]:
 
 READER_RULES = _reader_rules()
 
+#: Where the webhook keeps its shared reservation ledger (serve --ledger-namespace), and
+#: what it may do there: exactly the chart's ledger Role.
+LEDGER_NAMESPACE = "capacity-webhook"
+LEDGER_CRD = Path(__file__).resolve().parents[2] / "charts" / "capacity-webhook" / "crds" / "capacityledgers.yaml"
+
+
+def _ledger_objects(subjects: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The ledger's CRD (from the chart), its namespace, and a Role + RoleBinding as the chart's."""
+    from webhook.state import ledger_api
+
+    rules = [{"apiGroups": [ledger_api.GROUP], "resources": [ledger_api.PLURAL],
+              "resourceNames": [ledger_api.DEFAULT_NAME], "verbs": [v for v in ledger_api.RBAC_VERBS if v != "create"]},
+             {"apiGroups": [ledger_api.GROUP], "resources": [ledger_api.PLURAL], "verbs": ["create"]}]
+    name = "capacity-webhook-e2e-ledger"
+    return [
+        yaml.safe_load(LEDGER_CRD.read_text()),
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subjects},
+    ]
+
 
 
 class ControlPlaneUnavailable(Exception):
@@ -778,8 +802,9 @@ def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
             f"{url}/readyz", apiserver, workdir / "kube-apiserver.log", "kube-apiserver",
             ready_timeout, ctx=ctx, token=admin_token,
         )
-        cp.apply(_rbac_objects([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                                 "name": WEBHOOK_USER}]))
+        subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": WEBHOOK_USER}]
+        cp.apply(_rbac_objects(subjects) + _ledger_objects(subjects))
+        cp.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd/capacityledgers.capacity-webhook.io")
         if scheduler:
             cp.start_scheduler(scheduler_config, ready_timeout)
         if controller_manager:
@@ -861,6 +886,10 @@ def attach_external(kubeconfig: Path, bin_dir: Path | None = None) -> ControlPla
             ),
         ]
     )
+    cp.apply(_ledger_objects([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": WEBHOOK_USER},
+                              {"kind": "ServiceAccount", "name": EXTERNAL_SA_NAME,
+                               "namespace": EXTERNAL_SA_NAMESPACE}]))
+    cp.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd/capacityledgers.capacity-webhook.io")
     token = cp.kubectl(
         "create", "token", EXTERNAL_SA_NAME, "-n", EXTERNAL_SA_NAMESPACE, "--duration=2h"
     ).stdout.strip()

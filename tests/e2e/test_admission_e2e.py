@@ -78,7 +78,7 @@ def test_the_chart_registered_a_webhook_that_cannot_take_the_cluster_down(cluste
     (config,) = cp.kubectl_json("get", "validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=cw")["items"]
     hook = config["webhooks"][0]
     assert hook["clientConfig"]["url"] == server.url("/validate")
-    assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Ignore", 3, "None")
+    assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Ignore", 3, "NoneOnDryRun")
     assert hook["admissionReviewVersions"] == ["v1"] and hook["matchPolicy"] == "Equivalent"
 
 

@@ -15,7 +15,7 @@ from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place
-from .priority import pod_priority, preemption_reason, victims, victims_used
+from .priority import local_victims, pod_priority, preemption_reason, victims, victims_used
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -79,7 +79,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict = Verdict(*demand.key)
     path = "spec.template.spec" if demand.kind != "Pod" else "spec"
     limit_ranges = state.limit_ranges_in(demand.namespace)
-    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges) if limit_ranges else demand.pod_spec
+    # API defaulting (a request from its limit) happens with or without LimitRanges: quota reads it.
+    pod_spec = limitranger.admitted_spec(demand.pod_spec, limit_ranges)
     refused = limitranger.rejections(pod_spec, limit_ranges) if limit_ranges else []
     if refused:     # the API server refuses every pod: none is created, none is Pending
         verdict.requested = demand.replicas if demand.replicas is not None else 0
@@ -174,7 +175,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         covered = evicted = 0
         candidates = victims(state, priority, rules, volumes.node_filter)
-        if candidates:     # place again with every lower-priority pod gone: what preemption lets bind
+        if candidates and constraints is not None:
+            # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
+            # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
+            candidates = local_victims(state, rules, candidates, running if changed else [])
+        if candidates:     # place again with those lower-priority pods gone: what preemption lets bind
             again = place(RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
                                   priority=priority.value),
                           rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,

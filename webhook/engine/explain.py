@@ -77,6 +77,18 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
     return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
 
 
+def held_phrase(outcome) -> str:
+    """`` (10 reserved for Deployment default/web21)``: whose promised room a node's count leaves out."""
+    held = {k: c for k, c in (getattr(outcome.room, "held_for", None) or {}).items() if c > 0}
+    if not held:
+        return ""
+    top = min(held, key=lambda k: (-held[k], k))
+    total = sum(held.values())
+    others = len(held) - 1
+    more = f" and {others} other workload{'s' if others > 1 else ''}" if others else ""
+    return f" ({total} reserved for {workload_label(*top)}{more})"
+
+
 def _anti_keys(placement: Placement) -> str:
     constraints = placement.constraints
     affinity = getattr(constraints, "affinity", None)
@@ -95,7 +107,8 @@ def node_list(code: str, placement: Placement, requests: Resources, state=None) 
             continue
         itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
-        phrases.append(_node_phrase(code, name, outcome, requests, short))
+        phrases.append(_node_phrase(code, name, outcome, requests, short)
+                       + (held_phrase(outcome) if code != EBS_ATTACH_LIMIT else ""))
         first_type = first_type or itype
     if len(stopped) > NODES_LISTED:
         phrases.append(f"and {len(stopped) - NODES_LISTED} more nodes")

@@ -291,6 +291,39 @@ class Reservation:
         return sum(self.per_node.values())
 
 
+def _condition_true(obj: Mapping, kind: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(isinstance(c, Mapping) and c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def _count(value, default: int | None) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def desired_pods(obj: Mapping) -> int | None:
+    """How many pods the workload's controller is asked to run now (None: not a standing count).
+
+    Deployments, StatefulSets and bare ReplicaSets: ``spec.replicas``; a Job that has not
+    finished: its parallelism, capped by the completions still to go. A ReplicaSet of a
+    Deployment and a CronJob have no count of their own (their parent, their Jobs do).
+    DaemonSets are counted per node by ``engine.daemonsets`` (the pods each node still owes).
+    """
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind in ("Deployment", "StatefulSet") or (kind == "ReplicaSet" and controller_of(obj) is None):
+        return _count(spec.get("replicas"), 1)
+    if kind == "Job":
+        if spec.get("suspend") or _condition_true(obj, "Complete") or _condition_true(obj, "Failed"):
+            return None
+        wanted = _count(spec.get("parallelism"), 1) or 0
+        completions = _count(spec.get("completions"), None)
+        if completions is not None:
+            succeeded = _count((obj.get("status") or {}).get("succeeded"), 0) or 0
+            wanted = min(wanted, max(0, completions - succeeded))
+        return wanted
+    return None
+
+
 def _trim(obj: Mapping) -> dict:
     """Drop what the engine never reads (managedFields, status, annotations we don't use)."""
     meta = dict(_meta(obj))
@@ -328,6 +361,9 @@ class ClusterState:
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
         self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
+        self.desired: dict[tuple, int] = {}                            # workload key -> pods its controller should run
+        self.replica_failure: set[tuple] = set()                      # controllers reporting they cannot create pods
+        self.short: set[tuple] = set()                                 # workloads with fewer pods than desired
         self.label_index: dict[tuple, dict] = {}                      # (ns, labels) -> node -> bound pods
         self.anti_pods: dict[tuple, PodRecord] = {}                    # bound pods with required anti-affinity
         self.bound_priorities: dict[int, int] = {}                    # priority -> bound pods (preemption victims?)
@@ -373,6 +409,7 @@ class ClusterState:
                 parent_key = (parent[0], namespace, parent[1])
                 self.parents[key] = parent_key
                 self.children[parent_key].add(key)
+            self._set_desired(key, obj)
             if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
                 self.cni = CniConfig.from_daemonset(obj)
         elif kind == "StorageClass":
@@ -455,8 +492,15 @@ class ClusterState:
         elif kind in NETWORK_KINDS:
             self.network.remove(kind, namespace, name)
         elif kind in WORKLOAD_KINDS:
-            self._unlink((kind, namespace, name))
-            self.workloads.pop((kind, namespace, name), None)
+            key = (kind, namespace, name)
+            parent = self.parents.get(key)
+            self._unlink(key)
+            self.workloads.pop(key, None)
+            self.desired.pop(key, None)
+            self.replica_failure.discard(key)
+            self.short.discard(key)
+            if parent is not None:
+                self._recheck_short(parent)
             if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
                 self.cni = CniConfig()
         elif kind == "StorageClass":
@@ -533,7 +577,10 @@ class ClusterState:
             if old.node:
                 self._index_labels(old, -1)
             if old.owner:
-                self.pods_by_owner[(old.owner[0], old.namespace, old.owner[1])].discard(key)
+                old_owner = (old.owner[0], old.namespace, old.owner[1])
+                self.pods_by_owner[old_owner].discard(key)
+                if self.desired:
+                    self._recheck_owner(old_owner)
             if old.node in self.nodes:
                 self._account(self.nodes[old.node], old, -1)
         if record is None:
@@ -542,6 +589,8 @@ class ClusterState:
         if record.owner:
             owner_key = (record.owner[0], record.namespace, record.owner[1])
             self.pods_by_owner[owner_key].add(key)
+            if self.desired:
+                self._recheck_owner(owner_key)
         if record.node is None:
             if not record.gated:        # a gated pod is not handed to the scheduler yet
                 self.pending[key] = record
@@ -595,6 +644,52 @@ class ClusterState:
         if spec.get("attacher") == "ebs.csi.aws.com" and pv and spec.get("nodeName"):
             self.attachment_index[name] = (spec["nodeName"], pv)
             self.attachments[spec["nodeName"]].add(pv)
+
+    # ---- pods promised by controllers ------------------------------------------------
+    def _set_desired(self, key: tuple, obj: Mapping) -> None:
+        wanted = desired_pods(obj)
+        if wanted is None:
+            self.desired.pop(key, None)
+        else:
+            self.desired[key] = wanted
+        if _condition_true(obj, "ReplicaFailure"):
+            self.replica_failure.add(key)
+        else:
+            self.replica_failure.discard(key)
+        self._recheck_short(key)
+        parent = self.parents.get(key)
+        if parent is not None:
+            self._recheck_short(parent)
+
+    def _recheck_owner(self, owner_key: tuple) -> None:
+        self._recheck_short(owner_key)
+        parent = self.parents.get(owner_key)
+        if parent is not None:
+            self._recheck_short(parent)
+
+    def pod_count(self, key: tuple) -> int:
+        """Pods (waiting ones included) of a workload, directly or through its ReplicaSets/Jobs."""
+        count = len(self.pods_by_owner.get(key, ()))
+        for child in self.children.get(key, ()):
+            count += len(self.pods_by_owner.get(child, ()))
+        return count
+
+    def cannot_create(self, key: tuple) -> bool:
+        """The controller reports it cannot create the pods (``ReplicaFailure``, e.g. a ResourceQuota)."""
+        return key in self.replica_failure or any(c in self.replica_failure for c in self.children.get(key, ()))
+
+    def _recheck_short(self, key: tuple) -> None:
+        wanted = self.desired.get(key)
+        if wanted is not None and wanted > self.pod_count(key) and not self.cannot_create(key):
+            self.short.add(key)
+        else:
+            self.short.discard(key)
+
+    def missing_pods(self, key: tuple) -> int:
+        """Pods a workload's controller still has to create (0 when it reports it cannot)."""
+        if key not in self.short:
+            return 0
+        return max(0, self.desired.get(key, 0) - self.pod_count(key))
 
     # ---- reservations --------------------------------------------------------------
     def reserve(self, workload: tuple, per_node: Mapping[str, int], requests: Resources, uses_ip: bool,
@@ -690,6 +785,16 @@ class ClusterState:
                 used, pods, ips = sums.get(node, (ZERO, 0, 0))
                 sums[node] = (used + held.requests.scaled(count), pods + count, ips + (count if held.uses_ip else 0))
         return sums
+
+    def reserved_owners(self, exclude: tuple | None = None) -> dict[str, dict[tuple, int]]:
+        """Per node, how many pods each workload's reservation holds there (for messages)."""
+        owners: dict[str, dict[tuple, int]] = {}
+        for held in self.reservations.values():
+            if held.workload == exclude:
+                continue
+            for node, count in self.held(held).items():
+                owners.setdefault(node, {})[held.workload] = count
+        return owners
 
     # ---- questions -------------------------------------------------------------------
     def limits_for(self, node: NodeRecord) -> InstanceLimits | None:

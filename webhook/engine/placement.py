@@ -25,9 +25,10 @@ from .constraints import PodConstraints, repelled
 from .daemonsets import owed_by_node
 from .ipslots import IpCapacity
 from .model import ClusterState, NodeRecord, PodRecord
-from .requests import ZERO, Resources
+from .requests import ZERO, ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .scoring import Preferences, node_score
+from .workloads import demand_of
 
 # Tie order: when two limits stop a node at the same count, the first is the root cause
 # (kubelet maxPods on EKS is derived from the IP limit, so IPs explain it better).
@@ -59,6 +60,7 @@ class NodeRoom:
     version: int = 0                 # bumped on every take: heap entries of older versions are stale
     short_of: str | None = None      # the extended resource that stopped the last fit
     freed_ports: list | None = None  # host ports of bound pods given back (a rollout's, preemption victims)
+    held_for: dict | None = None     # workload key -> pods of room promised to it here (for messages)
 
     @staticmethod
     def of(state: ClusterState, node: NodeRecord, reserved_by_node: dict | None = None) -> "NodeRoom":
@@ -212,6 +214,10 @@ class RoomMap:
         for name in self._reserved or ():
             if name in state.nodes:
                 self.room(name)
+        if state.reservations:          # whose promises those nodes hold, for the messages
+            for node, owners in state.reserved_owners(ignore_owner).items():
+                if node in state.nodes:
+                    self.room(node).held_for = dict(owners)
         self.given_back = list(give_back)
         self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
         for pod in self.given_back:       # pods a rollout will replace free their room
@@ -229,6 +235,51 @@ class RoomMap:
             room.free, room.pods = room.free - owed, room.pods - pods
             room.ips = None if room.ips is None else room.ips - ips
         self._place_waiting(ignore_owner, priority)
+        if state.short:
+            self._subtract_promised(ignore_owner)
+
+    def _subtract_promised(self, ignore_owner: tuple | None) -> None:
+        """Pods a controller still has to create are demand too, like Pending pods.
+
+        A workload whose desired pods (``spec.replicas``, a Job's parallelism; DaemonSets
+        are owed per node above) exceed the pods that exist for it holds room for the
+        difference, after its reservation's TTL too, until the pods appear or it shrinks
+        or is deleted; not when its controller reports that it cannot create them
+        (``ReplicaFailure``). What its reservation already holds is not counted twice.
+        """
+        state = self.state
+        for key in sorted(state.short):
+            workload = state.top_owner(key)
+            if workload == ignore_owner:
+                continue
+            missing = state.missing_pods(key)
+            held = state.reservations.get(workload)
+            if held is not None:
+                missing -= sum(state.held(held).values())
+            obj = state.workloads.get(key)
+            if missing <= 0 or obj is None:
+                continue
+            try:
+                demand = demand_of(obj)
+                defaults = ContainerDefaults.from_limit_ranges(state.limit_ranges_in(demand.namespace))
+                requests = pod_requests(demand.pod_spec, defaults, "spec.template.spec")
+                uses_ip = uses_pod_ip(demand.pod_spec)
+                rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels,
+                                                        daemon=demand.kind == "DaemonSet")
+            except (ObjectError, AttributeError, TypeError, ValueError, KeyError):
+                # a stored object of a shape we cannot read holds nothing (it was logged when stored)
+                continue
+            for _, room in sorted(self.rooms.items()):     # first fit in node-name order, like waiting pods
+                if missing <= 0:
+                    break
+                if ineligibility(room.node, rules) is not None:
+                    continue
+                take = min(room.fit(requests, uses_ip)[0], missing)
+                if take > 0:
+                    room.take(take, requests, uses_ip)
+                    room.held_for = dict(room.held_for or {})
+                    room.held_for[workload] = room.held_for.get(workload, 0) + take
+                    missing -= take
 
     def room(self, name: str) -> NodeRoom:
         """One node's room (built on first use; the same object every time)."""

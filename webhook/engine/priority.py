@@ -55,8 +55,9 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
 
     Only pods on nodes the new pod may use at all (a cordoned or unmatched node is never a
     preemption candidate, so its pods stay, with their anti-affinity), and never the pods
-    its required affinity needs: SelectVictimsOnNode removes them first, then the affinity
-    filter fails on that node.
+    its required affinity needs, nor any pod beside them: SelectVictimsOnNode removes every
+    lower-priority pod of the node first, then the affinity filter fails there, so that node
+    is no candidate at all.
     """
     if not priority.preempts or not any(p < priority.value for p in state.bound_priorities):
         return []
@@ -75,11 +76,35 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
                 and not (node_filter and node_filter(node))
         if not usable[pod.node]:
             continue
-        if affinity and any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
-                            for t in affinity):
-            continue
         out.append(pod)
+    if affinity:   # a node holding a lower-priority pod the affinity needs is no candidate: its pods all stay
+        held = {pod.node for pod in out
+                if any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
+                       for t in affinity)}
+        out = [pod for pod in out if pod.node not in held]
     return out
+
+
+def local_victims(state, rules, candidates: list, given_back: list) -> list:
+    """The victims on nodes that pass the pod-level filters once their own lower-priority pods are gone
+    (every other pod of the cluster still in place), as SelectVictimsOnNode checks a candidate node."""
+    from .constraint_state import ConstraintState
+    by_node: dict = {}
+    for pod in candidates:
+        by_node.setdefault(pod.node, []).append(pod)
+    kept = []
+    for name, pods in by_node.items():
+        node = state.nodes.get(name)
+        if node is None:
+            continue
+        watcher = ConstraintState(state, rules.constraints, rules, state.nodes.values(), (), list(given_back) + pods)
+        freed = dict(node.ports)
+        for pod in pods:
+            for port in pod.ports:
+                freed[port] = freed.get(port, 0) - 1
+        if watcher.refusal(node, [p for p, c in freed.items() if c > 0]) is None:
+            kept.extend(pods)
+    return kept
 
 
 def victims_used(state, placement, after, candidates: list, requests, uses_ip: bool, extended: tuple,

@@ -131,7 +131,8 @@ def spec_findings(state, view: ClaimView, path: str = "spec") -> list[Reason]:
     modes = set(view.access_modes)
     if view.backend == "ebs":
         multi = modes & {"ReadWriteMany", "ReadOnlyMany"}
-        io2_block = view.ebs_type == "io2" and view.volume_mode == "Block" and modes <= {"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"}
+        io2_block = (view.ebs_type == "io2" and view.volume_mode == "Block"
+                     and modes <= {"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"})
         if multi and not io2_block:
             efs = _efs_class_name(state)
             fix = (f"Use the EFS StorageClass {efs!r} for shared storage" if efs else
@@ -203,7 +204,7 @@ def _pv_zones(pv: Mapping) -> set:
 def _class_zones(storage_class: Mapping | None) -> set:
     if not storage_class or storage_class.get("volumeBindingMode", "Immediate") != "Immediate":
         return set()
-    zones = set()
+    zones: set[str] = set()
     for term in storage_class.get("allowedTopologies") or []:
         for expr in term.get("matchLabelExpressions") or []:
             if expr.get("key") in ZONE_KEYS:
@@ -259,7 +260,7 @@ def pod_volume_rules(state, demand) -> VolumeRules:
             zones = _narrow(zones, _class_zones(view.storage_class))
     shared_new = 0
     for volume in demand.pod_spec.get("volumes") or []:
-        claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName") or ""
         claim = state.claims.get((demand.namespace, claim_name)) if claim_name else None
         if claim is None:
             if claim_name:
@@ -352,7 +353,8 @@ def _shared_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, h
         detail = (f"{workload} wants {replicas} pods on a ReadWriteOnce volume another workload's pod holds on "
                   f"{where}; pods on other nodes stay in ContainerCreating (Multi-Attach error).")
     else:
-        summary = f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; all but one node get Multi-Attach errors"
+        summary = (f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; "
+                   "all but one node get Multi-Attach errors")
         detail = ("EBS attaches to one node at a time: pods the scheduler puts on other nodes stay in "
                   "ContainerCreating.")
         fix = ("Use a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or pin the pods "
@@ -393,10 +395,11 @@ def _unreachable(rules: VolumeRules, state, label: str) -> None:
                                      "volumes."))
         rules.blocking = True
         return
-    if rules.node_volumes:
+    node_filter = rules.node_filter   # set whenever node_volumes is
+    if rules.node_volumes and node_filter is not None:
         candidates = [n for n in state.nodes.values() if (rules.pinned_node is None or n.name == rules.pinned_node)
                       and (zones is None or node_zone(n) in zones)]
-        if candidates and all(rules.node_filter(n) for n in candidates):
+        if candidates and all(node_filter(n) for n in candidates):
             names = ", ".join(sorted(n.name for n in candidates)[:3])
             rules.findings.append(Reason(EBS_ATTACH_LIMIT, clip(
                 f"{label}: no node it can run on can attach its EBS volume ({names})")

@@ -9,6 +9,11 @@ summary of at most 120 characters, because the webhook sends it as an admission 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: placement imports the model, which must not import verdicts back
+    from .placement import Placement
+    from .requests import Resources
 
 MODES = ("enforce", "warn", "audit")
 ALLOW, WARN, DENY = "allow", "warn", "deny"
@@ -43,18 +48,19 @@ class Verdict:
     schedulable: int = 0
     pending: int = 0
     reasons: list = field(default_factory=list)
-    placement: object = None     # the engine's Placement, for reservations and reports
-    pod_requests: object = None  # Resources of one new pod, for reservations
+    placement: Placement | None = None     # for reservations and reports
+    pod_requests: Resources | None = None  # of one new pod, for reservations
     uses_ip: bool = True
     reserve_limit: int | None = None   # a rollout holds only the pods beyond those it replaces
     hold_at_most: int | None = None    # nothing new to place: an earlier promise shrinks to this many pods
     mode: str = "enforce"
 
-    def reservation(self) -> dict:
+    def reservation(self) -> dict[str, int]:
         """Pods placed per node, to hold with ``ClusterState.reserve`` once admitted."""
         if self.placement is None:
             return {}
-        held, left = {}, self.reserve_limit
+        held: dict[str, int] = {}
+        left = self.reserve_limit
         for node, placed in sorted(self.placement.placed_per_node().items()):
             count = placed if left is None else min(placed, left)
             if count > 0:

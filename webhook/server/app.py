@@ -36,10 +36,13 @@ from ..policy import SKIP_ANNOTATION
 from . import logs
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from ..state.ledger import Ledger, LedgerConflict, LedgerUnavailable, MemoryLedger
 from .review import (MAX_BODY_BYTES, BadReview, Review, ScaleError, error_body, parse_review,
                      review_response, sanitize_warning, scale_objects, scale_target_key)
 
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+LEDGER_TIMEOUT = 1.0                  # seconds of ledger I/O per review (the webhook's timeoutSeconds is 3)
+MAX_LEDGER_ATTEMPTS = 8
 DRAIN_LIMIT = 16 * 1024 * 1024        # read (and discard) an oversized body up to this, so the client sees the 413
 
 DECISION_BUDGET = 1.5                 # seconds; the chart's webhook timeoutSeconds is 3
@@ -76,7 +79,8 @@ class AdmissionHandler:
     """Decides one parsed review against the holder's state (no flask, no I/O)."""
 
     def __init__(self, holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic, decision_budget: float | None = DECISION_BUDGET):
+                 clock: Callable[[], float] = time.monotonic, ledger: Ledger | None = None,
+                 ledger_timeout: float = LEDGER_TIMEOUT, decision_budget: float | None = DECISION_BUDGET):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.decision_budget = decision_budget
@@ -85,6 +89,8 @@ class AdmissionHandler:
         self.stale_after = stale_after
         self.reservation_ttl = reservation_ttl
         self.clock = clock
+        self.ledger = ledger if ledger is not None else MemoryLedger(holder)
+        self.ledger_timeout = ledger_timeout
 
     # ---- the decision ------------------------------------------------------------------
     def decide(self, review: Review) -> Outcome:
@@ -127,90 +133,150 @@ class AdmissionHandler:
             return internal_error(out, review.uid, exc)
 
     def _decide_with_state(self, out: Outcome, review: Review) -> Outcome:
-        with self.holder.reading() as state:
-            now = self.clock()
-            state.expire_reservations(now)
-            obj, old = review.obj, review.old
-            if review.is_scale:
-                key = scale_target_key(review)
-                stored = state.workloads.get(key)
-                if stored is None:
-                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
-                                        "the scale was not checked")
-                    out.fields["note"] = "scale target unknown"
-                    return out
-                skipped = self._skip(out, review, stored)
-                if skipped:
-                    return skipped
-                try:
-                    obj, old = scale_objects(review, stored)
-                except ScaleError as exc:
-                    out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
-                                        "the capacity check was skipped")
-                    out.fields["reasons"] = ["INVALID_OBJECT"]
-                    return out
-            chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
-            mode = engine_mode = chosen.mode
-            if chosen.from_namespace:
-                out.fields["modeFrom"] = "namespace"
-            if chosen.warning:
-                out.warnings.append(chosen.warning)
-            stale_for = self.holder.stale_for()
-            stale = stale_for > self.stale_after
-            downgraded = None
-            if engine_mode == "enforce" and review.user == HPA_USER:
-                engine_mode, downgraded = "warn", "hpa"
-            elif engine_mode == "enforce" and stale:
-                engine_mode, downgraded = "warn", "stale"
-            with budget.deadline(self.decision_budget):
-                verdict = evaluate(state, obj, old, engine_mode)
-            verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
+        """Decide against the local state and the ledger's promises; commit the promise.
 
-            would_deny = any(r.severity == DENY for r in verdict.reasons)
-            out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
-                              schedulable=verdict.schedulable, pending=verdict.pending, reasons=verdict.codes)
-            if downgraded and would_deny:
-                out.fields["downgraded"] = downgraded
-            if stale:
-                out.fields["staleSeconds"] = round(stale_for, 1)
-            if verdict.verdict == DENY:
-                out.allowed = False
-                out.message = verdict.message
-            elif verdict.verdict == WARN:
-                if stale and would_deny:
-                    out.warnings.insert(0, f"capacity data is stale (no watch update for {stale_for:.0f}s): "
-                                           "this would be denied, it is allowed with warnings")
-                out.warnings.extend(r.summary for r in verdict.reasons)
-            elif mode == "audit" and verdict.reasons:
-                out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
-                             "reasons": ",".join(verdict.codes)}
-            if out.allowed and not review.dry_run:
-                out.fields["reserved"] = self._reserve(state, review, verdict, now)
+        The decision is made against one version of the ledger and committed against the
+        same version. A conflict means somebody (another thread, worker or replica)
+        committed in between: re-read and decide again. A deny that promised room helped
+        cause is re-checked once on a freshly read ledger (the local copy may hold a
+        promise that was since released). Ledger I/O gets ``ledger_timeout`` seconds per
+        review; past that, the local decision stands and an allow says its reservation
+        was not recorded: a slow API server never blocks an apply.
+        """
+        deadline = time.monotonic() + self.ledger_timeout
+        fresh = False
+        for _attempt in range(MAX_LEDGER_ATTEMPTS):
+            result = Outcome(out.allowed, list(out.warnings), out.message, dict(out.audit), dict(out.fields))
+            with self.holder.reading() as state:
+                version = self.ledger.version
+                now = self.clock()
+                state.expire_reservations(now)
+                verdict = self._judge(result, review, state)
+                if verdict is None:
+                    return result
+                change = self._reservation_change(state, review, verdict, now) \
+                    if result.allowed and not review.dry_run else None
+                promised = bool(state.reservations)
+            if not result.allowed and self.ledger.shared and not fresh and promised:
+                try:
+                    self.ledger.refresh(deadline)
+                except LedgerUnavailable as exc:
+                    result.fields["ledger"] = f"not re-read: {exc}"
+                    return result
+                fresh = True
+                continue
+            if change is None:
+                if result.allowed and not review.dry_run:
+                    result.fields.setdefault("reserved", 0)
+                return result
+            workload, held = change
+            try:
+                self.ledger.commit(version, workload, held, deadline)
+            except LedgerConflict as exc:
+                if exc.reread:
+                    try:
+                        self.ledger.refresh(deadline)
+                    except LedgerUnavailable as failure:
+                        return self._unrecorded(result, failure)
+                    fresh = True
+                result.fields["ledgerRetries"] = _attempt + 1
+                continue
+            except LedgerUnavailable as exc:
+                return self._unrecorded(result, exc)
+            result.fields["reserved"] = held.promised if held is not None else 0
+            return result
+        return self._unrecorded(result, LedgerUnavailable(f"still conflicting after {MAX_LEDGER_ATTEMPTS} attempts"))
+
+    @staticmethod
+    def _unrecorded(out: Outcome, exc: Exception) -> Outcome:
+        """Allowed on the local view, but nobody else will see the promise: say so."""
+        out.warnings.append("capacity-webhook could not record this workload's capacity reservation (the ledger "
+                            "was not reachable in time): another workload may be admitted into the same room")
+        out.fields["reserved"] = 0
+        out.fields["ledger"] = f"unrecorded: {exc}"
+        log.warning("reservation not recorded for %s %s/%s: %s", out.fields.get("kind"), out.fields.get("namespace"),
+                    out.fields.get("name"), exc)
         return out
 
-    def _reserve(self, state, review: Review, verdict, now: float) -> int:
-        """Record the admitted decision as the workload's one reservation (the latest wins).
+    def _judge(self, out: Outcome, review: Review, state):
+        """One decision against ``state`` (caller holds the lock); ``None``: ``out`` is final as is."""
+        obj, old = review.obj, review.old
+        if review.is_scale:
+            key = scale_target_key(review)
+            stored = state.workloads.get(key)
+            if stored is None:
+                out.warnings.append(f"{key[0]} {key[1]}/{key[2]} is not in capacity-webhook's cluster state: "
+                                    "the scale was not checked")
+                out.fields["note"] = "scale target unknown"
+                return None
+            if self._skip(out, review, stored):
+                return None
+            try:
+                obj, old = scale_objects(review, stored)
+            except ScaleError as exc:
+                out.warnings.append(f"{key[0]} {key[1]}/{key[2]}: cannot read {exc.field}: {exc.problem}; "
+                                    "the capacity check was skipped")
+                out.fields["reasons"] = ["INVALID_OBJECT"]
+                return None
+        chosen = policy.namespace_mode(self.mode, review.namespace, state.namespaces.get(review.namespace))
+        mode = engine_mode = chosen.mode
+        if chosen.from_namespace:
+            out.fields["modeFrom"] = "namespace"
+        if chosen.warning:
+            out.warnings.append(chosen.warning)
+        stale_for = self.holder.stale_for()
+        stale = stale_for > self.stale_after
+        downgraded = None
+        if engine_mode == "enforce" and review.user == HPA_USER:
+            engine_mode, downgraded = "warn", "hpa"
+        elif engine_mode == "enforce" and stale:
+            engine_mode, downgraded = "warn", "stale"
+        with budget.deadline(self.decision_budget):
+            verdict = evaluate(state, obj, old, engine_mode)
+        verdict = policy.without_codes(verdict, policy.ignored_codes(obj), engine_mode)
 
-        A decision that places pods replaces the workload's earlier promise; one that has
-        nothing new to place (a scale-down, a no-op apply) shrinks it to the pods still to
-        come; a decision that places nothing releases it.
+        would_deny = any(r.severity == DENY for r in verdict.reasons)
+        out.fields.update(mode=mode, engineVerdict=verdict.verdict, requested=verdict.requested,
+                          schedulable=verdict.schedulable, pending=verdict.pending, reasons=verdict.codes)
+        if downgraded and would_deny:
+            out.fields["downgraded"] = downgraded
+        if stale:
+            out.fields["staleSeconds"] = round(stale_for, 1)
+        if verdict.verdict == DENY:
+            out.allowed = False
+            out.message = verdict.message
+        elif verdict.verdict == WARN:
+            if stale and would_deny:
+                out.warnings.insert(0, f"capacity data is stale (no watch update for {stale_for:.0f}s): "
+                                       "this would be denied, it is allowed with warnings")
+            out.warnings.extend(r.summary for r in verdict.reasons)
+        elif mode == "audit" and verdict.reasons:
+            out.audit = {"verdict": "would-deny" if would_deny else "would-warn", "pending": str(verdict.pending),
+                         "reasons": ",".join(verdict.codes)}
+        return verdict
+
+    def _reservation_change(self, state, review: Review, verdict, now: float) -> tuple | None:
+        """``(workload, promise or None)`` to commit for an admitted decision; ``None``: nothing changes.
+
+        One reservation per workload, the latest decision wins: a decision that places
+        pods replaces the earlier promise; one with nothing new to place (a scale-down, a
+        no-op apply) shrinks it to the pods still to come; one that places nothing
+        releases it.
         """
+        if self.reservation_ttl <= 0 or verdict.kind not in WORKLOAD_KINDS + ("Pod",):
+            return None
         workload = (verdict.kind, verdict.namespace, verdict.name)
-        if self.reservation_ttl <= 0 or verdict.kind == "PersistentVolumeClaim":
-            return 0
         per_node = verdict.reservation()
         if per_node and verdict.pod_requests is not None:
-            held = state.reserve(workload, per_node, verdict.pod_requests, verdict.uses_ip,
-                                 now + self.reservation_ttl, uid=review.uid)
-            return held.promised if held else 0
+            return workload, state.promise(workload, per_node, verdict.pod_requests, verdict.uses_ip,
+                                           now + self.reservation_ttl, uid=review.uid)
         earlier = state.reservations.get(workload)
-        if earlier is not None:
-            kept = state.trimmed(earlier, verdict.hold_at_most) if verdict.hold_at_most is not None else None
-            if kept is None:
-                del state.reservations[workload]
-            else:
-                state.reservations[workload] = kept
-        return 0
+        if earlier is None:
+            return None
+        if verdict.hold_at_most is not None:
+            kept = state.trimmed(earlier, verdict.hold_at_most)
+            return None if kept is earlier else (workload, kept)
+        return workload, None
 
     # ---- bypasses ----------------------------------------------------------------------
     @staticmethod
@@ -233,6 +299,7 @@ class AdmissionHandler:
 def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reservation_ttl: float = 30.0,
                headroom_nodes: int | None = None, clock: Callable[[], float] = time.monotonic,
                metrics: Metrics | None = None, review_log: logging.Logger | None = None,
+               ledger: Ledger | None = None, ledger_timeout: float = LEDGER_TIMEOUT,
                decision_budget: float | None = DECISION_BUDGET) -> Flask:
     """The webhook's WSGI app around ``holder`` (a ``webhook.state.holder.StateHolder``).
 
@@ -241,7 +308,8 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     if headroom_nodes is not None:
         with holder.reading() as state:
             state.headroom_nodes = headroom_nodes
-    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock, decision_budget)
+    handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock, ledger, ledger_timeout,
+                               decision_budget)
     metrics = metrics or Metrics(clock)
     review_log = review_log or logs.review_logger()
     app = Flask("capacity_webhook")

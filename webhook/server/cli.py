@@ -81,15 +81,27 @@ def _live_factory(kubeconfig: str | None, context: str | None):
               help="Nodes the cluster may still add (autoscaler headroom): a shortfall they absorb is a warning.")
 @click.option("--reservation-ttl", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds an admitted workload's placement stays reserved until its pods appear (0: off).")
+@click.option("--ledger-namespace", metavar="NAMESPACE",
+              help="Live mode: namespace of the shared CapacityLedger object (default: the pod's own namespace, "
+                   "else capacity-webhook).")
+@click.option("--ledger-name", default="capacity-ledger", show_default=True, metavar="NAME",
+              help="Live mode: name of the CapacityLedger object every replica and worker shares.")
+@click.option("--ledger-timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds of ledger reads and writes per review; past that the review is decided on the local "
+                   "view and allowed with a warning that its reservation was not recorded.")
+@click.option("--ledger-refresh", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Live mode: seconds between re-reads of the ledger that also drop expired and fulfilled promises.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="gunicorn worker processes (each keeps its own cluster cache and reservations: keep 1).")
+              help="gunicorn worker processes. Live mode: reservations are shared through the cluster ledger, so "
+                   "several workers are safe. Snapshot mode: each worker keeps its own reservations.")
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
               help="Ignored (kept so existing deployments start): each worker serves every connection in its own "
                    "greenlet.")
 @click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
               help="Server log level (review lines are always written).")
 def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private_key_file, bind, port, metrics_port,
-                  mode, stale_after, headroom_nodes, reservation_ttl, workers, threads, log_level):
+                  mode, stale_after, headroom_nodes, reservation_ttl, ledger_namespace, ledger_name, ledger_timeout,
+                  ledger_refresh, workers, threads, log_level):
     """Serve the ValidatingAdmissionWebhook at https://BIND:PORT/validate."""
     logs.configure(log_level)
     if snapshot and (kubeconfig or kube_context):
@@ -109,8 +121,16 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
     from .gunicorn import WebhookServer, server_options
 
     def app_factory():
-        app = create_app(holder_factory(), mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
-                         headroom_nodes=headroom_nodes)
+        holder = holder_factory()
+        ledger = None
+        if not snapshot and reservation_ttl > 0:
+            from ..state.ledger_api import ClusterLedger, in_cluster_namespace
+
+            namespace = ledger_namespace or in_cluster_namespace() or "capacity-webhook"
+            ledger = ClusterLedger(holder, holder.source.api_client, namespace, ledger_name,
+                                   refresh_interval=ledger_refresh).start()
+        app = create_app(holder, mode=mode, stale_after=stale_after, reservation_ttl=reservation_ttl,
+                         headroom_nodes=headroom_nodes, ledger=ledger, ledger_timeout=ledger_timeout)
         if metrics_port is not None:
             from gunicorn.errors import AppImportError
 
@@ -123,9 +143,9 @@ def serve_command(snapshot, kubeconfig, kube_context, tls_cert_file, tls_private
                                      f"{exc.strerror or exc}") from None
         return app
 
-    if workers > 1:
-        log.warning("--workers %d: each worker keeps its own cluster cache, reservations and metrics; "
-                    "two workers can admit the same free slots (prefer more replicas)", workers)
+    if workers > 1 and snapshot:
+        log.warning("--workers %d with --cluster: each worker keeps its own reservations (the in-process ledger); "
+                    "two workers can admit the same free slots", workers)
     options = server_options(bind, port, tls_cert_file, tls_private_key_file, workers=workers, threads=threads,
                              log_level=log_level)
     log.info("starting capacity-webhook", extra={"review": {"mode": mode, "source": snapshot or "live",
