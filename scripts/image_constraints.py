@@ -23,9 +23,14 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Imported at run time but named by no dependency's metadata: gunicorn's gevent worker
+# (webhook.server.worker) imports packaging, which gunicorn declares only in its [gevent] extra.
+UNDECLARED = ["packaging"]
+
+
 def closure() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    todo = [Requirement(r).name for r in project["dependencies"]]
+    todo = [Requirement(r).name for r in project["dependencies"]] + UNDECLARED
     found: dict[str, str] = {}
     while todo:
         name = todo.pop()
