@@ -141,7 +141,7 @@ class AdmissionHandler:
         fresh = False
         for _attempt in range(MAX_LEDGER_ATTEMPTS):
             result = Outcome(out.allowed, list(out.warnings), out.message, dict(out.audit), dict(out.fields))
-            with self.holder.reading() as state:
+            with self.holder.locked() as state:
                 version = self.ledger.version
                 now = self.clock()
                 state.expire_reservations(now)

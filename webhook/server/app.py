@@ -41,7 +41,7 @@ def create_app(holder, mode: str = "enforce", stale_after: float = 60.0, reserva
     ``headroom_nodes`` (``serve --headroom-nodes``) is set on the state once, here.
     """
     if headroom_nodes is not None:
-        with holder.reading() as state:
+        with holder.locked() as state:
             state.headroom_nodes = headroom_nodes
     handler = AdmissionHandler(holder, mode, stale_after, reservation_ttl, clock, ledger, ledger_timeout,
                                decision_budget)

@@ -161,7 +161,7 @@ def _state_families(clock, holder):
     pods = GaugeMetricFamily(f"{PREFIX}_node_free_pod_slots",
                              "Kubelet pod slots (maxPods) still free per node, after running pods and reservations.",
                              labels=labels)
-    with holder.reading() as state:
+    with holder.locked() as state:
         state.expire_reservations(clock())
         active = len(state.reservations)
         reserved = state.reserved_by_node()

@@ -30,7 +30,8 @@ class StateHolder:
         self.source: LiveSource | None = None       # what keeps the state current, if anything
 
     @contextmanager
-    def reading(self) -> Iterator[ClusterState]:
+    def locked(self) -> Iterator[ClusterState]:
+        """The state under the holder's lock, to read or to change (a review reserves room in it)."""
         with self.lock:
             yield self.state
 
