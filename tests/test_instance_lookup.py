@@ -14,7 +14,8 @@ from webhook.engine.evaluate import UNKNOWN_INSTANCE_TYPE, evaluate
 from webhook.engine.instance_types import InstanceTable, load_default_table
 from webhook.state.holder import StateHolder
 from webhook.engine.model import ClusterState
-from webhook.state.live import live_holder, wait_until
+from tests.polling import wait_until
+from webhook.state.live import live_holder
 from webhook.state.live_instances import InstanceLookup, region_of
 
 FAST = dict(page_size=50, watch_timeout=(2, 3), read_timeout=5.0, backoff_base=0.05, backoff_max=0.4)

@@ -19,7 +19,8 @@ import pytest
 from tests.watch_server import FakeApiServer
 from webhook import synthetic as s
 from webhook.engine.evaluate import evaluate
-from webhook.state.live import LiveSource, live_holder, wait_until
+from tests.polling import wait_until
+from webhook.state.live import LiveSource, live_holder
 from webhook.state.live_store import CompactObjects
 from webhook.state.record import record_snapshot
 from webhook.state.snapshot import load_snapshot

@@ -14,7 +14,8 @@ import pytest
 
 from webhook.engine.evaluate import evaluate
 from webhook import synthetic as s
-from webhook.state.live import live_holder, wait_until
+from tests.polling import wait_until
+from webhook.state.live import live_holder
 from webhook.state.live_lister import RawLister, abort_response
 
 pytestmark = pytest.mark.e2e

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..engine.model import INSTANCE_TYPE_LABELS, ClusterState
 from .gc_pause import gc_paused as _gc_paused
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from .live_aws import SubnetRefresher
 
 log = logging.getLogger("capacity_webhook.live")
-__all__ = ["LiveSource", "LiveSourceError", "live_holder", "make_api_client", "wait_until"]
 
 FATAL_STATUSES = (401, 403, 404)   # a required collection we may not read: retrying will not help soon
 
@@ -401,14 +400,4 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
     return holder
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (handy for callers and tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-__all__ = ["CollectionStatus", "LiveSource", "LiveSourceError", "live_holder", "make_api_client", "wait_until"]
+__all__ = ["CollectionStatus", "LiveSource", "LiveSourceError", "live_holder", "make_api_client"]
