@@ -31,10 +31,17 @@ DNS, IPS = ["localhost"], ["127.0.0.1"]
 NODES = ("ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal")
 CORDONED = "ip-10-0-3-9.ec2.internal"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
-RESOURCES = {"Deployment": ("apps", "deployments"), "ReplicaSet": ("apps", "replicasets"),
-             "StatefulSet": ("apps", "statefulsets"), "DaemonSet": ("apps", "daemonsets"), "Job": ("batch", "jobs"),
-             "CronJob": ("batch", "cronjobs"), "Pod": ("", "pods"), "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
-             "ConfigMap": ("", "configmaps")}
+RESOURCES = {
+    "Deployment": ("apps", "deployments"),
+    "ReplicaSet": ("apps", "replicasets"),
+    "StatefulSet": ("apps", "statefulsets"),
+    "DaemonSet": ("apps", "daemonsets"),
+    "Job": ("batch", "jobs"),
+    "CronJob": ("batch", "cronjobs"),
+    "Pod": ("", "pods"),
+    "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
+    "ConfigMap": ("", "configmaps"),
+}
 _uids = itertools.count(1)
 
 
@@ -91,7 +98,10 @@ def review(obj: Mapping | None, operation: str = "CREATE", old: Mapping | None =
         "object": obj,
         "oldObject": old,
         "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions"},
+        "options": {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions",
+        },
     }
     if sub_resource:
         request["subResource"] = sub_resource

@@ -114,14 +114,14 @@ def test_live_source_looks_up_in_the_background_and_the_warning_goes_away(aws):
             assert wait_until(lambda: factory.regions == ["eu-west-1"], 5)
             # AWS has not answered yet: the engine warns, and the watch loop is not blocked.
             big = s.small_web(replicas=40)
-            with holder.reading() as state:
+            with holder.locked() as state:
                 assert UNKNOWN_INSTANCE_TYPE in evaluate(state, big).codes
             server.add(s.pod("after", "default", "ip-10-0-9-9.eu-west-1.compute.internal"))
             assert wait_until(lambda: ("default", "after") in holder.state.pods, 5)
             gate.set()
             assert lookup.wait_idle(10)
             assert holder.state.instance_table.get("m5.large") is not None
-            with holder.reading() as state:
+            with holder.locked() as state:
                 assert UNKNOWN_INSTANCE_TYPE not in evaluate(state, big).codes
             # More nodes of that type: no more lookups.
             server.add(s.node("ip-10-0-9-10.eu-west-1.compute.internal", "m5.large", zone="eu-west-1b"))
@@ -139,12 +139,24 @@ def test_failed_lookup_keeps_the_unknown_instance_type_warning(aws):
         holder = live_holder(api_client=server.api_client(), instance_lookup=lookup, wait=True, wait_timeout=10, **FAST)
         try:
             assert lookup.wait_idle(10) and "zz9.mega" in lookup.failures
-            with holder.reading() as state:
+            with holder.locked() as state:
                 assert UNKNOWN_INSTANCE_TYPE in evaluate(state, s.small_web(replicas=30)).codes
             node = server.get("Node", "ip-10-0-7-7.ec2.internal")
             node["metadata"]["labels"]["touched"] = "yes"
             server.modify(node)                              # seen again: not asked again
             assert wait_until(lambda: holder.state.nodes["ip-10-0-7-7.ec2.internal"].labels.get("touched"), 5)
             assert lookup.wait_idle(5) and lookup.calls == 1
+        finally:
+            holder.stop()
+
+
+def test_instance_lookup_true_means_the_default_lookup(aws):
+    """``live_holder(instance_lookup=True)`` was accepted by its signature, then handed ``True``
+    to the source, which crashed calling ``True.attach``: it now means "look up, the default way"."""
+    with FakeApiServer(s.two_t3_medium_cluster()["items"]) as server:
+        holder = live_holder(api_client=server.api_client(), instance_lookup=True, wait=True, wait_timeout=10, **FAST)
+        try:
+            assert isinstance(holder.source.instance_lookup, InstanceLookup)
+            assert "ip-10-0-1-17.ec2.internal" in holder.state.nodes
         finally:
             holder.stop()

@@ -54,7 +54,7 @@ def holder(server):
 
 
 def verdict_21(holder) -> str:
-    with holder.reading() as state:
+    with holder.locked() as state:
         return evaluate(state, s.small_web(replicas=21)).verdict
 
 
@@ -258,7 +258,7 @@ def test_record_snapshot_writes_the_check_format(server, holder, tmp_path):
     recorded = load_snapshot(str(again))
     assert {n: (r.pods, r.ip_pods, r.used) for n, r in recorded.nodes.items()} == \
            {n: (r.pods, r.ip_pods, r.used) for n, r in holder.state.nodes.items()}
-    with holder.reading() as state:
+    with holder.locked() as state:
         assert evaluate(recorded, s.small_web(replicas=21)).as_dict() == \
                evaluate(state, s.small_web(replicas=21)).as_dict()
     assert verdict_21(holder) == "deny"          # "managed" took one of the 21 free IP slots: 20 left

@@ -324,12 +324,12 @@ def test_a_decision_over_its_budget_is_allowed_with_a_warning_and_releases_the_l
 
 
 def test_a_bug_in_the_engine_is_an_internal_error_not_the_objects_fault(monkeypatch, caplog):
-    import webhook.server.app as app_module
+    import webhook.server.admission as admission_module
 
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(app_module, "evaluate", broken)
+    monkeypatch.setattr(admission_module, "evaluate", broken)
     _, client, metrics = _app()
     response = client.post("/validate", json=REVIEW)
     answer = response.get_json()["response"]

@@ -248,19 +248,49 @@ def test_invalid_quantity_is_allowed_with_a_warning_naming_the_field(srv):
 
 
 # ---- bad bodies --------------------------------------------------------------------------
-@pytest.mark.parametrize("body, status, words", [
-    (b"{not json", 400, "not JSON"),
-    (b"", 400, "empty"),
-    (b"[1, 2]", 400, "an AdmissionReview object"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
-                 "request": {"uid": "x"}}).encode(), 400, "apiVersion must be admission.k8s.io/v1"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "ConfigMap"}).encode(), 400, "kind must be AdmissionReview"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), 400, "has no request"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                 "request": {"operation": "CREATE", "object": {}}}).encode(), 400, "request.uid is missing"),
-    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                 "request": {"uid": "u", "operation": "CREATE", "object": "x"}}).encode(), 400, "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"", 400, "empty"),
+        (b"[1, 2]", 400, "an AdmissionReview object"),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}}
+            ).encode(),
+            400,
+            "apiVersion must be admission.k8s.io/v1",
+        ),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "ConfigMap"}).encode(),
+            400,
+            "kind must be AdmissionReview",
+        ),
+        (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), 400, "has no request"),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"operation": "CREATE", "object": {}},
+                }
+            ).encode(),
+            400,
+            "request.uid is missing",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "u", "operation": "CREATE", "object": "x"},
+                }
+            ).encode(),
+            400,
+            "must be a JSON object",
+        ),
+    ],
+)
 def test_bad_bodies_get_a_clear_4xx(server, body, status, words):
     pids = server.worker_pids()
     answer = server.post(body)

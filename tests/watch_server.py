@@ -243,8 +243,11 @@ class FakeApiServer:
                 offset = state["offset"]
             else:
                 rv = self.current_rv
-                items = [copy.deepcopy(o) for _, o in sorted(self.store[path].items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
-                         if selector_matches(query.get("fieldSelector"), o)]
+                items = [
+                    copy.deepcopy(o)
+                    for _, o in sorted(self.store[path].items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+                    if selector_matches(query.get("fieldSelector"), o)
+                ]
                 offset = 0
             page = items[offset:offset + limit] if limit else items[offset:]
             body = {"kind": f"{kind}List", "apiVersion": api_version, "metadata": {"resourceVersion": str(rv)},

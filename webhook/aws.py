@@ -210,7 +210,7 @@ def describe_subnets(ec2_client: Any, subnet_ids: Iterable[str], observed_at: st
 def describe_instances(ec2_client: Any, instance_ids: Iterable[str]) -> list[dict]:
     """EC2Instance objects for ``instance_ids`` (terminated or unknown ones are left out)."""
     wanted = sorted({i for i in instance_ids if i})
-    found = []
+    found: list[dict] = []
     paginator = ec2_client.get_paginator("describe_instances")
     for start in range(0, len(wanted), INSTANCE_IDS_PER_CALL):
         batch = wanted[start:start + INSTANCE_IDS_PER_CALL]

@@ -13,7 +13,7 @@ object, and ``--ignore`` codes for the run, are dropped from its verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import policy
@@ -53,7 +53,7 @@ class CheckResult:
         return f"{self.verdict.kind} {self.verdict.namespace}/{self.verdict.name}"
 
 
-def existing(state: ClusterState, obj) -> dict | None:
+def existing(state: ClusterState, obj) -> Mapping | None:
     kind, namespace, name = identity(obj)
     if kind == "PersistentVolumeClaim":
         return state.claims.get((namespace, name))

@@ -16,7 +16,7 @@ import json
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # the fallback the checks below test for
 
 
 def loads(data: bytes | bytearray | memoryview | str):
@@ -26,7 +26,7 @@ def loads(data: bytes | bytearray | memoryview | str):
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    return json.loads(bytes(data) if isinstance(data, memoryview) else data)   # json.loads takes no memoryview
 
 
 def dumps_compact(obj, default=None) -> bytes:

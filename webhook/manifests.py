@@ -156,7 +156,7 @@ def read_text(path: str) -> str:
 
 def load_objects(paths: Iterable[str]) -> list[tuple[str, dict]]:
     """All objects from the given paths, in order, each with the file it came from."""
-    objects = []
+    objects: list[tuple[str, dict]] = []
     for path in paths:
         files = [path] if path == "-" else [str(f) for f in _files(path)]
         for name in files:
@@ -228,7 +228,7 @@ def _expand_with_lines(obj: object, source: str, line: int, node) -> Iterator[tu
                            if getattr(k, "value", None) == "items" and isinstance(v, yaml.SequenceNode)), None)
         if not item_nodes or len(item_nodes) != len(obj["items"]):
             item_nodes = [None] * len(obj["items"])       # JSON input: every item at the List's line
-        for item, item_node in zip(obj["items"], item_nodes):
+        for item, item_node in zip(obj["items"], item_nodes, strict=True):
             item_line = item_node.start_mark.line + 1 if item_node is not None else line
             yield from _expand_with_lines(item, source, item_line, item_node)
         return

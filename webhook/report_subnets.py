@@ -67,7 +67,7 @@ def to_text(state) -> str:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines.append("\nSubnet room (EC2 DescribeSubnets"
                      f"{', read ' + state.network.aws_observed_at if state.network.aws_observed_at else ''}):")
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
         lines.append("Free IPs per zone: " + ", ".join(f"{z} {n}" for z, n in sorted(zones.items())))
     if state.network.aws_error:
         lines.append(f"\nAWS lookup failed, subnet figures may be old: {state.network.aws_error}")

@@ -143,11 +143,20 @@ class _Gen:
     def priority_classes(self) -> list[dict]:
         if not self.chance(0.35):
             return []
-        return [{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                 "metadata": _meta(name, labels={SCENARIO_LABEL: "true"}), "value": value,
-                 "preemptionPolicy": policy}
-                for name, value, policy in (("low", -10, "PreemptLowerPriority"), ("high", 1000, "PreemptLowerPriority"),
-                                            ("high-nopreempt", 1000, "Never"))]
+        return [
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": _meta(name, labels={SCENARIO_LABEL: "true"}),
+                "value": value,
+                "preemptionPolicy": policy,
+            }
+            for name, value, policy in (
+                ("low", -10, "PreemptLowerPriority"),
+                ("high", 1000, "PreemptLowerPriority"),
+                ("high-nopreempt", 1000, "Never"),
+            )
+        ]
 
     def limit_range(self) -> list[dict]:
         if not self.chance(0.25):
@@ -293,7 +302,9 @@ class _Gen:
                                                {"node.kubernetes.io/instance-type": rng.choice(list(INSTANCE_TYPES))}))
         tolerations = []
         if self.chance(0.15):
-            tolerations.append({"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"})
+            tolerations.append(
+                {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}
+            )
         if self.chance(0.07):
             tolerations.append({"operator": "Exists"})
         if self.chance(0.15):

@@ -43,5 +43,7 @@ def test_engine_agrees_with_kube_scheduler(referee, seed):
     result = check_seed(referee, seed, shrink_budget=0 if seed in KNOWN_DISAGREEMENTS else SHRINK_BUDGET)
     assert not result.error, f"referee error (not a disagreement, but the seed was not judged): {result.error}"
     if result.judgement.status == "unstable":
-        pytest.skip(f"kube-scheduler itself placed differently on two runs (random tie-break): {result.judgement.detail}")
+        pytest.skip(
+            f"kube-scheduler itself placed differently on two runs (random tie-break): {result.judgement.detail}"
+        )
     assert result.judgement.ok, f"seed {seed} disagrees: {result.cls}\n{result.reproducer}"

@@ -94,12 +94,24 @@ def _ledger_objects(subjects: list[dict[str, str]]) -> list[dict[str, Any]]:
     name = "capacity-webhook-e2e-ledger"
     return [
         yaml.safe_load(LEDGER_CRD.read_text()),
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subjects},
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": LEDGER_NAMESPACE, "labels": {TEST_LABEL: "true"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": subjects,
+        },
     ]
 
 

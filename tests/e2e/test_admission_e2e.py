@@ -55,9 +55,22 @@ def cluster(control_plane, tmp_path_factory):
                             "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
     try:
         server.start(timeout=60)
-        cp.helm("install", "cw", str(CHART), "-n", "capacity-webhook", "--create-namespace",
-                "--set", f"webhook.url={server.url('/validate')}", "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
-                "--set", "deployment.enabled=false", "--set", "mode=enforce")
+        cp.helm(
+            "install",
+            "cw",
+            str(CHART),
+            "-n",
+            "capacity-webhook",
+            "--create-namespace",
+            "--set",
+            f"webhook.url={server.url('/validate')}",
+            "--set",
+            f"webhook.caBundle={server.bundle.ca_bundle}",
+            "--set",
+            "deployment.enabled=false",
+            "--set",
+            "mode=enforce",
+        )
         yield cp, server
     finally:
         server.stop()
@@ -75,7 +88,9 @@ def exists(cp, kind, name, namespace="default") -> bool:
 
 def test_the_chart_registered_a_webhook_that_cannot_take_the_cluster_down(cluster):
     cp, server = cluster
-    (config,) = cp.kubectl_json("get", "validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=cw")["items"]
+    (config,) = cp.kubectl_json("get", "validatingwebhookconfigurations", "-l", "app.kubernetes.io/instance=cw")[
+        "items"
+    ]
     hook = config["webhooks"][0]
     assert hook["clientConfig"]["url"] == server.url("/validate")
     assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Ignore", 3, "NoneOnDryRun")

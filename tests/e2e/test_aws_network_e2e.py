@@ -49,7 +49,9 @@ def _create_node(cp, name, instance_type, zone, allocatable, labels, provider_id
         node["spec"]["providerID"] = provider_id
     cp.kubectl("create", "-f", "-", input=json.dumps(as_manifest(node)))
     cp.kubectl("patch", "node", name, "--type=merge", "-p", json.dumps({"spec": {"taints": None}}))
-    cp.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": node["status"]}))
+    cp.kubectl(
+        "patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": node["status"]})
+    )
 
 
 def _aws_node(**env):
@@ -113,9 +115,22 @@ def network(control_plane, tmp_path_factory):
             else:
                 os.environ[key] = value
     try:
-        cp.helm("install", "cw-net", str(CHART), "-n", "capacity-webhook-net", "--create-namespace",
-                "--set", f"webhook.url={server.url('/validate')}", "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
-                "--set", "deployment.enabled=false", "--set", "mode=enforce")
+        cp.helm(
+            "install",
+            "cw-net",
+            str(CHART),
+            "-n",
+            "capacity-webhook-net",
+            "--create-namespace",
+            "--set",
+            f"webhook.url={server.url('/validate')}",
+            "--set",
+            f"webhook.caBundle={server.bundle.ca_bundle}",
+            "--set",
+            "deployment.enabled=false",
+            "--set",
+            "mode=enforce",
+        )
         yield cp, server
     finally:
         server.stop()

@@ -66,7 +66,7 @@ def race(control_plane, tmp_path_factory):
 
     cp = control_plane
     cp.apply([s.as_manifest(s.aws_node())])
-    for name, ip_pods in zip(NODES, (5, 4)):           # 15 IP slots each: 10 + 11 = 21 free
+    for name, ip_pods in zip(NODES, (5, 4), strict=True):           # 15 IP slots each: 10 + 11 = 21 free
         cp.create_node(name, "t3.medium", "us-east-1a", labels={POOL: "ledger"}, taints=[TAINT])
         for i in range(ip_pods):
             cp.create_pod("ledger-system", f"dns-{name.split('.')[0]}-{i}", name, {"cpu": "10m"},
@@ -84,7 +84,8 @@ def race(control_plane, tmp_path_factory):
     try:
         for server in servers:
             server.start(timeout=240)     # a server that cannot start fails the test: the race must run
-        cp.apply([webhook_config(f"ledger-{i}", ns, srv) for i, (ns, srv) in enumerate(zip(NAMESPACES, servers))])
+        cp.apply([webhook_config(f"ledger-{i}", ns, srv)
+                  for i, (ns, srv) in enumerate(zip(NAMESPACES, servers, strict=True))])
         wait_free(servers, FREE)
         yield cp, servers, api
     finally:
@@ -191,7 +192,9 @@ def test_two_processes_with_two_workers_never_admit_more_than_the_free_slots(rac
         objs = [deployment(f"r{round_no}-web{i}", NAMESPACES[i % 2]) for i in range(DEPLOYMENTS)]
         with ThreadPoolExecutor(CLIENTS) as pool:
             results = list(pool.map(lambda o: create(api, o), objs))
-        admitted = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o, r in zip(objs, results) if r[1]]
+        admitted = [
+            (o["metadata"]["namespace"], o["metadata"]["name"]) for o, r in zip(objs, results, strict=True) if r[1]
+        ]
         refusals = [r[2] for r in results if not r[1]]
         assert all("would stay Pending" in text for text in refusals), refusals[:2]
         admitted_per_round.append(len(admitted))

@@ -14,7 +14,7 @@ import pytest
 
 from webhook.engine.evaluate import evaluate
 from webhook import synthetic as s
-from webhook.state.live import live_holder, make_api_client, wait_until
+from webhook.state.live import live_holder, wait_until
 from webhook.state.live_lister import RawLister, abort_response
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,7 @@ def node_ip_pods(holder, name):
 def fit_on(holder, node_name) -> int:
     """How many light pods pinned to one node the engine would place there, from the live cache."""
     spec = s.pod_spec([s.container(requests={"cpu": "10m"})], nodeSelector={"kubernetes.io/hostname": node_name})
-    with holder.reading() as state:
+    with holder.locked() as state:
         return evaluate(state, s.deployment("lc-web", 30, NS, spec=spec)).schedulable
 
 

@@ -34,7 +34,8 @@ class ConstraintState:
         affinity = constraints.affinity
         self.aff_terms = affinity.affinity if affinity else ()
         self.anti_terms = affinity.anti_affinity if affinity else ()
-        self.self_all_aff = bool(affinity) and affinity.matches_all_affinity(self.namespace, self.labels, self.ns_labels)
+        self.self_all_aff = affinity is not None and affinity.matches_all_affinity(
+            self.namespace, self.labels, self.ns_labels)
         self.self_anti = [t.matches(self.namespace, self.labels, self.ns_labels) for t in self.anti_terms]
         self.spread = constraints.spread
         self.self_spread = [c.self_match(self.labels) for c in self.spread]
@@ -128,8 +129,8 @@ class ConstraintState:
 
     def observe_self(self, node) -> None:
         """One pod of the kind this state is for was placed on ``node``."""
-        self._add(node, self.self_all_aff, self.self_anti, [bool(s) and c.counts(self.labels)
-                                                            for s, c in zip(self.self_spread, self.spread)], 1)
+        spread_hits = [bool(s) and c.counts(self.labels) for s, c in zip(self.self_spread, self.spread, strict=True)]
+        self._add(node, self.self_all_aff, self.self_anti, spread_hits, 1)
         for i, term in enumerate(self.anti_terms):
             if self.self_anti[i]:      # its own anti-affinity now repels the next one (the symmetric rule)
                 value = node.labels.get(term.topology_key)
@@ -142,16 +143,16 @@ class ConstraintState:
         """Whether placing this pod changes where the next one may go (else one pass suffices)."""
         if self.self_all_aff:
             return True
-        if any(hit and t.topology_key != HOSTNAME_KEY for hit, t in zip(self.self_anti, self.anti_terms)):
+        if any(hit and t.topology_key != HOSTNAME_KEY for hit, t in zip(self.self_anti, self.anti_terms, strict=True)):
             return True
-        return any(s and c.counts(self.labels) for s, c in zip(self.self_spread, self.spread))
+        return any(s and c.counts(self.labels) for s, c in zip(self.self_spread, self.spread, strict=True))
 
     @property
     def one_per_node(self) -> str | None:
         """The cause capping this pod at one per node (host port or self anti-affinity), if any."""
         if self.constraints.ports:
             return HOST_PORT
-        if any(hit and t.topology_key == HOSTNAME_KEY for hit, t in zip(self.self_anti, self.anti_terms)):
+        if any(hit and t.topology_key == HOSTNAME_KEY for hit, t in zip(self.self_anti, self.anti_terms, strict=True)):
             return ANTI_AFFINITY
         return None
 

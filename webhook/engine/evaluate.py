@@ -33,7 +33,8 @@ def identity(obj: Mapping) -> tuple[str, str, str]:
     """(kind, namespace, name), tolerant of malformed objects (they still need a label)."""
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     meta = meta if isinstance(meta, Mapping) else {}
-    kind, namespace, name = obj.get("kind") if isinstance(obj, Mapping) else None, meta.get("namespace"), meta.get("name")
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    namespace, name = meta.get("namespace"), meta.get("name")
     return (kind if isinstance(kind, str) else "", namespace if isinstance(namespace, str) and namespace else "default",
             name if isinstance(name, str) else ("" if name is None else "<invalid name>"))
 
@@ -127,7 +128,9 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         verdict.pending = verdict.requested
         return verdict
 
+    wanted: int | None
     if not changed:                      # scale-up: only the extra pods need room
+        assert demand.replicas is not None   # an unchanged DaemonSet (replicas None) returned above
         existing, wanted = len(running), demand.replicas - len(running)
         rooms = RoomMap(state, ignore_owner=demand.key, priority=priority.value)
     else:                                # create, or a rollout that replaces every pod
@@ -171,7 +174,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         verdict.pending += min(stuck, placement.placed)
     if placement.pending:
         zone_excluded = any(cause.startswith(storage.ZONE_EXCLUSION) for cause in placement.excluded)
-        if zone_excluded and placement.per_node:   # only when the zone kept pods off nodes with room
+        if zone_excluded and placement.per_node and volumes.zones is not None:   # the zone kept pods off roomy nodes
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         covered = evicted = 0
         candidates = victims(state, priority, rules, volumes.node_filter)

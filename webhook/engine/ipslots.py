@@ -19,7 +19,7 @@ how a node names its ENIConfig under custom networking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, overload
 
 from .instance_types import InstanceLimits
 
@@ -32,6 +32,10 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() == "true"
 
 
+@overload
+def _count(value: object, default: int, minimum: int = 0) -> int: ...
+@overload
+def _count(value: object, default: None, minimum: int = 0) -> int | None: ...
 def _count(value, default: int | None, minimum: int = 0) -> int | None:
     """An integer setting as ipamd reads it: unparsable or below ``minimum`` means the default."""
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, MutableMapping
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
@@ -347,10 +347,10 @@ class ClusterState:
         self.pods_by_owner: dict[tuple, set] = defaultdict(set)       # (kind, ns, name) -> pod keys
         self.children: dict[tuple, set] = defaultdict(set)            # (kind, ns, name) -> child keys
         self.parents: dict[tuple, tuple] = {}                         # workload key -> its controller's key
-        self.workloads: dict[tuple, dict] = {}                        # (kind, ns, name) -> trimmed object
+        self.workloads: MutableMapping[tuple, dict] = {}              # (kind, ns, name) -> trimmed object
         self.storage_classes: dict[str, dict] = {}
-        self.persistent_volumes: dict[str, dict] = {}
-        self.claims: dict[tuple, dict] = {}                           # (ns, name) -> PVC
+        self.persistent_volumes: dict[str, Mapping] = {}
+        self.claims: dict[tuple[str, str], Mapping] = {}              # (ns, name) -> PVC
         self.csinode_ebs_limit: dict[str, int] = {}
         self.attachments: dict[str, set] = defaultdict(set)           # node -> attached PV names
         self.attachment_index: dict[str, tuple] = {}                  # VolumeAttachment name -> (node, pv)
@@ -392,58 +392,8 @@ class ClusterState:
             self.rooms_epoch += 1
         if kind in ("Node", "DaemonSet"):
             self.daemon_epoch += 1
-        if kind == "Node":
-            self._set_node(NodeRecord.from_object(obj))
-            self.network.note_node(obj)
-        elif kind == "Pod":
-            self._set_pod((namespace, name), PodRecord.from_object(obj))
-            self.network.note_pod((namespace, name), obj)
-        elif kind in NETWORK_KINDS:
-            self.network.apply(obj)
-        elif kind in WORKLOAD_KINDS:
-            key = (kind, namespace, name)
-            self._unlink(key)
-            self.workloads[key] = _trim(obj)
-            parent = controller_of(obj)
-            if parent:
-                parent_key = (parent[0], namespace, parent[1])
-                self.parents[key] = parent_key
-                self.children[parent_key].add(key)
-            self._set_desired(key, obj)
-            if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
-                self.cni = CniConfig.from_daemonset(obj)
-        elif kind == "StorageClass":
-            self.storage_classes[name] = _trim(obj)
-        elif kind == "PersistentVolume":
-            self.persistent_volumes[name] = obj
-        elif kind == "PersistentVolumeClaim":
-            self.claims[(namespace, name)] = obj
-        elif kind == "CSINode":
-            self._set_csinode(name, obj)
-        elif kind == "VolumeAttachment":
-            self._set_attachment(name, obj)
-        elif kind == "LimitRange":
-            self.limit_ranges[namespace][name] = obj
-        elif kind == "Namespace":
-            self.namespaces[name] = dict(meta.get("labels") or {})
-        elif kind == "PriorityClass":
-            value = obj.get("value", 0)
-            self.priority_classes[name] = {
-                "value": value if isinstance(value, int) and not isinstance(value, bool) else 0,
-                "globalDefault": bool(obj.get("globalDefault")),
-                "preemptionPolicy": obj.get("preemptionPolicy") or "PreemptLowerPriority"}
-        elif kind == "ResourceQuota":
-            self.resource_quotas[namespace][name] = {
-                "hard": dict((obj.get("spec") or {}).get("hard") or {}),
-                "scopes": list((obj.get("spec") or {}).get("scopes") or ()),
-                "scopeSelector": (obj.get("spec") or {}).get("scopeSelector"),
-                # The admission plugin enforces status.hard (synced by the quota controller); a quota
-                # read from a manifest has no status yet and is taken at spec.hard.
-                "status_hard": dict((obj.get("status") or {}).get("hard") or {}) if "status" in obj else None,
-                "used": dict((obj.get("status") or {}).get("used") or {})}
-        elif kind == "NodePool" and str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):
-            self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
-                                     "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
+        if isinstance(kind, str) and (handlers := KIND_HANDLERS.get(kind)) is not None:
+            handlers[0](self, obj, kind, namespace, name)
 
     def apply_or_skip(self, obj: Mapping, typed: bool = False) -> str | None:
         """``apply``, but an object of the wrong shape is noted in ``skipped`` instead of raising.
@@ -483,46 +433,130 @@ class ClusterState:
             self.rooms_epoch += 1
         if kind in ("Node", "DaemonSet"):
             self.daemon_epoch += 1
-        if kind == "Node":
-            self.nodes.pop(name, None)
-            self.network.forget_node(name)
-        elif kind == "Pod":
-            self._set_pod((namespace, name), None)
-            self.network.note_pod((namespace, name), None)
-        elif kind in NETWORK_KINDS:
-            self.network.remove(kind, namespace, name)
-        elif kind in WORKLOAD_KINDS:
-            key = (kind, namespace, name)
-            parent = self.parents.get(key)
-            self._unlink(key)
-            self.workloads.pop(key, None)
-            self.desired.pop(key, None)
-            self.replica_failure.discard(key)
-            self.short.discard(key)
-            if parent is not None:
-                self._recheck_short(parent)
-            if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
-                self.cni = CniConfig()
-        elif kind == "StorageClass":
-            self.storage_classes.pop(name, None)
-        elif kind == "PersistentVolume":
-            self.persistent_volumes.pop(name, None)
-        elif kind == "PersistentVolumeClaim":
-            self.claims.pop((namespace, name), None)
-        elif kind == "CSINode":
-            self.csinode_ebs_limit.pop(name, None)
-        elif kind == "VolumeAttachment":
-            self._set_attachment(name, None)
-        elif kind == "LimitRange":
-            self.limit_ranges[namespace].pop(name, None)
-        elif kind == "Namespace":
-            self.namespaces.pop(name, None)
-        elif kind == "PriorityClass":
-            self.priority_classes.pop(name, None)
-        elif kind == "ResourceQuota":
-            self.resource_quotas[namespace].pop(name, None)
-        elif kind == "NodePool":
-            self.node_pools.pop(name, None)
+        if isinstance(kind, str) and (handlers := KIND_HANDLERS.get(kind)) is not None:
+            handlers[1](self, kind, namespace, name)
+
+    # ---- per kind: what apply and remove do (the table is KIND_HANDLERS) ----------------
+    def _apply_node(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self._set_node(NodeRecord.from_object(obj))
+        self.network.note_node(obj)
+
+    def _remove_node(self, kind: str, namespace: str, name: str) -> None:
+        self.nodes.pop(name, None)
+        self.network.forget_node(name)
+
+    def _apply_pod(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self._set_pod((namespace, name), PodRecord.from_object(obj))
+        self.network.note_pod((namespace, name), obj)
+
+    def _remove_pod(self, kind: str, namespace: str, name: str) -> None:
+        self._set_pod((namespace, name), None)
+        self.network.note_pod((namespace, name), None)
+
+    def _apply_network(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.network.apply(obj)
+
+    def _remove_network(self, kind: str, namespace: str, name: str) -> None:
+        self.network.remove(kind, namespace, name)
+
+    def _apply_workload(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        key = (kind, namespace, name)
+        self._unlink(key)
+        self.workloads[key] = _trim(obj)
+        parent = controller_of(obj)
+        if parent:
+            parent_key = (parent[0], namespace, parent[1])
+            self.parents[key] = parent_key
+            self.children[parent_key].add(key)
+        self._set_desired(key, obj)
+        if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
+            self.cni = CniConfig.from_daemonset(obj)
+
+    def _remove_workload(self, kind: str, namespace: str, name: str) -> None:
+        key = (kind, namespace, name)
+        parent = self.parents.get(key)
+        self._unlink(key)
+        self.workloads.pop(key, None)
+        self.desired.pop(key, None)
+        self.replica_failure.discard(key)
+        self.short.discard(key)
+        if parent is not None:
+            self._recheck_short(parent)
+        if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
+            self.cni = CniConfig()
+
+    def _apply_storage_class(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.storage_classes[name] = _trim(obj)
+
+    def _remove_storage_class(self, kind: str, namespace: str, name: str) -> None:
+        self.storage_classes.pop(name, None)
+
+    def _apply_persistent_volume(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.persistent_volumes[name] = obj
+
+    def _remove_persistent_volume(self, kind: str, namespace: str, name: str) -> None:
+        self.persistent_volumes.pop(name, None)
+
+    def _apply_claim(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.claims[(namespace, name)] = obj
+
+    def _remove_claim(self, kind: str, namespace: str, name: str) -> None:
+        self.claims.pop((namespace, name), None)
+
+    def _apply_csinode(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self._set_csinode(name, obj)
+
+    def _remove_csinode(self, kind: str, namespace: str, name: str) -> None:
+        self.csinode_ebs_limit.pop(name, None)
+
+    def _apply_attachment(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self._set_attachment(name, obj)
+
+    def _remove_attachment(self, kind: str, namespace: str, name: str) -> None:
+        self._set_attachment(name, None)
+
+    def _apply_limit_range(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.limit_ranges[namespace][name] = obj
+
+    def _remove_limit_range(self, kind: str, namespace: str, name: str) -> None:
+        self.limit_ranges[namespace].pop(name, None)
+
+    def _apply_namespace(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.namespaces[name] = dict(_meta(obj).get("labels") or {})
+
+    def _remove_namespace(self, kind: str, namespace: str, name: str) -> None:
+        self.namespaces.pop(name, None)
+
+    def _apply_priority_class(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        value = obj.get("value", 0)
+        self.priority_classes[name] = {
+            "value": value if isinstance(value, int) and not isinstance(value, bool) else 0,
+            "globalDefault": bool(obj.get("globalDefault")),
+            "preemptionPolicy": obj.get("preemptionPolicy") or "PreemptLowerPriority"}
+
+    def _remove_priority_class(self, kind: str, namespace: str, name: str) -> None:
+        self.priority_classes.pop(name, None)
+
+    def _apply_resource_quota(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        self.resource_quotas[namespace][name] = {
+            "hard": dict((obj.get("spec") or {}).get("hard") or {}),
+            "scopes": list((obj.get("spec") or {}).get("scopes") or ()),
+            "scopeSelector": (obj.get("spec") or {}).get("scopeSelector"),
+            # The admission plugin enforces status.hard (synced by the quota controller); a quota
+            # read from a manifest has no status yet and is taken at spec.hard.
+            "status_hard": dict((obj.get("status") or {}).get("hard") or {}) if "status" in obj else None,
+            "used": dict((obj.get("status") or {}).get("used") or {})}
+
+    def _remove_resource_quota(self, kind: str, namespace: str, name: str) -> None:
+        self.resource_quotas[namespace].pop(name, None)
+
+    def _apply_node_pool(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        if str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):     # not another project's NodePool
+            self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
+                                     "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
+
+    def _remove_node_pool(self, kind: str, namespace: str, name: str) -> None:
+        self.node_pools.pop(name, None)
 
     def _unlink(self, key: tuple) -> None:
         parent_key = self.parents.pop(key, None)
@@ -570,7 +604,8 @@ class ClusterState:
         if record is not None and self.pods.get(key) == record:
             return      # a status-only update (most watch events): aggregates and indexes stand
         old = self.pods.pop(key, None)
-        if (old and old.owner and old.owner[0] == "DaemonSet") or (record and record.owner and record.owner[0] == "DaemonSet"):
+        if ((old and old.owner and old.owner[0] == "DaemonSet")
+                or (record and record.owner and record.owner[0] == "DaemonSet")):
             self.daemon_epoch += 1
         if old:
             self.pending.pop(key, None)
@@ -854,3 +889,25 @@ class ClusterState:
 
     def limit_ranges_in(self, namespace: str) -> list:
         return list(self.limit_ranges.get(namespace, {}).values())
+
+
+# What ClusterState.apply and .remove do for each kind: (apply, remove). Unknown kinds are ignored.
+# One row per kind keeps the two sides of a kind next to each other (and a new kind one line).
+_Apply = Callable[[ClusterState, Mapping, str, str, str], None]
+_Remove = Callable[[ClusterState, str, str, str], None]
+KIND_HANDLERS: dict[str, tuple[_Apply, _Remove]] = {
+    **{kind: (ClusterState._apply_network, ClusterState._remove_network) for kind in NETWORK_KINDS},
+    **{kind: (ClusterState._apply_workload, ClusterState._remove_workload) for kind in WORKLOAD_KINDS},
+    "Node": (ClusterState._apply_node, ClusterState._remove_node),
+    "Pod": (ClusterState._apply_pod, ClusterState._remove_pod),
+    "StorageClass": (ClusterState._apply_storage_class, ClusterState._remove_storage_class),
+    "PersistentVolume": (ClusterState._apply_persistent_volume, ClusterState._remove_persistent_volume),
+    "PersistentVolumeClaim": (ClusterState._apply_claim, ClusterState._remove_claim),
+    "CSINode": (ClusterState._apply_csinode, ClusterState._remove_csinode),
+    "VolumeAttachment": (ClusterState._apply_attachment, ClusterState._remove_attachment),
+    "LimitRange": (ClusterState._apply_limit_range, ClusterState._remove_limit_range),
+    "Namespace": (ClusterState._apply_namespace, ClusterState._remove_namespace),
+    "PriorityClass": (ClusterState._apply_priority_class, ClusterState._remove_priority_class),
+    "ResourceQuota": (ClusterState._apply_resource_quota, ClusterState._remove_resource_quota),
+    "NodePool": (ClusterState._apply_node_pool, ClusterState._remove_node_pool),
+}

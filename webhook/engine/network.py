@@ -211,7 +211,8 @@ class NetworkState:
                                         spec.get("observedAt"))
         elif kind == "EC2Instance":
             interfaces = tuple(Interface(str(i.get("id", "")), i.get("subnetId"), int(i.get("deviceIndex") or 0),
-                                         int(i.get("networkCardIndex") or 0), str(i.get("interfaceType") or "interface"),
+                                         int(i.get("networkCardIndex") or 0),
+                                         str(i.get("interfaceType") or "interface"),
                                          int(i.get("secondaryIPv4") or 0), int(i.get("ipv4Prefixes") or 0))
                                for i in spec.get("networkInterfaces") or ())
             self.instances[name] = Instance(name, spec.get("subnetId"), spec.get("availabilityZone"), interfaces)

@@ -161,10 +161,10 @@ class Placement:
 
     wanted: int
     placed: int
-    per_node: dict                    # node name -> NodeOutcome (eligible nodes only)
-    excluded: dict                    # cause -> number of nodes
-    constraints: object = None        # the pods' PodConstraints, for messages
-    unknown_types: list | None = None   # set by the indexed placement (else computed from per_node)
+    per_node: MutableMapping[str, NodeOutcome]   # eligible nodes only (LazyOutcomes from the indexed placement)
+    excluded: dict[str, int]                     # cause -> number of nodes
+    constraints: PodConstraints | None = None    # the pods' constraints, for messages
+    unknown_types: list[str] | None = None       # set by the indexed placement (else computed from per_node)
 
     @property
     def pending(self) -> int:
@@ -181,8 +181,8 @@ class Placement:
         """Instance types (sorted) of eligible nodes the instance-limits table does not know."""
         if self.unknown_types is not None:
             return self.unknown_types
-        return sorted({o.room.node.instance_type for o in self.per_node.values()
-                       if o.room.capacity.mode == "unknown-type"})
+        return sorted({t for o in self.per_node.values()    # "unknown-type" nodes all have a type
+                       if o.room.capacity.mode == "unknown-type" and (t := o.room.node.instance_type)})
 
     def limits(self) -> dict:
         """How many eligible nodes each limit stopped, for nodes that filled up."""
@@ -442,10 +442,11 @@ def _best_room(rooms: list[NodeRoom], requests: Resources, scored: Resources, us
             continue
         feasible.append(room)
     bonus = prefs.bonus([r.node.name for r in feasible]) if prefs is not None and prefs.active else {}
-    best, best_score = None, -1
+    best: NodeRoom | None = None
+    best_score = -1
     for room in feasible:
         score = room.score(requests, scored) + bonus.get(room.node.name, 0)
-        if score > best_score or (score == best_score and room.node.name < best.node.name):
+        if best is None or score > best_score or (score == best_score and room.node.name < best.node.name):
             best, best_score = room, score
     return best
 
@@ -486,11 +487,10 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
         watcher = ConstraintState(rooms.state, rules.constraints, rules, rooms.state.nodes.values(),
                                   rooms.placed, rooms.given_back)
     daemon = wanted is None
-    if daemon:
-        wanted = len(eligible)
+    target = len(eligible) if wanted is None else wanted
     if watcher is not None and watcher.changes_as_placed and not daemon and not caps:
         prefs = Preferences(node_rules, [r.node for r in eligible])
-        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, wanted, new_volumes,
+        placement = _place_one_by_one(eligible, watcher, requests, scored, uses_ip, extended, target, new_volumes,
                                       prefs)
         if placement is not None:
             placement.excluded = excluded
@@ -498,7 +498,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
             return placement
     cap_code = watcher.one_per_node if watcher is not None else None
     check_ports = watcher is not None and bool(watcher.constraints.ports)
-    remaining = wanted
+    remaining = target
     per_node: dict[str, NodeOutcome] = {}
     if watcher is None:
         fits = [(room, *room.fit(requests, uses_ip, new_volumes, extended)) for room in eligible]
@@ -527,7 +527,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
         if take:
             room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=ports)
         remaining -= take
-    return Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
+    return Placement(target, target - remaining, per_node, excluded, rules.constraints)
 
 
 def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
@@ -609,8 +609,8 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
     n = len(index.names)
     keys = _label_keys(rules)
     if keys:
-        group, first = index.groups_for(keys)
-        members = [index.state.nodes[index.names[i]] for i in first.tolist()]
+        group, group_first = index.groups_for(keys)
+        members = [index.state.nodes[index.names[i]] for i in group_first.tolist()]
     else:
         group, members = index.group, index.group_nodes
     sizes = np.bincount(group, minlength=len(members))
@@ -619,8 +619,9 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
     if any(causes):
         firsts = np.full(len(causes), n, np.int64)
         np.minimum.at(firsts, group, index.rank)
-        for g in sorted((g for g, cause in enumerate(causes) if cause), key=lambda g: firsts[g]):
-            excluded[causes[g]] = excluded.get(causes[g], 0) + int(sizes[g])
+        flagged_groups = [(g, cause) for g, cause in enumerate(causes) if cause]
+        for g, cause in sorted(flagged_groups, key=lambda item: firsts[item[0]]):
+            excluded[cause] = excluded.get(cause, 0) + int(sizes[g])
     allowed = np.array([cause is None for cause in causes], bool)
     positions = np.flatnonzero(allowed[group]) if n else np.zeros(0, np.int64)
     fit, code = index.fits(positions, requests, uses_ip)

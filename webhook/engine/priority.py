@@ -178,6 +178,7 @@ def _clashes(victim, constraints, node, ports_conflict, namespace_labels) -> boo
 def preemption_reason(placement, priority: Priority, covered: int, count: int, label: str) -> Reason:
     return Reason(PREEMPTION, clip(
         f"{label}: {covered} pods fit only by preemption: would preempt {count} lower-priority pods")
-        + f"\nIts priority {priority.value}" + (f" (PriorityClass {priority.class_name})" if priority.class_name else "")
+        + f"\nIts priority {priority.value}"
+        + (f" (PriorityClass {priority.class_name})" if priority.class_name else "")
         + " lets the scheduler evict lower-priority pods to make room; those pods go Pending instead."
         + "\nAdd capacity if they matter, or set preemptionPolicy: Never on the PriorityClass.", WARN)

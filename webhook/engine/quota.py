@@ -179,6 +179,6 @@ def admitted_pods(state, namespace: str, spec: Mapping, wanted: int) -> QuotaOut
             allowed = max(0, int((limit - current) // charge))
             if allowed < wanted and (best.allowed is None or allowed < best.allowed):
                 best = QuotaOutcome(allowed, name, resource,
-                                    f"exceeded quota: {name}, requested: {resource}, used: {used.get(resource, current)}, "
-                                    f"limited: {raw}")
+                                    f"exceeded quota: {name}, requested: {resource}, "
+                                    f"used: {used.get(resource, current)}, limited: {raw}")
     return best

@@ -128,7 +128,7 @@ def container_requests(container: Mapping, defaults: ContainerDefaults, path: st
     requests = resources.get("requests") or {}
     limits = resources.get("limits") or {}
     merged = {}
-    sources = (requests, limits, defaults.default_request, defaults.default_limit)
+    sources: tuple[Mapping, ...] = (requests, limits, defaults.default_request, defaults.default_limit)
     if for_scoring:
         sources += (_SCORE_DEFAULTS,)
     for key, _, _ in _FIELDS:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+if TYPE_CHECKING:   # for annotations only
+    from .constraints import PodConstraints
 
 UNSCHEDULABLE_TAINT_KEY = "node.kubernetes.io/unschedulable"
 
@@ -33,12 +36,12 @@ class PodPlacementRules:
     required_terms: tuple = ()          # nodeSelectorTerms, ORed
     daemon: bool = False                # DaemonSet pods tolerate cordons and NotReady
     node_name: str | None = None        # spec.nodeName: the scheduler is bypassed, only that node counts
-    constraints: object = None          # constraints.PodConstraints: pod (anti-)affinity, spread, host ports
+    constraints: PodConstraints | None = None   # pod (anti-)affinity, spread, host ports
     preferred_terms: tuple = ()         # (weight, frozen preferred nodeSelectorTerm): scoring only
 
     @staticmethod
     def from_pod_spec(spec: Mapping, labels: Mapping | None = None, daemon: bool = False,
-                      constraints: object = None) -> "PodPlacementRules":
+                      constraints: PodConstraints | None = None) -> "PodPlacementRules":
         affinity = spec.get("affinity") or {}
         node_affinity = (affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}
         terms = tuple(_freeze(t) for t in node_affinity.get("nodeSelectorTerms") or [])

@@ -40,8 +40,8 @@ class MapOf:
         self.value = value
 
 
-_NAMES = {STR: "a string", INT: "an integer (64-bit)", INT32: "an integer (32-bit)", BOOL: "a boolean", NUMBER: "a number",
-          QUANTITY: "a quantity (a string or a number)", INT_OR_STR: "an integer or a string"}
+_NAMES = {STR: "a string", INT: "an integer (64-bit)", INT32: "an integer (32-bit)", BOOL: "a boolean",
+          NUMBER: "a number", QUANTITY: "a quantity (a string or a number)", INT_OR_STR: "an integer or a string"}
 
 
 def _type_name(value: object) -> str:

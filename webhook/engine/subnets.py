@@ -219,12 +219,12 @@ def subnet_draws(state, placement, reserved_ips: dict | None = None, branch: boo
         whole = _node_draw(state, node, node.ip_pods, reserved + new, capacity.slots)
         if prior is None or whole is None:
             continue
-        draw = draws.get(subnet.id)
-        if draw is None:
+        if subnet.id not in draws:
             limits = state.limits_for(node)
             prefix = bool(limits and state.cni.prefix_delegation and limits.supports_prefix_delegation
                           and "before prefix" not in capacity.mode)
-            draw = draws[subnet.id] = SubnetDraw(subnet, prefix)
+            draws[subnet.id] = SubnetDraw(subnet, prefix)
+        draw = draws[subnet.id]
         draw.prior_hard += prior.hard
         draw.prior_eni += prior.eni_addresses
         if new > 0:
@@ -303,10 +303,12 @@ def subnet_findings(state, placement, label: str, lower: str = "replicas",
                 if certain:
                     stuck_certain += stuck
                 summary = f"{label}: {where} has {max(left, 0)} free IPs, its new pods need {need}"
+                admitted_before = (f", less {subnet.available - left} for pods admitted before"
+                                   if left != subnet.available else "")
                 detail = (f"{draw.pods} new pods on {node_text} need {draw.hard} addresses beyond what the nodes hold"
                           f"{f' and {draw.eni_addresses} for new ENIs' if draw.eni_addresses else ''}; the subnet has "
                           f"{max(left, 0)} (AvailableIpAddressCount {subnet.available}{seen}"
-                          f"{f', less {subnet.available - left} for pods admitted before' if left != subnet.available else ''}"
+                          f"{admitted_before}"
                           f"). About {stuck} pods would stay in ContainerCreating (failed to assign an IP address); "
                           f"{basis}.")
                 reasons.append(Reason(SUBNET_IP_EXHAUSTED, clip(summary) + "\n" + detail + "\n" + fix,

@@ -29,10 +29,10 @@ class Demand:
     max_surge: int = 0
     max_unavailable: int = 0
     rolling: bool = False          # Deployment RollingUpdate: new pods start before old ones stop
-    claim_templates: tuple = ()    # StatefulSet volumeClaimTemplates: one new volume per pod
+    claim_templates: tuple[Mapping, ...] = ()    # StatefulSet volumeClaimTemplates: one new volume per pod
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[str, str, str]:
         return self.kind, self.namespace, self.name
 
     @property
@@ -88,6 +88,7 @@ def demand_of(obj: Mapping) -> Demand:
     namespace, name = meta.get("namespace") or "default", meta.get("name", "")
     if kind == "Pod":
         return Demand(kind, namespace, name, spec, meta.get("labels") or {}, 1)
+    replicas: int | None
     if kind == "CronJob":
         job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
         template = job_spec.get("template") or {}

@@ -123,7 +123,7 @@ class Metrics:
         yield family
 
         cumulative, histogram_buckets = 0, []
-        for bound, count in zip(LATENCY_BUCKETS + (float("inf"),), buckets):
+        for bound, count in zip(LATENCY_BUCKETS + (float("inf"),), buckets, strict=True):
             cumulative += count
             histogram_buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily(f"{PREFIX}_admission_duration_seconds",
@@ -161,7 +161,7 @@ def _state_families(clock, holder):
     pods = GaugeMetricFamily(f"{PREFIX}_node_free_pod_slots",
                              "Kubelet pod slots (maxPods) still free per node, after running pods and reservations.",
                              labels=labels)
-    with holder.reading() as state:
+    with holder.locked() as state:
         state.expire_reservations(clock())
         active = len(state.reservations)
         reserved = state.reserved_by_node()

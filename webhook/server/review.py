@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # the fallback the checks below test for
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -64,6 +64,16 @@ def annotations_of(obj: Mapping | None) -> Mapping:
     meta = (obj or {}).get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     return annotations if isinstance(annotations, dict) else {}
+
+
+def _dict_or_empty(value: object) -> dict:
+    """A field that must be an object: anything else a client sends reads as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _str_or_empty(value: object) -> str:
+    """A field that must be a string: anything else a client sends reads as absent."""
+    return value if isinstance(value, str) else ""
 
 
 def _type_name(value) -> str:
@@ -167,12 +177,12 @@ def parse_review(body: bytes) -> Review:
         raise BadReview(400, f"request.operation must be one of {', '.join(OPERATIONS)}, got {operation!r}")
     obj = _object(request, "object", required=operation in ("CREATE", "UPDATE"))
     old = _object(request, "oldObject", required=False)
-    kind_ref = request.get("kind") if isinstance(request.get("kind"), dict) else {}
-    resource_ref = request.get("resource") if isinstance(request.get("resource"), dict) else {}
-    user_info = request.get("userInfo") if isinstance(request.get("userInfo"), dict) else {}
-    namespace = request.get("namespace") if isinstance(request.get("namespace"), str) else ""
-    name = request.get("name") if isinstance(request.get("name"), str) else ""
-    review_kind = kind_ref.get("kind") if isinstance(kind_ref.get("kind"), str) else ""
+    kind_ref = _dict_or_empty(request.get("kind"))
+    resource_ref = _dict_or_empty(request.get("resource"))
+    user_info = _dict_or_empty(request.get("userInfo"))
+    namespace = _str_or_empty(request.get("namespace"))
+    name = _str_or_empty(request.get("name"))
+    review_kind = _str_or_empty(kind_ref.get("kind"))
     for item in (obj, old):
         if item is None:
             continue
@@ -190,10 +200,10 @@ def parse_review(body: bytes) -> Review:
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
     return Review(
         uid=uid, operation=operation, kind=review_kind,
-        resource=resource_ref.get("resource") if isinstance(resource_ref.get("resource"), str) else "",
-        sub_resource=request.get("subResource") if isinstance(request.get("subResource"), str) else "",
+        resource=_str_or_empty(resource_ref.get("resource")),
+        sub_resource=_str_or_empty(request.get("subResource")),
         namespace=namespace or "default", name=str(name),
-        user=user_info.get("username") if isinstance(user_info.get("username"), str) else "",
+        user=_str_or_empty(user_info.get("username")),
         dry_run=request.get("dryRun") is True,
         obj=obj, old=old,
     )

@@ -11,9 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..engine.model import ClusterState
+
+if TYPE_CHECKING:   # live imports this module
+    from .live import LiveSource
 
 
 class StateHolder:
@@ -24,10 +27,11 @@ class StateHolder:
         self.ready = False
         self.broken_since: float | None = None     # when the first still-broken watch broke
         self.description = "empty"
-        self.source = None                          # what keeps the state current (a LiveSource), if anything
+        self.source: LiveSource | None = None       # what keeps the state current, if anything
 
     @contextmanager
-    def reading(self) -> Iterator[ClusterState]:
+    def locked(self) -> Iterator[ClusterState]:
+        """The state under the holder's lock, to read or to change (a review reserves room in it)."""
         with self.lock:
             yield self.state
 

@@ -77,6 +77,12 @@ def _counts(mapping: Any) -> dict[str, int]:
     return out
 
 
+def _wall_expiry(entry: Reservation) -> float:
+    """A ledger entry's wall-clock expiry. Entries always carry one (``from_entry``,
+    ``ClusterLedger._to_wall``); one without would get ``_to_wall``'s default hour."""
+    return entry.expires_at if entry.expires_at is not None else time.time() + 3600.0
+
+
 def to_entry(held: Reservation, expires_wall: float, by: str) -> dict:
     kind, namespace, name = held.workload
     requests = held.requests
@@ -249,7 +255,7 @@ class ClusterLedger:
         self._install(self._parse(obj), str((obj.get("metadata") or {}).get("resourceVersion") or ""))
 
     def _write(self, entries: dict[tuple, Reservation], deadline: float) -> None:
-        spec = {"reservations": [to_entry(r, r.expires_at, self.identity) for _, r in sorted(entries.items())]}
+        spec = {"reservations": [to_entry(r, _wall_expiry(r), self.identity) for _, r in sorted(entries.items())]}
         body: dict = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
                       "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec}
         try:
@@ -281,7 +287,7 @@ class ClusterLedger:
     def _install(self, entries: dict[tuple, Reservation], version: str | None) -> None:
         """Make ``entries`` (wall-clock expiry) the copy the engine reads, with its version."""
         offset = time.monotonic() - time.time()
-        mirror = {key: Reservation(r.workload, r.per_node, r.requests, r.uses_ip, r.expires_at + offset, r.base,
+        mirror = {key: Reservation(r.workload, r.per_node, r.requests, r.uses_ip, _wall_expiry(r) + offset, r.base,
                                    r.base_total, r.uid) for key, r in entries.items()}
         with self.holder.lock:
             self._entries, self._version, self._known = entries, version, True
@@ -293,7 +299,7 @@ class ClusterLedger:
         with self.holder.lock:
             state = self.holder.state
             return {key: r for key, r in self._entries.items()
-                    if key != skip and r.expires_at > now and state.held(r)}
+                    if key != skip and _wall_expiry(r) > now and state.held(r)}
 
     @staticmethod
     def _to_wall(monotonic_seconds: float | None) -> float:

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..engine.model import INSTANCE_TYPE_LABELS, ClusterState
 from ..manifests import InputError
@@ -45,6 +45,9 @@ from .live_instances import InstanceLookup, region_of
 from .live_lister import (LIVE_RESOURCES, RawLister, Resource, WatchError, WatchExpired, abort_response,
                           status_of, watch_events)
 from .live_store import CompactObjects
+
+if TYPE_CHECKING:
+    from .live_aws import SubnetRefresher
 
 log = logging.getLogger("capacity_webhook.live")
 
@@ -119,6 +122,7 @@ class LiveSource:
         self.lister = RawLister(api_client)
         self.resources = tuple(resources)
         self.instance_lookup = instance_lookup
+        self.aws_refresher: SubnetRefresher | None = None     # set by live_holder when AWS lookups are on
         self.page_size = page_size
         if max(watch_timeout) >= read_timeout:
             raise ValueError(f"watch_timeout {watch_timeout} must end before read_timeout {read_timeout}: a quiet "
@@ -162,7 +166,7 @@ class LiveSource:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.instance_lookup is not None:
             self.instance_lookup.stop()
-        if getattr(self, "aws_refresher", None) is not None:
+        if self.aws_refresher is not None:
             self.aws_refresher.stop()
 
     @property
@@ -246,7 +250,8 @@ class LiveSource:
             try:
                 version = ""
                 with _gc_paused(self.tune_gc):
-                    for items, version, _more in self.lister.list_pages(res, self.page_size):
+                    for items, page_version, _more in self.lister.list_pages(res, self.page_size):
+                        version = page_version      # the list's resourceVersion is its last page's
                         if self._stop.is_set():
                             return
                         with self.holder.lock:
@@ -360,7 +365,8 @@ class LiveSource:
         if note:
             log.warning("object skipped: %s", note)
         if res.kind == "Node" and self.instance_lookup is not None and not note:
-            labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+            raw_labels = meta.get("labels")
+            labels = raw_labels if isinstance(raw_labels, dict) else {}
             for label in INSTANCE_TYPE_LABELS:
                 instance_type = labels.get(label)
                 if instance_type:
@@ -384,24 +390,29 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return line if len(line) <= limit else line[:limit] + "..."
 
 
-def live_holder(kubeconfig: str | None = None, context: str | None = None, api_client: Any = None, instance_lookup: InstanceLookup | None | bool = None,
-                wait: bool = False, wait_timeout: float = 300.0, **source_options: Any) -> StateHolder:
+def live_holder(kubeconfig: str | None = None, context: str | None = None, api_client: Any = None,
+                instance_lookup: InstanceLookup | bool | None = None, wait: bool = False,
+                wait_timeout: float = 300.0, **source_options: Any) -> StateHolder:
     """A StateHolder kept current by a started :class:`LiveSource`.
 
-    ``instance_lookup``: ``None`` looks unknown instance types up with boto3 (default
-    credential chain), ``False`` disables lookups. ``wait=True`` (one-shot commands)
-    blocks until the first full list and raises :class:`LiveSourceError` when the
-    cluster cannot be read. The source is ``holder.source``; ``holder.stop()`` ends it.
+    ``instance_lookup``: ``None`` or ``True`` looks unknown instance types up with boto3
+    (default credential chain), ``False`` disables lookups, an ``InstanceLookup`` is used as
+    given. ``wait=True`` (one-shot commands) blocks until the first full list and raises
+    :class:`LiveSourceError` when the cluster cannot be read. The source is
+    ``holder.source``; ``holder.stop()`` ends it.
     """
     if api_client is None:
         api_client = make_api_client(kubeconfig, context)
-    if instance_lookup is None:
-        instance_lookup = InstanceLookup()
+    lookup: InstanceLookup | None
+    if instance_lookup is None or instance_lookup is True:
+        lookup = InstanceLookup()
     elif instance_lookup is False:
-        instance_lookup = None
+        lookup = None
+    else:
+        lookup = instance_lookup
     holder = StateHolder(ClusterState())
     holder.description = f"live {_host_of(api_client)} (listing)"
-    source = LiveSource(holder, api_client, instance_lookup=instance_lookup, **source_options)
+    source = LiveSource(holder, api_client, instance_lookup=lookup, **source_options)
     holder.source = source
     source.start()
     # Subnet room for the server: DescribeInstances/DescribeSubnets every minute, in the background.
@@ -419,8 +430,8 @@ def live_holder(kubeconfig: str | None = None, context: str | None = None, api_c
         except LiveSourceError:
             source.stop(timeout=1.0)
             raise
-        if instance_lookup is not None:
-            instance_lookup.wait_idle(timeout=30.0)
+        if lookup is not None:
+            lookup.wait_idle(timeout=30.0)
     return holder
 
 

@@ -20,10 +20,12 @@ import datetime
 import logging
 import os
 import threading
-import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .live_instances import region_of
+
+if TYPE_CHECKING:
+    from .holder import StateHolder
 
 log = logging.getLogger("capacity_webhook.aws_subnets")
 ENV_SWITCH = "CAPACITY_WEBHOOK_AWS_SUBNETS"
@@ -90,20 +92,23 @@ class SubnetRefresher:
     def __init__(self, client_factory: Callable[[str | None], Any] = boto3_ec2_factory, interval: float = 60.0):
         self.client_factory = client_factory
         self.interval = interval
-        self.holder = None
+        self.holder: StateHolder | None = None
         self.disabled: str | None = None
         self.refreshes = 0
         self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def attach(self, holder) -> "SubnetRefresher":
+    def attach(self, holder: StateHolder) -> "SubnetRefresher":
         self.holder = holder
         return self
 
     def _wanted(self) -> dict:
-        with self.holder.lock:
-            return what_to_describe(self.holder.state)
+        holder = self.holder
+        if holder is None:        # not attached: nothing to describe
+            return {}
+        with holder.lock:
+            return what_to_describe(holder.state)
 
     def refresh_once(self) -> bool:
         """One lookup; True when the figures were replaced."""

@@ -207,7 +207,7 @@ def watch_events(resp: Any) -> Iterator[list]:
             chunk = pending + chunk
         lines = chunk.split(b"\n")
         pending = lines.pop()
-        batch = []
+        batch: list[dict] = []
         for line in lines:
             if not line or line.isspace():
                 continue

@@ -71,8 +71,8 @@ def record_snapshot(path: str | os.PathLike, *, api_client: Any = None, kubeconf
 
     Connects through ``api_client`` (e.g. ``holder.source.api_client``), else with
     ``kubeconfig``/``context`` (else in-cluster). ``aws=True`` also records EC2's answers
-    about the nodes' subnets and ENIs (DescribeInstances, DescribeSubnets) as data objects. The file is written to a temporary name
-    and renamed, so a failed recording never leaves a truncated snapshot behind.
+    about the nodes' subnets and ENIs (DescribeInstances, DescribeSubnets) as data objects. The file is
+    written to a temporary name and renamed, so a failed recording never leaves a truncated snapshot behind.
     """
     if api_client is None:
         from .live import make_api_client

@@ -21,7 +21,8 @@ from ..fastjson import loads
 from ..manifests import _ESCAPED_SURROGATE, InputError, _check_flow_depth, load_json, read_text, reject_surrogates
 from .gc_pause import freeze_survivors, gc_paused
 
-SNAPSHOT_KINDS = "nodes,pods,namespaces,daemonsets,replicasets,deployments,statefulsets,storageclasses,pv,pvc,csinodes,volumeattachments,limitranges"
+SNAPSHOT_KINDS = ("nodes,pods,namespaces,daemonsets,replicasets,deployments,statefulsets,storageclasses,pv,pvc,"
+                  "csinodes,volumeattachments,limitranges")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -44,7 +45,8 @@ def parse_snapshot(text: str, source: str) -> list[Mapping]:
             document = yaml.load(text, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            raise InputError(f"{source}{f':{mark.line + 1}' if mark else ''}: snapshot is neither JSON nor YAML") from None
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise InputError(f"{where}: snapshot is neither JSON nor YAML") from None
         except (RecursionError, ValueError, OverflowError) as exc:
             raise InputError(f"{source}: invalid YAML value: {' '.join(str(exc).split())[:160]}") from None
     if _ESCAPED_SURROGATE.search(text):
