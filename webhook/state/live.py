@@ -23,7 +23,8 @@
 Raw JSON all the way (``_preload_content=False``, see ``live_lister``): the client's
 model classes would cost more than the rest of the cache together. Workload objects are
 stored compressed (``live_store``) and unknown instance types are looked up in the
-background (``live_instances``).
+background (``live_instances``). This module is the list-and-watch loop only: the client
+setup is ``live_client``, the collector pauses during big lists are ``gc_pause``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..engine.model import INSTANCE_TYPE_LABELS, ClusterState
-from ..manifests import InputError
 from .gc_pause import gc_paused as _gc_paused
 from .holder import StateHolder
+from .live_client import LiveSourceError, host_of as _host_of, make_api_client
 from .live_instances import InstanceLookup, region_of
 from .live_lister import (LIVE_RESOURCES, RawLister, Resource, WatchError, WatchExpired, abort_response,
                           status_of, watch_events)
@@ -50,12 +51,9 @@ if TYPE_CHECKING:
     from .live_aws import SubnetRefresher
 
 log = logging.getLogger("capacity_webhook.live")
+__all__ = ["LiveSource", "LiveSourceError", "live_holder", "make_api_client", "wait_until"]
 
 FATAL_STATUSES = (401, 403, 404)   # a required collection we may not read: retrying will not help soon
-
-
-class LiveSourceError(InputError):
-    """The live cluster could not be read (one clear line for the CLI)."""
 
 
 @dataclass
@@ -75,38 +73,6 @@ class CollectionStatus:
     events: int = 0
     last_error: str | None = None
     fatal_error: str | None = None
-
-
-def make_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """An ApiClient: in-cluster service account, else the kubeconfig (and context)."""
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    if kubeconfig is None and context is None:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(_tune(configuration))
-        except config.ConfigException:
-            configuration = client.Configuration()
-    try:
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-        where = kubeconfig or "~/.kube/config (or $KUBECONFIG)"
-        raise LiveSourceError(f"cannot load cluster credentials: not in a cluster, and {where}"
-                              f"{f' context {context}' if context else ''}: {exc}") from None
-    return client.ApiClient(_tune(configuration))
-
-
-def _tune(configuration: Any) -> Any:
-    # One long-lived watch per collection on the same host: keep their connections pooled.
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
-    # One transport retry (a keep-alive connection the server closed); our own backoff does the rest.
-    configuration.retries = 1
-    return configuration
-
-
-def _host_of(api_client: Any) -> str:
-    return str(getattr(getattr(api_client, "configuration", None), "host", "") or "cluster")
 
 
 class LiveSource:

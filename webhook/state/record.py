@@ -75,7 +75,7 @@ def record_snapshot(path: str | os.PathLike, *, api_client: Any = None, kubeconf
     written to a temporary name and renamed, so a failed recording never leaves a truncated snapshot behind.
     """
     if api_client is None:
-        from .live import make_api_client
+        from .live_client import make_api_client
         api_client = make_api_client(kubeconfig, context)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
