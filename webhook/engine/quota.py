@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Mapping
 
 from .quantity import QuantityError, parse_quantity
-from .requests import is_extended
+from .requests import is_extended, pod_amounts
 
 QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 _VALIDATION = {"cpu": ("cpu", "requests"), "requests.cpu": ("cpu", "requests"), "limits.cpu": ("cpu", "limits"),
@@ -37,26 +37,10 @@ _VALIDATION = {"cpu": ("cpu", "requests"), "requests.cpu": ("cpu", "requests"), 
 
 def _sum_pod(spec: Mapping, field: str) -> dict:
     """Pod-level requests or limits: containers and sidecars summed, each classic init container a floor."""
-    total: dict = {}
-    sidecars: dict = {}
-    peak: dict = {}
-    for container in spec.get("containers") or ():
-        for key, value in ((container.get("resources") or {}).get(field) or {}).items():
-            total[key] = total.get(key, 0) + parse_quantity(value)
-    for container in spec.get("initContainers") or ():
-        values = {k: parse_quantity(v) for k, v in ((container.get("resources") or {}).get(field) or {}).items()}
-        if container.get("restartPolicy") == "Always":
-            for key, value in values.items():
-                sidecars[key] = sidecars.get(key, 0) + value
-            candidate = sidecars
-        else:
-            candidate = {k: sidecars.get(k, 0) + values.get(k, 0) for k in set(sidecars) | set(values)}
-        for key, value in candidate.items():
-            peak[key] = max(peak.get(key, 0), value)
-    for key, value in sidecars.items():
-        total[key] = total.get(key, 0) + value
-    for key, value in peak.items():
-        total[key] = max(total.get(key, 0), value)
+    def amounts(container: Mapping) -> dict:
+        return {k: parse_quantity(v) for k, v in ((container.get("resources") or {}).get(field) or {}).items()}
+    total = pod_amounts((amounts(c) for c in spec.get("containers") or ()),
+                        ((c.get("restartPolicy") == "Always", amounts(c)) for c in spec.get("initContainers") or ()))
     for key, value in (spec.get("overhead") or {}).items():
         if field == "requests" or key in total:
             total[key] = total.get(key, 0) + parse_quantity(value)

@@ -186,30 +186,41 @@ def _container_extended(container: Mapping, path: str) -> dict:
     return merged
 
 
-def extended_requests(pod_spec: Mapping, path: str = "spec") -> tuple:
-    """``(name, amount)`` of the extended resources a pod asks for, summed as ``pod_requests`` sums
-    CPU (containers and sidecars add up, a classic init container needs its own peak).
-    An extended resource's request defaults to its limit."""
+def pod_amounts(containers: Iterable[Mapping], init_containers: Iterable[tuple[bool, Mapping]]) -> dict:
+    """Pod-level amounts from per-container ones, as the scheduler sums them
+    (k8s.io/component-helpers/resource ``PodRequests``): regular containers and restartable init
+    containers ("sidecars", given as ``(True, amounts)``) add up; each classic init container runs
+    next to the sidecars started before it, so the pod needs at least that peak."""
     total: dict = {}
-    for i, container in enumerate(pod_spec.get("containers") or []):
-        for key, value in _container_extended(container, f"{path}.containers[{i}]").items():
+    for amounts in containers:
+        for key, value in amounts.items():
             total[key] = total.get(key, 0) + value
     sidecars: dict = {}
     peak: dict = {}
-    for i, container in enumerate(pod_spec.get("initContainers") or []):
-        needs = _container_extended(container, f"{path}.initContainers[{i}]")
-        if container.get("restartPolicy") == "Always":
-            for key, value in needs.items():
+    for sidecar, amounts in init_containers:
+        if sidecar:
+            for key, value in amounts.items():
                 sidecars[key] = sidecars.get(key, 0) + value
             candidate = sidecars
         else:
-            candidate = {k: sidecars.get(k, 0) + needs.get(k, 0) for k in set(sidecars) | set(needs)}
+            candidate = {k: sidecars.get(k, 0) + amounts.get(k, 0) for k in set(sidecars) | set(amounts)}
         for key, value in candidate.items():
             peak[key] = max(peak.get(key, 0), value)
     for key, value in sidecars.items():
         total[key] = total.get(key, 0) + value
     for key, value in peak.items():
         total[key] = max(total.get(key, 0), value)
+    return total
+
+
+def extended_requests(pod_spec: Mapping, path: str = "spec") -> tuple:
+    """``(name, amount)`` of the extended resources a pod asks for, summed as ``pod_requests`` sums
+    CPU (containers and sidecars add up, a classic init container needs its own peak).
+    An extended resource's request defaults to its limit."""
+    total = pod_amounts(
+        (_container_extended(c, f"{path}.containers[{i}]") for i, c in enumerate(pod_spec.get("containers") or [])),
+        ((c.get("restartPolicy") == "Always", _container_extended(c, f"{path}.initContainers[{i}]"))
+         for i, c in enumerate(pod_spec.get("initContainers") or [])))
     for key, value in extended_amounts(pod_spec.get("overhead"), f"{path}.overhead").items():
         total[key] = total.get(key, 0) + value
     return tuple(sorted((k, v) for k, v in total.items() if v))
