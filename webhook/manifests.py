@@ -22,6 +22,8 @@ from typing import Iterable, Iterator
 
 import yaml
 
+from .unicode_text import has_lone_surrogate
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -39,20 +41,9 @@ def reject_surrogates(document: object, source: str) -> None:
 
     Such a string is not Unicode text: it cannot be printed, logged or sent to the API server.
     """
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(f"{source}: a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
-                                 "which is not valid Unicode") from None
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+    if has_lone_surrogate(document):
+        raise InputError(f"{source}: a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                         "which is not valid Unicode")
 
 
 def load_json(text: str, source: str) -> object:

@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from ..unicode_text import has_lone_surrogate
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
@@ -99,24 +101,6 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _has_lone_surrogate(document: object) -> bool:
-    """Whether any key or string in the document holds a surrogate code point (never valid Unicode)."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 _REFUSED = object()
 
 
@@ -143,7 +127,7 @@ def _strict_slow(body: bytes):
     except (ValueError, RecursionError):
         raise BadReview(400, "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON "
                              "values; nesting is limited)") from None
-    if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(document):
+    if _ESCAPED_SURROGATE.search(text) and has_lone_surrogate(document):
         raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape "
                              "(\\ud800-\\udfff)")
     return document
