@@ -350,6 +350,14 @@ class ControlPlane:
         """Run the real helm (admin kubeconfig unless `kubeconfig` is given)."""
         return self._run(self.helm_path, args, input, check, kubeconfig, timeout)
 
+    def install_chart_for(self, release: str, namespace: str, server: Any, chart: os.PathLike | str) -> None:
+        """Register a webhook server running outside the cluster, the way a platform team would:
+        ``helm install`` of the chart in url mode (no in-cluster Deployment), enforcing."""
+        self.helm("install", release, str(chart), "-n", namespace, "--create-namespace",
+                  "--set", f"webhook.url={server.url('/validate')}",
+                  "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
+                  "--set", "deployment.enabled=false", "--set", "mode=enforce")
+
     def kubectl_json(self, *args: Any, **kw: Any) -> Any:
         """`kubectl <args> -o json`, parsed."""
         return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)

@@ -55,22 +55,7 @@ def cluster(control_plane, tmp_path_factory):
                             "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
     try:
         server.start(timeout=60)
-        cp.helm(
-            "install",
-            "cw",
-            str(CHART),
-            "-n",
-            "capacity-webhook",
-            "--create-namespace",
-            "--set",
-            f"webhook.url={server.url('/validate')}",
-            "--set",
-            f"webhook.caBundle={server.bundle.ca_bundle}",
-            "--set",
-            "deployment.enabled=false",
-            "--set",
-            "mode=enforce",
-        )
+        cp.install_chart_for("cw", "capacity-webhook", server, CHART)
         yield cp, server
     finally:
         server.stop()

@@ -115,22 +115,7 @@ def network(control_plane, tmp_path_factory):
             else:
                 os.environ[key] = value
     try:
-        cp.helm(
-            "install",
-            "cw-net",
-            str(CHART),
-            "-n",
-            "capacity-webhook-net",
-            "--create-namespace",
-            "--set",
-            f"webhook.url={server.url('/validate')}",
-            "--set",
-            f"webhook.caBundle={server.bundle.ca_bundle}",
-            "--set",
-            "deployment.enabled=false",
-            "--set",
-            "mode=enforce",
-        )
+        cp.install_chart_for("cw-net", "capacity-webhook-net", server, CHART)
         yield cp, server
     finally:
         server.stop()
