@@ -4,7 +4,8 @@ Installs the VPC CNI's ENIConfig CRD and the VPC resource controller's SecurityG
 and CNINode CRDs (vendored in tests/e2e/crds with their provenance), runs the webhook live
 with its own read-only identity and an EC2 API served by moto on loopback (the webhook's
 boto3 reaches it through AWS_ENDPOINT_URL), and shows ``kubectl apply`` refused with
-SUBNET_IP_EXHAUSTED and with POD_ENI_EXHAUSTED. Its nodes carry their own labels and the
+SUBNET_IP_EXHAUSTED and with POD_ENI_EXHAUSTED (a policy selecting pods, and one selecting
+ServiceAccounts by label, read through the watch). Its nodes carry their own labels and the
 workloads select them, so nodes other modules left behind do not change the numbers;
 everything is removed afterwards.
 """
@@ -174,3 +175,28 @@ def test_a_security_group_policy_workload_beyond_branch_enis_is_refused(network)
     plain = cp.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
                        input=yaml.safe_dump(_deployment("api", 2, {"app": "api"}, "aws-net-sg")))
     assert plain.returncode == 0, plain.stderr
+
+
+def test_a_policy_selecting_a_service_account_is_matched_through_the_watched_service_accounts(network):
+    cp, _ = network
+    cp.apply([{"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "payments", "namespace": NS, "labels": {"team": "payments"}}},
+              {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reports", "namespace": NS}},
+              {"apiVersion": "vpcresources.k8s.aws/v1beta1", "kind": "SecurityGroupPolicy",
+               "metadata": {"name": "payments-sg", "namespace": NS},
+               "spec": {"serviceAccountSelector": {"matchLabels": {"team": "payments"}},
+                        "securityGroups": {"groupIds": ["sg-0123456789abcdef0"]}}}])
+    pay = _deployment("pay", 2, {"app": "pay"}, "aws-net-sg")
+    pay["spec"]["template"]["spec"]["serviceAccountName"] = "payments"
+    # The node has one branch ENI: the policy matches the ServiceAccount's labels, so one pod stays Pending.
+    seen = _apply_until(cp, pay, lambda r: "payments-sg" in r.stderr)
+    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(pay), check=False)
+    assert refused.returncode != 0, seen.stderr
+    assert "Deployment aws-net/pay: 1 of 2 pods would stay Pending: no branch ENIs" in refused.stderr
+    assert "SecurityGroupPolicy payments-sg selects these pods" in refused.stderr
+    assert "was not checked" not in refused.stderr           # the labels were known: a certain deny
+    # Pods of a ServiceAccount without the label take secondary IPs and fit.
+    reports = _deployment("reports", 2, {"app": "reports"}, "aws-net-sg")
+    reports["spec"]["template"]["spec"]["serviceAccountName"] = "reports"
+    fits = cp.kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=yaml.safe_dump(reports))
+    assert fits.returncode == 0 and "branch ENI" not in fits.stderr, fits.stderr

@@ -153,11 +153,12 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     if volumes.max_pods is not None and wanted is not None:   # ReadWriteOncePod: the others wait for the claim
         allowed = max(0, volumes.max_pods - existing)
         waiting, wanted = max(0, wanted - allowed), min(wanted, allowed)
+    caps = pod_eni.branch_caps(state, rooms, demand.key) if branch is not None else None
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
-                      new_volumes=volumes.new_volumes_per_pod,
-                      caps=pod_eni.branch_caps(state) if branch is not None else None,
-                      scored=scored, extended=extended)
+                      new_volumes=volumes.new_volumes_per_pod, caps=caps, scored=scored, extended=extended)
+    placement.caps = caps
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
+    verdict.branch_eni = branch is not None
     if running and changed:
         # A rollout replaces running pods: only pods beyond them are new demand to hold.
         verdict.reserve_limit = max(0, placement.placed - len(running))
@@ -183,11 +184,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
             candidates = local_victims(state, rules, candidates, running if changed else [])
         if candidates:     # place again with those lower-priority pods gone: what preemption lets bind
-            again = place(RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
-                                  priority=priority.value),
-                          rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
+            again_rooms = RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
+                                  priority=priority.value)
+            again = place(again_rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                           new_volumes=volumes.new_volumes_per_pod,
-                          caps=pod_eni.branch_caps(state) if branch is not None else None,
+                          caps=pod_eni.branch_caps(state, again_rooms, demand.key) if branch is not None else None,
                           scored=scored, extended=extended)
             covered = min(verdict.pending, max(0, again.placed - placement.placed))
             evicted = victims_used(state, placement, again, candidates, requests, uses_ip, extended, constraints)
