@@ -165,6 +165,7 @@ class Placement:
     excluded: dict[str, int]                     # cause -> number of nodes
     constraints: PodConstraints | None = None    # the pods' constraints, for messages
     unknown_types: list[str] | None = None       # set by the indexed placement (else computed from per_node)
+    caps: dict | None = None                     # the per-node caps the placement obeyed (branch ENIs), for messages
 
     @property
     def pending(self) -> int:
