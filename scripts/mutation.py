@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import ast
 import gc
+import hashlib
 import importlib
 import json
 import os
@@ -160,8 +161,18 @@ def _reach(tree: ast.AST) -> dict[int, tuple[tuple[int, ...], bool]]:
     return reach
 
 
+_SOURCES: dict[str, str] = {}
+
+
+def source_of(module: str) -> str:
+    """The module's text as it was when first read: the copies hold this text, whatever the work tree does next."""
+    if module not in _SOURCES:
+        _SOURCES[module] = (ROOT / module).read_text()
+    return _SOURCES[module]
+
+
 def mutants_of(module: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / module).read_text())
+    tree = ast.parse(source_of(module))
     skip = _annotation_nodes(tree)
     reach = _reach(tree)
     return [Mutant(module, node.lineno, node.col_offset, kind, index, *reach[id(node)])
@@ -198,7 +209,7 @@ class _Apply(ast.NodeTransformer):
 
 
 def mutated_source(mutant: Mutant) -> str:
-    tree = ast.parse((ROOT / mutant.module).read_text())
+    tree = ast.parse(source_of(mutant.module))
     target = _points(tree)[mutant.index][0]
     return ast.unparse(ast.fix_missing_locations(_Apply(target).visit(tree)))
 
@@ -251,7 +262,8 @@ def _codes(code: types.CodeType) -> list[types.CodeType]:
     return found
 
 
-def patch_in_place(mutant: Mutant, copy_root: Path) -> bool:
+def patch_in_place(mutant: Mutant, copy_root: Path,
+                   functions: dict[tuple[str, str, int], list[types.FunctionType]]) -> bool:
     """Give the already imported functions around the edit the mutated code; False if that cannot be done.
 
     Every function object made from the edited function's code (the module's own,
@@ -262,7 +274,7 @@ def patch_in_place(mutant: Mutant, copy_root: Path) -> bool:
     module = sys.modules.get(mutant.module[:-3].replace("/", "."))
     if module is None or mutant.at_import:
         return False
-    tree = ast.parse((ROOT / mutant.module).read_text())
+    tree = ast.parse(source_of(mutant.module))
     target = _points(tree)[mutant.index][0]
     chain = _def_chain(tree, target)
     if chain is None:
@@ -276,12 +288,10 @@ def patch_in_place(mutant: Mutant, copy_root: Path) -> bool:
             return False
         wanted[(qualname, first)] = twins[0]
     patched = 0
-    for obj in gc.get_objects():
-        if isinstance(obj, types.FunctionType) and obj.__code__.co_filename == filename:
-            key = (obj.__code__.co_qualname, obj.__code__.co_firstlineno)
-            if key in wanted:
-                obj.__code__ = wanted[key]
-                patched += 1
+    for (qualname, first), code in wanted.items():
+        for function in functions.get((filename or "", qualname, first), []):
+            function.__code__ = code
+            patched += 1
     return patched > 0
 
 
@@ -479,7 +489,7 @@ class Slot:
         if mode == "cold":
             outcome = finished(pid, deadline, self.result)
             if outcome is not None:
-                (self.copy_root / mutant.module).write_text((ROOT / mutant.module).read_text())
+                (self.copy_root / mutant.module).write_text(source_of(mutant.module))
             return outcome
         ready, _, _ = select.select([self.outbox], [], [], 0)
         if not ready:
@@ -498,31 +508,73 @@ class Slot:
 
 
 def _warm_loop(copy_root: Path, result: Path, tests: list[str], inbox_fd: int, outbox_fd: int) -> None:
+    """Collect every test once, then serve mutants until the inbox closes (see ``_WarmSession``)."""
     _child_setup(copy_root, show=False)
     import pytest
-    if pytest.main(["--collect-only", *_pytest_args(copy_root, tests)]) != 0:
-        raise SystemExit("the warm process could not collect the tests")
-    outbox = os.fdopen(outbox_fd, "w")
-    for line in os.fdopen(inbox_fd):
-        job = json.loads(line)
-        mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])})
-        pid = os.fork()
-        if pid == 0:
-            code = 3
-            try:
-                if not patch_in_place(mutant, copy_root):
-                    code = FALLBACK
-                else:
-                    recorder = _Recorder()
-                    code = int(pytest.main(_pytest_args(copy_root, job["tests"]), plugins=[recorder]))
-                    result.write_text(json.dumps({"code": code, "failed": recorder.failed}))
-            finally:
-                os._exit(code)
-        deadline = time.monotonic() + job["timeout"]
-        while (outcome := finished(pid, deadline, result)) is None:
-            time.sleep(0.005)
-        outbox.write(json.dumps(outcome) + "\n")
-        outbox.flush()
+    pytest.main(_pytest_args(copy_root, tests, stop_first=False),
+                plugins=[_WarmSession(copy_root, result, inbox_fd, outbox_fd)])
+
+
+class _WarmSession:
+    """pytest plugin that replaces the test loop: one collected session serves every mutant.
+
+    Per mutant it forks; the child patches the edited function in place and runs the
+    selected items through pytest's own ``runtestprotocol`` (setup, call, teardown, the
+    fixtures shared between consecutive items), stopping at the first failure. No
+    collection or configuration is repeated per mutant.
+    """
+
+    def __init__(self, copy_root: Path, result: Path, inbox_fd: int, outbox_fd: int):
+        self.copy_root, self.result = copy_root, result
+        self.inbox_fd, self.outbox_fd = inbox_fd, outbox_fd
+
+    def pytest_runtestloop(self, session):  # noqa: ANN001 (pytest hook)
+        from _pytest.runner import runtestprotocol
+        items = {item.nodeid: item for item in session.items}
+        functions = _function_index(self.copy_root)
+        outbox = os.fdopen(self.outbox_fd, "w")
+        for line in os.fdopen(self.inbox_fd):
+            job = json.loads(line)
+            mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])})
+            chosen = [items.get(t) for t in job["tests"]]
+            pid = os.fork()
+            if pid == 0:
+                code = 3
+                try:
+                    if None in chosen:
+                        code = 4                    # a selected test is not in this session: harness error
+                    elif not patch_in_place(mutant, self.copy_root, functions):
+                        code = FALLBACK
+                    else:
+                        code, failed = 0, None
+                        for i, item in enumerate(chosen):
+                            following = chosen[i + 1] if i + 1 < len(chosen) else None
+                            reports = runtestprotocol(item, log=False, nextitem=following)
+                            bad = [r for r in reports if r.failed]
+                            if bad:
+                                code = 1
+                                failed = item.nodeid + ("" if bad[0].when == "call" else f" ({bad[0].when})")
+                                break
+                        self.result.write_text(json.dumps({"code": code, "failed": failed}))
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + job["timeout"]
+            while (outcome := finished(pid, deadline, self.result)) is None:
+                time.sleep(0.005)
+            outbox.write(json.dumps(outcome) + "\n")
+            outbox.flush()
+        return True
+
+
+def _function_index(copy_root: Path) -> dict[tuple[str, str, int], list[types.FunctionType]]:
+    """(file, qualname, first line) -> every live function object of the copy's own code."""
+    prefix = str(copy_root / "webhook")
+    index: dict[tuple[str, str, int], list[types.FunctionType]] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType) and obj.__code__.co_filename.startswith(prefix):
+            code = obj.__code__
+            index.setdefault((code.co_filename, code.co_qualname, code.co_firstlineno), []).append(obj)
+    return index
 
 
 def make_copy(tmp: Path, index: int) -> Path:
@@ -546,14 +598,27 @@ class Tally:
     survivors: list[str] = field(default_factory=list)
 
 
-def selection_for(mutant: Mutant, lines: dict[str, dict[str, list[str]]]) -> list[str]:
-    """The tests that execute the mutated code (every test that touches the module, for import-time code)."""
+def _fingerprint(modules: list[str], tests: list[str]) -> str:
+    """A digest of every file the coverage map depends on: the package, the scripts' helpers, the tests."""
+    digest = hashlib.sha256()
+    files = sorted({*modules, *tests, *(str(p.relative_to(ROOT)) for p in (ROOT / "webhook").rglob("*.py")),
+                    *(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("*.py"))})
+    for name in files:
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def selection_for(mutant: Mutant, lines: dict[str, dict[str, list[str]]], durations: dict[str, float]) -> list[str]:
+    """The tests that execute the mutated code (every test that touches the module, for import-time code).
+
+    Quickest first: pytest runs them in the order given and stops at the first failure.
+    """
     by_line = lines.get(mutant.module, {})
     if mutant.at_import:
         chosen = {t for tests in by_line.values() for t in tests}
     else:
         chosen = {t for n in mutant.lines for t in by_line.get(str(n), [])}
-    return sorted(chosen)
+    return sorted(chosen, key=lambda t: (durations.get(t, 0.0), t))
 
 
 def run_selection_alone(copy_root: Path, test: str, result: Path, timeout: float) -> bool:
@@ -575,9 +640,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", action="append", help="test files (default: every tests/test_*.py)")
     parser.add_argument("--list", metavar="MODULE", help="print the module's mutant names and exit")
     parser.add_argument("--survivors", action="store_true", help="print every surviving mutant")
+    parser.add_argument("--map", metavar="FILE",
+                        help="keep the coverage map in FILE and reuse it while the code and tests are unchanged")
+    parser.add_argument("--slowest", type=float, default=0.5,
+                        help="leave out tests slower than this many seconds (they drive subprocesses)")
     parser.add_argument("--cold", action="store_true",
                         help="import the mutated module afresh for every mutant (slower; no patching in place)")
-    parser.add_argument("--json", metavar="FILE", help="also write every mutant's outcome to FILE")
+    parser.add_argument("--json", metavar="FILE", help="also append every mutant's outcome to FILE (JSON lines)")
     args = parser.parse_args(argv)
 
     if args.list:
@@ -607,8 +676,19 @@ def main(argv: list[str] | None = None) -> int:
         if (ROOT.parent / "shared").exists():    # tests that still read ../shared find it beside the copies
             (tmp / "shared").symlink_to(ROOT.parent / "shared")
         copies = [make_copy(tmp, i) for i in range(max(1, args.jobs))]
+        for copy in copies:         # the text the mutants were made from, even if the work tree moved on
+            for module in modules:
+                (copy / module).write_text(source_of(module))
         print(f"baseline: {len(tests)} test files, unmutated, under coverage ...", file=sys.stderr, flush=True)
-        baseline = coverage_map(copies[0], modules, tests, tmp / "coverage.json")
+        fingerprint = _fingerprint(modules, tests)
+        saved = json.loads(Path(args.map).read_text()) if args.map and Path(args.map).exists() else {}
+        if saved.get("fingerprint") == fingerprint:
+            baseline = saved
+            print(f"  reusing the coverage map in {args.map} (same code and tests)", file=sys.stderr)
+        else:
+            baseline = coverage_map(copies[0], modules, tests, tmp / "coverage.json")
+            if args.map and baseline["code"] in (0, 1):
+                Path(args.map).write_text(json.dumps({**baseline, "fingerprint": fingerprint}))
         if baseline["code"] not in (0, 1):
             print(f"the unmutated tests could not run (pytest exit {baseline['code']})", file=sys.stderr)
             return 2
@@ -616,9 +696,13 @@ def main(argv: list[str] | None = None) -> int:
         if broken:      # a test that fails unmutated can never show a kill: it is left out, and said so
             print(f"{len(broken)} tests fail on the unmutated code and are left out of every selection:\n  "
                   + "\n  ".join(sorted(broken)), file=sys.stderr)
-        lines = {module: {n: [t for t in chosen if t not in broken] for n, chosen in by_line.items()}
-                 for module, by_line in baseline["lines"].items()}
         durations = baseline["durations"]
+        slow = {t for t, seconds in durations.items() if seconds > args.slowest}
+        if slow:        # tests that start servers and subprocesses: their in-process lines are incidental
+            print(f"{len(slow)} tests take more than {args.slowest} s and are left out of every selection",
+                  file=sys.stderr)
+        lines = {module: {n: [t for t in chosen if t not in broken and t not in slow] for n, chosen in by_line.items()}
+                 for module, by_line in baseline["lines"].items()}
         for name in baseline["libraries"]:      # warm this process: every child inherits these imports
             try:
                 importlib.import_module(name)
@@ -653,7 +737,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 row.survivors.append(mutant.name)
             outcomes.append({"mutant": mutant.name, "outcome": outcome, "detail": detail, "tests": selection})
-            if done % 100 == 0:
+            if args.json:
+                with open(args.json, "a") as log:
+                    log.write(json.dumps(outcomes[-1]) + "\n")
+            if done % 25 == 0:
                 print(f"  {done}/{len(tasks)} mutants, {time.monotonic() - started:.0f} s",
                       file=sys.stderr, flush=True)
 
@@ -661,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
             for slot in slots:
                 while slot.busy is None and pending:
                     mutant = pending.pop(0)
-                    selection = selection_for(mutant, lines)
+                    selection = selection_for(mutant, lines, durations)
                     if not selection:
                         record(mutant, "uncovered", None, 0)
                         continue
@@ -721,8 +808,6 @@ def main(argv: list[str] | None = None) -> int:
         for module in modules:
             for name in tally[module].survivors:
                 print("  " + name)
-    if args.json:
-        Path(args.json).write_text(json.dumps(outcomes, indent=1))
     return 0
 
 
