@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity

@@ -304,15 +304,17 @@ def check_depth(obj: object, where: str = "object", limit: int = MAX_DEPTH) -> N
     Parts of an object the engine reads are frozen or compared as a whole, fields unknown
     to the schema included; a list nested 5,000 deep there would exhaust Python's stack.
     """
-    stack = [(obj, 0)]
-    while stack:
-        value, depth = stack.pop()
+    level, depth = [obj], 0        # the arrays and objects nested ``depth`` levels deep (level by level)
+    while level:
         if depth > limit:
             raise ObjectError(where, f"nested more than {limit} levels deep")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+        deeper: list = []
+        for value in level:
+            if isinstance(value, dict):
+                deeper += [v for v in value.values() if isinstance(v, (dict, list))]
+            elif isinstance(value, list):
+                deeper += [v for v in value if isinstance(v, (dict, list))]
+        level, depth = deeper, depth + 1
 
 
 def check_object(obj: object, prefix: str = "", depth: bool = False) -> None:

@@ -11,13 +11,14 @@ does), so the decisions that follow do not walk 150,000 pod records at every col
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import yaml
 
 from ..engine.instance_types import InstanceTable
 from ..engine.model import ClusterState
-from ..fastjson import loads
+from ..fastjson import loads, orjson
 from ..manifests import _ESCAPED_SURROGATE, InputError, _check_flow_depth, load_json, read_text, reject_surrogates
 from .gc_pause import freeze_survivors, gc_paused
 
@@ -58,9 +59,45 @@ def parse_snapshot(text: str, source: str) -> list[Mapping]:
     return document["items"]
 
 
+_ESCAPED_SURROGATE_BYTES = re.compile(_ESCAPED_SURROGATE.pattern.encode())
+
+
+def _plain_json_items(path: str) -> list | None:
+    """The items of a well-formed JSON snapshot, parsed from the file's bytes; else ``None``.
+
+    The common case (a JSON List as ``snapshot`` or kubectl writes it) skips decoding
+    hundreds of megabytes to text first; orjson checks the UTF-8 itself. Anything else
+    (YAML, stdin, invalid UTF-8 or JSON, escaped surrogates, not a List) returns ``None``
+    and takes ``parse_snapshot``, which reads it or says what is wrong exactly as before.
+    """
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    if not raw.lstrip().startswith(b"{") or _ESCAPED_SURROGATE_BYTES.search(raw):
+        return None
+    if orjson is None:
+        return None
+    try:
+        document = orjson.loads(raw)         # not fastjson.loads: json.loads would take UTF-16 bytes too
+    except (ValueError, RecursionError):     # orjson.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(document, dict) or not str(document.get("kind", "")).endswith("List") \
+            or not isinstance(document.get("items"), list):
+        return None
+    return document["items"]
+
+
 def load_snapshot(path: str, instance_table: InstanceTable | None = None) -> ClusterState:
     """Read a snapshot file into a ClusterState (raises InputError with one clear line)."""
     with gc_paused():
-        state = state_from_objects(parse_snapshot(read_text(path), path), instance_table)
-    freeze_survivors()
+        items = _plain_json_items(path)
+        if items is None:
+            items = parse_snapshot(read_text(path), path)
+        state = state_from_objects(items, instance_table)
+        del items
+    freeze_survivors(collect=False)
     return state
