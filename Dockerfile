@@ -42,9 +42,10 @@ COPY . .
 # * botocore's older EC2 API versions (it loads the newest, 2016-11-15) and its examples
 #   (documentation only);
 # * numpy's subpackages that `import numpy` loads lazily and the engine never calls (random,
-#   fft, polynomial, ma, testing, typing, distutils, f2py), its C headers and the _simd test
+#   fft, polynomial, testing, typing, distutils, f2py), its C headers and the _simd test
 #   module: the engine uses only arrays, sorting and searching (webhook/engine/room_index.py,
-#   placement.py); numpy.linalg stays, `import numpy` loads it;
+#   placement.py). numpy.linalg stays (`import numpy` loads it) and so does numpy.ma
+#   (numpy.unique calls np.ma.is_masked); tests/e2e/test_image_e2e.py calls each function;
 # * type stubs; pip, setuptools and wheel: nothing is installed at run time; test suites
 #   shipped inside packages.
 # Then import every module the server and the live source use, so a trim too many fails here.
@@ -65,7 +66,7 @@ RUN --mount=type=secret,id=pip-ca \
         ! -name 2016-11-15 -exec rm -rf {} + \
  && find /opt/venv/lib/python3.11/site-packages/botocore/data -name 'examples-1.json' -type f -delete \
  && cd /opt/venv/lib/python3.11/site-packages/numpy \
- && rm -rf f2py distutils random fft polynomial ma testing typing _pyinstaller _core/include _core/lib \
+ && rm -rf f2py distutils random fft polynomial testing typing _pyinstaller _core/include _core/lib \
         _core/_simd.* /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
  && find . -name '*.pyi' -type f -delete \
  && cd /src \
