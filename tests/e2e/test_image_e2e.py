@@ -160,7 +160,8 @@ def test_trimmed_packages_are_gone_and_the_rest_imports(container: Container, ro
     for gone in ("kubernetes/aio", "aiohttp", "yarl", "multidict", "pip", "setuptools", "numpy/f2py"):
         assert not (site / gone).exists(), gone
     assert not list((site / "kubernetes").rglob("*.py")), "kubernetes ships sourceless .pyc only"
-    for gone in ("numpy/random", "numpy/fft", "numpy/_core/include", "botocore/data/s3", "botocore/data/ec2/2016-04-01"):
+    for gone in ("numpy/random", "numpy/fft", "numpy/_core/include", "botocore/data/s3",
+                 "botocore/data/ec2/2016-04-01"):
         assert not (site / gone).exists(), gone
     # The runtime root: the base's package tools are gone, and dpkg's status says so (scanners).
     for gone in ("usr/bin/perl", "usr/bin/apt-get", "usr/bin/passwd", "usr/share/zoneinfo", "usr/share/python-wheels",
