@@ -24,7 +24,7 @@ from webhook.engine.model import Reservation
 from webhook.engine.requests import Resources
 from webhook.server.cli import serve_command
 from webhook.state import ledger_api
-from webhook.state.live_lister import AWS_NETWORK, NODEPOOLS, RESOURCES, Resource
+from webhook.state.live_lister import AWS_NETWORK, KARPENTER, RESOURCES, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "capacity-webhook"
@@ -40,7 +40,7 @@ def rbac_pair(res: Resource) -> tuple[str, str]:
 
 # What webhook/state/live_lister.py lists and watches: the ClusterRole must grant exactly this.
 EXPECTED_RBAC = {rbac_pair(r) for r in RESOURCES}
-KARPENTER = {rbac_pair(NODEPOOLS)}
+KARPENTER_RBAC = {rbac_pair(r) for r in KARPENTER}
 AWS_NETWORK_RBAC = {rbac_pair(r) for r in AWS_NETWORK}
 
 
@@ -352,7 +352,7 @@ def test_cluster_role_is_read_only_and_exact(default_docs: list[dict[str, Any]],
     pairs = rbac_pairs(role)
     assert not any(res == "secrets" or res == "*" for _, res in pairs)
     assert not any(group == "*" for group, _ in pairs)
-    assert pairs == EXPECTED_RBAC | KARPENTER | AWS_NETWORK_RBAC
+    assert pairs == EXPECTED_RBAC | KARPENTER_RBAC | AWS_NETWORK_RBAC
 
     no_karpenter = one(render(helm, **{"rbac.karpenter": False, "rbac.awsNetwork": False}), "ClusterRole")
     assert rbac_pairs(no_karpenter) == EXPECTED_RBAC
@@ -392,9 +392,12 @@ def test_the_chart_ships_the_ledger_crd_the_server_uses() -> None:
     assert version["name"] == ledger_api.VERSION and version["served"] and version["storage"]
     entry = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["reservations"]["items"]
     written = ledger_api.to_entry(Reservation(("Deployment", "default", "web"), {"n1": 2}, Resources(100, 2**20, 0),
-                                              True, 0.0, {"n1": 1}, 1, "uid-1"), 1.0e9, "pod/1")
+                                              False, 0.0, {"n1": 1}, 1, "uid-1", branch_eni=True), 1.0e9, "pod/1")
     assert set(written) == set(entry["properties"])      # the schema keeps every field the server writes
-    assert ledger_api.from_entry(written)[0] == ("Deployment", "default", "web")
+    key, held = ledger_api.from_entry(written)
+    assert key == ("Deployment", "default", "web")
+    # Another replica reading the promise still knows its pods take branch ENIs, not secondary IPs.
+    assert (held.uses_ip, held.branch_eni, held.per_node) == (False, True, {"n1": 2})
 
 
 def test_helm_test_hook_pod(default_docs: list[dict[str, Any]]) -> None:

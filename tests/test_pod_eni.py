@@ -114,3 +114,80 @@ def test_policy_in_another_namespace_or_without_groups_selects_nothing():
     empty = sgp(name="no-groups", pod_labels={"app": "web"})
     empty["spec"]["securityGroups"]["groupIds"] = []
     assert evaluate(state_from_objects(base + [other, empty]), s.small_web("web", 1)).verdict == "allow"
+
+
+# ---- branch ENIs promised to admitted workloads, given back by rollouts, taken by waiting pods ----
+def _one_branch_cluster(extra=()):
+    """One m5.large advertising a single free branch ENI (as the e2e node does)."""
+    return state_from_objects([m5_large(A, "us-east-1a", pod_eni="1"), pod_eni_aws_node(), s.namespace("default"),
+                               sgp(pod_labels={"app": "web"}), *extra])
+
+
+def _web(name, replicas, labels=None):
+    obj = s.small_web(name, replicas)
+    labels = labels or {"app": "web"}
+    obj["spec"]["selector"] = {"matchLabels": labels}
+    obj["spec"]["template"]["metadata"]["labels"] = labels
+    return obj
+
+
+def test_an_admitted_sgp_workload_holds_its_branch_eni_until_its_pod_appears():
+    state = _one_branch_cluster()
+    first = evaluate(state, _web("web", 1))
+    assert first.verdict == "allow" and first.branch_eni
+    state.reserve(("Deployment", "default", "web"), first.reservation(), first.pod_requests, first.uses_ip,
+                  branch_eni=first.branch_eni)
+    assert state.reserved_branch_enis() == {A: 1}
+    # A second quick apply must not count the branch ENI the first one was promised.
+    second = evaluate(state, _web("web2", 1))
+    assert second.verdict == "deny" and second.codes == ["POD_ENI_EXHAUSTED"]
+    assert f"node {A}: 0 of 1 branch ENIs free (1 reserved for admitted workloads)" in second.message
+    # Re-deciding the first workload itself does not count its own promise against it.
+    assert evaluate(state, _web("web", 1), old=_web("web", 0)).verdict == "allow"
+    # Pods without the policy's label take secondary IPs: the branch promise does not stop them.
+    assert evaluate(state, _web("api", 1, {"app": "api"})).verdict == "allow"
+
+
+def test_check_spends_branch_enis_across_the_manifests_of_one_run(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(json.dumps(s.as_list([m5_large(A, "us-east-1a", pod_eni="1"), pod_eni_aws_node(),
+                                             s.namespace("default"), sgp(pod_labels={"app": "web"})])))
+    manifests = tmp_path / "apps.json"
+    manifests.write_text(json.dumps(s.as_list([s.as_manifest(_web("web", 1)), s.as_manifest(_web("web2", 1))])))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "webhook.cli", "check", "--cluster", str(cluster), "-f",
+                          str(manifests), "-o", "json"], cwd=root, capture_output=True, text=True, timeout=60)
+    verdicts = {v["name"]: v for v in json.loads(out.stdout)["results"]}
+    assert verdicts["web"]["verdict"] == "allow", out.stdout
+    assert verdicts["web2"]["verdict"] == "deny"
+    assert [r["code"] for r in verdicts["web2"]["reasons"]] == ["POD_ENI_EXHAUSTED"]
+
+
+def test_a_rollout_gives_back_the_branch_enis_of_the_pods_it_replaces():
+    old = _web("web", 1)
+    new = _web("web", 1)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-1", "default", {"app": "web"}, owner=("apps/v1", "Deployment", "web")),
+          "spec": {"replicas": 1, "template": old["spec"]["template"]}}
+    running = branch_pod("web-1-a", A)
+    running["metadata"] = s.metadata("web-1-a", "default", {"app": "web"}, owner=("apps/v1", "ReplicaSet", "web-1"))
+    state = _one_branch_cluster([old, rs, running])
+    assert state.network.branch_by_node == {A: 1}
+    # Its one pod holds the node's only branch ENI; the new template's pod takes it over.
+    assert evaluate(state, new, old=old).verdict == "allow"
+    # A second workload still finds none.
+    assert evaluate(state, _web("web2", 1)).codes == ["POD_ENI_EXHAUSTED"]
+
+
+def test_a_waiting_pod_with_a_branch_eni_request_takes_the_node_first():
+    waiting = branch_pod("db-0", None)
+    waiting["metadata"]["labels"] = {"app": "db"}
+    state = _one_branch_cluster([waiting])
+    verdict = evaluate(state, _web("web", 1))
+    assert verdict.codes == ["POD_ENI_EXHAUSTED"] and verdict.pending == 1

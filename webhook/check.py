@@ -141,7 +141,8 @@ def _spend(state: ClusterState, obj, verdict, index: int) -> None:
         state.apply(obj)
     elif verdict.reservation():
         state.reserve((verdict.kind, verdict.namespace, verdict.name), verdict.reservation(),
-                      verdict.pod_requests, verdict.uses_ip, uid=f"check-{index}")
+                      verdict.pod_requests, verdict.uses_ip, uid=f"check-{index}",
+                      branch_eni=verdict.branch_eni)
 
 
 def would_fail(results: Iterable[CheckResult], fail_on: str) -> bool:

@@ -4,7 +4,10 @@ Installs the VPC CNI's ENIConfig CRD and the VPC resource controller's SecurityG
 and CNINode CRDs (vendored in tests/e2e/crds with their provenance), runs the webhook live
 with its own read-only identity and an EC2 API served by moto on loopback (the webhook's
 boto3 reaches it through AWS_ENDPOINT_URL), and shows ``kubectl apply`` refused with
-SUBNET_IP_EXHAUSTED and with POD_ENI_EXHAUSTED. Its nodes carry their own labels and the
+SUBNET_IP_EXHAUSTED and with POD_ENI_EXHAUSTED (a policy selecting pods, and one selecting
+ServiceAccounts by label, read through the watch). With a Karpenter EC2NodeClass and an EKS
+Auto Mode NodeClass CRD (tests/e2e/crds, the fields the webhook reads), POD_LIMIT_REACHED on
+their nodes names the node class setting to change. Its nodes carry their own labels and the
 workloads select them, so nodes other modules left behind do not change the numbers;
 everything is removed afterwards.
 """
@@ -34,6 +37,7 @@ CHART = ROOT / "charts" / "capacity-webhook"
 CRDS = Path(__file__).resolve().parent / "crds"
 NS = "aws-net"
 SUBNET_NODE, SG_NODE = "ip-10-0-7-10.ec2.internal", "ip-10-0-7-11.ec2.internal"
+KARPENTER_NODE, AUTO_NODE = "ip-10-0-7-12.ec2.internal", "ip-10-0-7-13.ec2.internal"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -66,7 +70,7 @@ def network(control_plane, tmp_path_factory):
     for crd in sorted(CRDS.glob("*.yaml")):
         cp.kubectl("apply", "-f", str(crd))
     for crd in ("eniconfigs.crd.k8s.amazonaws.com", "securitygrouppolicies.vpcresources.k8s.aws",
-                "cninodes.vpcresources.k8s.aws"):
+                "cninodes.vpcresources.k8s.aws", "ec2nodeclasses.karpenter.k8s.aws", "nodeclasses.eks.amazonaws.com"):
         cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
     moto.start()
@@ -101,6 +105,19 @@ def network(control_plane, tmp_path_factory):
                "spec": {"features": [{"name": "SecurityGroupsForPods"}]}},
               {"apiVersion": "crd.k8s.amazonaws.com/v1alpha1", "kind": "ENIConfig", "metadata": {"name": "us-east-1a"},
                "spec": {"subnet": subnet, "securityGroups": ["sg-0123456789abcdef0"]}}])
+    # A node Karpenter launched from an EC2NodeClass that sets maxPods 20, and an EKS Auto Mode node.
+    cp.apply([{"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "small"},
+               "spec": {"amiFamily": "AL2023", "role": "KarpenterNodeRole", "kubelet": {"maxPods": 20}}},
+              {"apiVersion": "eks.amazonaws.com/v1", "kind": "NodeClass", "metadata": {"name": "default"},
+               "spec": {"role": "AutoModeNodeRole"}}])
+    _create_node(cp, KARPENTER_NODE, "m5.large", "us-east-1a",
+                 {"cpu": "1930m", "memory": "7Gi", "ephemeral-storage": "76Gi", "pods": "20"},
+                 {"pool": "aws-net-karpenter", "karpenter.sh/nodepool": "small",
+                  "karpenter.k8s.aws/ec2nodeclass": "small"})
+    _create_node(cp, AUTO_NODE, "c5.18xlarge", "us-east-1a",
+                 {"cpu": "71750m", "memory": "130Gi", "ephemeral-storage": "76Gi", "pods": "110"},
+                 {"pool": "aws-net-auto", "karpenter.sh/nodepool": "general-purpose",
+                  "eks.amazonaws.com/nodeclass": "default"})
 
     saved = {k: os.environ.get(k) for k in (*AWS_ENV, "AWS_ENDPOINT_URL")}
     os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=url)
@@ -121,7 +138,7 @@ def network(control_plane, tmp_path_factory):
         server.stop()
         cp.helm("uninstall", "cw-net", "-n", "capacity-webhook-net", check=False)
         cp.kubectl("delete", "namespace", NS, "--wait=false", check=False)
-        cp.kubectl("delete", "node", SUBNET_NODE, SG_NODE, "--wait=false", check=False)
+        cp.kubectl("delete", "node", SUBNET_NODE, SG_NODE, KARPENTER_NODE, AUTO_NODE, "--wait=false", check=False)
         for crd in sorted(CRDS.glob("*.yaml")):
             cp.kubectl("delete", "-f", str(crd), "--wait=false", check=False)
         cp.apply([as_manifest(s.aws_node())])
@@ -174,3 +191,51 @@ def test_a_security_group_policy_workload_beyond_branch_enis_is_refused(network)
     plain = cp.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
                        input=yaml.safe_dump(_deployment("api", 2, {"app": "api"}, "aws-net-sg")))
     assert plain.returncode == 0, plain.stderr
+
+
+def test_a_policy_selecting_a_service_account_is_matched_through_the_watched_service_accounts(network):
+    cp, _ = network
+    cp.apply([{"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "payments", "namespace": NS, "labels": {"team": "payments"}}},
+              {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reports", "namespace": NS}},
+              {"apiVersion": "vpcresources.k8s.aws/v1beta1", "kind": "SecurityGroupPolicy",
+               "metadata": {"name": "payments-sg", "namespace": NS},
+               "spec": {"serviceAccountSelector": {"matchLabels": {"team": "payments"}},
+                        "securityGroups": {"groupIds": ["sg-0123456789abcdef0"]}}}])
+    pay = _deployment("pay", 2, {"app": "pay"}, "aws-net-sg")
+    pay["spec"]["template"]["spec"]["serviceAccountName"] = "payments"
+    # The node has one branch ENI: the policy matches the ServiceAccount's labels, so one pod stays Pending.
+    seen = _apply_until(cp, pay, lambda r: "payments-sg" in r.stderr)
+    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(pay), check=False)
+    assert refused.returncode != 0, seen.stderr
+    assert "Deployment aws-net/pay: 1 of 2 pods would stay Pending: no branch ENIs" in refused.stderr
+    assert "SecurityGroupPolicy payments-sg selects these pods" in refused.stderr
+    assert "was not checked" not in refused.stderr           # the labels were known: a certain deny
+    # Pods of a ServiceAccount without the label take secondary IPs and fit.
+    reports = _deployment("reports", 2, {"app": "reports"}, "aws-net-sg")
+    reports["spec"]["template"]["spec"]["serviceAccountName"] = "reports"
+    fits = cp.kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=yaml.safe_dump(reports))
+    assert fits.returncode == 0 and "branch ENI" not in fits.stderr, fits.stderr
+
+
+def test_pod_limit_on_node_class_nodes_names_the_node_class_setting(network):
+    cp, _ = network
+    # maxPods 20 from EC2NodeClass small; the node still owes the aws-node DaemonSet a pod: 19 fit.
+    web = _deployment("kc", 20, {"app": "kc"}, "aws-net-karpenter")
+    seen = _apply_until(cp, web, lambda r: "EC2NodeClass small" in r.stderr)
+    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(web), check=False)
+    assert refused.returncode != 0, seen.stderr
+    assert ("Deployment aws-net/kc: 1 of 20 pods would stay Pending: kubelet pod limit (maxPods) reached"
+            in refused.stderr)
+    assert f"node {KARPENTER_NODE}: 19 of 20 pod slots left (spec.kubelet.maxPods 20 on EC2NodeClass small)" \
+        in refused.stderr
+    # m5.large, secondary IPs: the VPC CNI allows 3 x 9 + 2 = 29.
+    assert "Raise spec.kubelet.maxPods on EC2NodeClass small to 29" in refused.stderr
+    assert "Raise kubelet maxPods" not in refused.stderr
+    # EKS Auto Mode: 110 pods and no setting to raise.
+    auto = _deployment("auto", 110, {"app": "auto"}, "aws-net-auto")
+    seen = _apply_until(cp, auto, lambda r: "EKS Auto Mode" in r.stderr)
+    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(auto), check=False)
+    assert refused.returncode != 0, seen.stderr
+    assert f"node {AUTO_NODE}: 109 of 110 pod slots left (EKS Auto Mode caps nodes at 110 pods)" in refused.stderr
+    assert "EKS caps it at 110 pods and has no maxPods setting" in refused.stderr

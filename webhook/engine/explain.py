@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 
-from . import pod_eni
+from . import node_class, pod_eni
 from .ipslots import recommended_max_pods
 from .constraint_state import AFFINITY, ANTI_AFFINITY, HOST_PORT, SPREAD
 from .node_truth import laggard_fix, prefix_laggards
@@ -103,11 +103,14 @@ def node_list(code: str, placement: Placement, requests: Resources, state=None) 
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
         if code == pod_eni.POD_ENI_EXHAUSTED and state is not None:
-            phrases.append(pod_eni.node_phrase(state, name, outcome))
+            phrases.append(pod_eni.node_phrase(state, name, outcome, placement.caps))
             continue
         itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type
+        source = node_class.explains(state, outcome.room.node) \
+            if code == POD_LIMIT_REACHED and state is not None else None
         phrases.append(_node_phrase(code, name, outcome, requests, short)
+                       + (f" ({source})" if source else "")
                        + (held_phrase(outcome) if code != EBS_ATTACH_LIMIT else ""))
         first_type = first_type or itype
     if len(stopped) > NODES_LISTED:
@@ -147,12 +150,21 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
         if not cni.prefix_delegation and pd_ready:
             lim = state.limits_for(pd_ready[0].node)
             per = recommended_max_pods(lim, cni.custom_networking)
+            classes = sorted({c.label for r in pd_ready if (c := node_class.node_class_of(state, r.node))
+                              and not c.auto_mode})
+            if classes:       # Karpenter keeps its ENI-limited maxPods until the node class says otherwise
+                return (f"Enable prefix delegation on aws-node ({per} pods per {lim.name}) and set "
+                        f"spec.kubelet.maxPods to {per} on {', '.join(classes[:3])} (Karpenter keeps the "
+                        f"ENI-limited figure otherwise), add nodes, or lower {lower}.")
             return (f"Enable prefix delegation on aws-node ({per} pods per {lim.name}) and raise kubelet maxPods, "
                     f"add nodes, or lower {lower}.")
         if not cni.prefix_delegation and stopped:
             return f"Prefix delegation needs Nitro instance types: use Nitro nodes, add nodes, or lower {lower}."
         return f"Add nodes or larger instance types, or lower {lower}."
     if code == POD_LIMIT_REACHED:
+        advice = node_class.raise_advice(state, stopped, lambda room: _cni_max_pods(state, room), lower)
+        if advice:
+            return advice
         for room in stopped:
             allowed = _cni_max_pods(state, room)
             if allowed and allowed > room.node.allocatable_pods:

@@ -18,6 +18,7 @@ from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
 from . import shape
 from .network import NETWORK_KINDS, NetworkState
+from .node_class import EC2_NODE_CLASS, KINDS as NODE_CLASS_KINDS, NodeClass
 from .node_truth import adjust_ip_capacity
 from .quantity import QuantityError, units
 from .constraints import PodConstraints, host_ports
@@ -40,8 +41,9 @@ WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
 TERMINAL_PHASES = ("Succeeded", "Failed")
 # Kinds whose objects never change a node's free room as NodeRoom.of computes it (pods change
 # it through _account, node by node); any other kind bumps ClusterState.rooms_epoch.
+# (NodePools and node classes may say which kubelet maxPods a node got: see node_class.py.)
 ROOM_NEUTRAL_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob", "Namespace", "LimitRange",
-                      "StorageClass", "NodePool", "PriorityClass", "ResourceQuota")
+                      "StorageClass", "PriorityClass", "ResourceQuota", "ServiceAccount")
 MAX_SKIPPED = 200                  # unreadable objects remembered for warnings and logs
 
 
@@ -285,6 +287,7 @@ class Reservation:
     base: dict = field(default_factory=dict)
     base_total: int = 0
     uid: str = ""
+    branch_eni: bool = False      # each pod takes a branch ENI (a SecurityGroupPolicy selects it)
 
     @property
     def promised(self) -> int:
@@ -360,6 +363,7 @@ class ClusterState:
         self.network = NetworkState()                                  # subnets, ENIConfigs, SGPs, CNINodes, EC2
         self.headroom_nodes = 0                                        # --headroom-nodes: nodes the cluster may add
         self.node_pools: dict[str, dict] = {}                          # Karpenter NodePools
+        self.node_classes: dict[tuple, NodeClass] = {}                 # (kind, name) -> EC2NodeClass / NodeClass
         self.reservations: dict[tuple, Reservation] = {}               # workload key -> its one promise
         self.desired: dict[tuple, int] = {}                            # workload key -> pods its controller should run
         self.replica_failure: set[tuple] = set()                      # controllers reporting they cannot create pods
@@ -552,11 +556,26 @@ class ClusterState:
 
     def _apply_node_pool(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
         if str(obj.get("apiVersion", "")).startswith("karpenter.sh/"):     # not another project's NodePool
-            self.node_pools[name] = {"spec": {"limits": (obj.get("spec") or {}).get("limits") or {}},
-                                     "status": {"resources": (obj.get("status") or {}).get("resources") or {}}}
+            spec = obj.get("spec") or {}
+            ref: object = spec
+            for key in ("template", "spec", "nodeClassRef"):      # read defensively: a stored object
+                ref = ref.get(key) if isinstance(ref, Mapping) else None
+            ref_kind, ref_name = (ref.get("kind") or EC2_NODE_CLASS, ref.get("name")) \
+                if isinstance(ref, Mapping) else (EC2_NODE_CLASS, None)
+            self.node_pools[name] = {"spec": {"limits": spec.get("limits") or {}},
+                                     "status": {"resources": (obj.get("status") or {}).get("resources") or {}},
+                                     "nodeClassRef": (str(ref_kind), str(ref_name)) if ref_name else None}
 
     def _remove_node_pool(self, kind: str, namespace: str, name: str) -> None:
         self.node_pools.pop(name, None)
+
+    def _apply_node_class(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
+        found = NodeClass.from_object(obj)
+        if found is not None:
+            self.node_classes[(found.kind, found.name)] = found
+
+    def _remove_node_class(self, kind: str, namespace: str, name: str) -> None:
+        self.node_classes.pop((kind, name), None)
 
     def _unlink(self, key: tuple) -> None:
         parent_key = self.parents.pop(key, None)
@@ -728,7 +747,7 @@ class ClusterState:
 
     # ---- reservations --------------------------------------------------------------
     def reserve(self, workload: tuple, per_node: Mapping[str, int], requests: Resources, uses_ip: bool,
-                expires_at: float | None = None, uid: str = "") -> Reservation | None:
+                expires_at: float | None = None, uid: str = "", branch_eni: bool = False) -> Reservation | None:
         """Hold capacity for ``workload``'s admitted pods until they appear (or ``expires_at``).
 
         Two workloads admitted within a second would otherwise both count the same free
@@ -736,20 +755,20 @@ class ClusterState:
         replaced, and a decision that places nothing releases it.
         """
         self.reservations.pop(workload, None)
-        held = self.promise(workload, per_node, requests, uses_ip, expires_at, uid)
+        held = self.promise(workload, per_node, requests, uses_ip, expires_at, uid, branch_eni)
         if held is not None:
             self.reservations[workload] = held
         return held
 
     def promise(self, workload: tuple, per_node: Mapping[str, int], requests: Resources, uses_ip: bool,
-                expires_at: float | None = None, uid: str = "") -> Reservation | None:
+                expires_at: float | None = None, uid: str = "", branch_eni: bool = False) -> Reservation | None:
         """The Reservation ``reserve`` would store, with its pods counted now (None: nothing to hold)."""
         per_node = {n: int(c) for n, c in per_node.items() if c > 0}
         if not per_node:
             return None
         base, total = self._pods_per_node(workload)
         return Reservation(workload, per_node, requests, uses_ip, expires_at,
-                           {n: base.get(n, 0) for n in per_node}, total, uid)
+                           {n: base.get(n, 0) for n in per_node}, total, uid, branch_eni)
 
     def trimmed(self, held: Reservation, at_most: int) -> Reservation | None:
         """``held`` cut down to ``at_most`` pods still to come (a scale-down releases the rest)."""
@@ -763,7 +782,8 @@ class ClusterState:
             if take > 0:
                 keep[node] = take
                 left -= take
-        return self.promise(held.workload, keep, held.requests, held.uses_ip, held.expires_at, held.uid)
+        return self.promise(held.workload, keep, held.requests, held.uses_ip, held.expires_at, held.uid,
+                            held.branch_eni)
 
     def expire_reservations(self, now: float) -> int:
         """Drop reservations past their expiry, and those whose pods have all appeared."""
@@ -819,6 +839,20 @@ class ClusterState:
             for node, count in self.held(held).items():
                 used, pods, ips = sums.get(node, (ZERO, 0, 0))
                 sums[node] = (used + held.requests.scaled(count), pods + count, ips + (count if held.uses_ip else 0))
+        return sums
+
+    def reserved_branch_enis(self, exclude: tuple | None = None) -> dict[str, int]:
+        """Branch ENIs (security groups for pods) promised per node by reservations.
+
+        A promised pod that a SecurityGroupPolicy selects will take one of the node's
+        ``vpc.amazonaws.com/pod-eni`` when it binds: two workloads admitted within a second
+        must not both count the node's last branch ENI.
+        """
+        sums: dict[str, int] = {}
+        for held in self.reservations.values():
+            if held.branch_eni and held.workload != exclude:
+                for node, count in self.held(held).items():
+                    sums[node] = sums.get(node, 0) + count
         return sums
 
     def reserved_owners(self, exclude: tuple | None = None) -> dict[str, dict[tuple, int]]:
@@ -910,4 +944,5 @@ KIND_HANDLERS: dict[str, tuple[_Apply, _Remove]] = {
     "PriorityClass": (ClusterState._apply_priority_class, ClusterState._remove_priority_class),
     "ResourceQuota": (ClusterState._apply_resource_quota, ClusterState._remove_resource_quota),
     "NodePool": (ClusterState._apply_node_pool, ClusterState._remove_node_pool),
+    **{kind: (ClusterState._apply_node_class, ClusterState._remove_node_class) for kind in NODE_CLASS_KINDS},
 }

@@ -12,7 +12,10 @@ slots. Three kinds of node differ, and each says so itself:
 * **Nodes launched before prefix delegation was enabled**: their kubelet ``maxPods`` is
   still the secondary-IP figure (or EC2 shows their ENIs holding secondary IPs and no
   /28 prefixes). They are counted as the secondary-IP nodes they are, and ``prefix_laggards``
-  names them so the fix (replace them) can be said.
+  names them so the fix (replace them) can be said. A node a Karpenter or EKS Auto Mode
+  node class launched is not judged by its ``maxPods``: that comes from the node class
+  (Karpenter keeps the ENI-limited figure under prefix delegation until
+  ``spec.kubelet.maxPods`` is set, see ``node_class``), so only EC2's answer can say.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .ipslots import HOST_NETWORK_PODS, IpCapacity, ip_slots
+from .node_class import node_class_of
 
 PRE_PREFIX_MODE = "secondary-ip (launched before prefix delegation)"
 
@@ -31,6 +35,8 @@ def _on_secondary_ips(state, node, limits) -> bool:
         cards = [i for i in instance.interfaces if i.card == 0 and i.kind == "interface"]
         if cards:
             return not any(i.prefixes for i in cards) and any(i.secondary_ips for i in cards)
+    if node_class_of(state, node) is not None:
+        return False
     secondary_max = ip_slots(limits, False, state.cni.custom_networking, state.cni.max_eni) + HOST_NETWORK_PODS
     return node.allocatable_pods <= secondary_max
 

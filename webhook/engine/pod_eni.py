@@ -74,12 +74,33 @@ def branch_room(state, node) -> int:
     return max(0, total - state.network.branch_by_node.get(node.name, 0))
 
 
-def branch_caps(state) -> dict[str, tuple[int, str]]:
-    """``place(caps=...)``: per node, how many more branch-ENI pods fit."""
-    return {name: (branch_room(state, node), POD_ENI_EXHAUSTED) for name, node in state.nodes.items()}
+def _takes_branch(pod) -> bool:
+    return any(name == POD_ENI_RESOURCE for name, _amount in pod.extended)
 
 
-def node_phrase(state, name: str, outcome) -> str:
+def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tuple[int, str]]:
+    """``place(caps=...)``: per node, how many more branch-ENI pods fit.
+
+    Beyond the pods bound there: branch ENIs promised to other admitted workloads
+    (reservations), less those a rollout's or a preemption's given-back pods free, less
+    those waiting pods (which carry the controller's ``vpc.amazonaws.com/pod-eni``
+    request) take where ``rooms`` placed them first.
+    """
+    reserved = state.reserved_branch_enis(exclude) if state.reservations else {}
+    change: dict[str, int] = {}
+    if rooms is not None:
+        holders = state.network.branch_pods
+        for pod in rooms.given_back:
+            if pod.key in holders:
+                change[holders[pod.key]] = change.get(holders[pod.key], 0) + 1
+        for pod, node in rooms.placed:
+            if _takes_branch(pod):
+                change[node] = change.get(node, 0) - 1
+    return {name: (max(0, branch_room(state, node) - reserved.get(name, 0) + change.get(name, 0)), POD_ENI_EXHAUSTED)
+            for name, node in state.nodes.items()}
+
+
+def node_phrase(state, name: str, outcome, caps: dict | None = None) -> str:
     node = outcome.room.node
     net = state.network.nodes.get(name)
     total = net.pod_eni if net and net.pod_eni is not None else None
@@ -89,8 +110,13 @@ def node_phrase(state, name: str, outcome) -> str:
         return f"node {name}: {itype} cannot trunk (0 branch ENIs)"
     if total is None:
         return f"node {name}: advertises no {POD_ENI_RESOURCE} ({itype} allows {table if table else '?'})"
-    used = state.network.branch_by_node.get(name, 0)
-    return f"node {name}: {max(0, total - used)} of {total} branch ENIs free"
+    if caps is not None and name in caps:
+        free = caps[name][0]
+    else:
+        free = max(0, total - state.network.branch_by_node.get(name, 0))
+    held = state.reserved_branch_enis().get(name, 0) if state.reservations else 0
+    return f"node {name}: {free} of {total} branch ENIs free" + (f" ({held} reserved for admitted workloads)"
+                                                                 if held else "")
 
 
 def fix(state, placement, lower: str) -> str:

@@ -51,6 +51,7 @@ class Verdict:
     placement: Placement | None = None     # for reservations and reports
     pod_requests: Resources | None = None  # of one new pod, for reservations
     uses_ip: bool = True
+    branch_eni: bool = False           # each new pod takes a branch ENI (security groups for pods)
     reserve_limit: int | None = None   # a rollout holds only the pods beyond those it replaces
     hold_at_most: int | None = None    # nothing new to place: an earlier promise shrinks to this many pods
     mode: str = "enforce"

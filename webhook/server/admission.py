@@ -265,7 +265,7 @@ class AdmissionHandler:
         per_node = verdict.reservation()
         if per_node and verdict.pod_requests is not None:
             return workload, state.promise(workload, per_node, verdict.pod_requests, verdict.uses_ip,
-                                           now + self.reservation_ttl, uid=review.uid)
+                                           now + self.reservation_ttl, uid=review.uid, branch_eni=verdict.branch_eni)
         earlier = state.reservations.get(workload)
         if earlier is None:
             return None

@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -91,7 +92,8 @@ def to_entry(held: Reservation, expires_wall: float, by: str) -> dict:
             "baseTotal": held.base_total,
             "requests": {"cpuMillis": requests.cpu, "memoryBytes": requests.memory,
                          "ephemeralBytes": requests.ephemeral},
-            "usesIP": held.uses_ip, "expiresAt": _iso(expires_wall), "uid": held.uid, "by": by}
+            "usesIP": held.uses_ip, "branchENI": held.branch_eni, "expiresAt": _iso(expires_wall), "uid": held.uid,
+            "by": by}
 
 
 def from_entry(entry: Any) -> tuple[tuple, Reservation]:
@@ -111,7 +113,8 @@ def from_entry(entry: Any) -> tuple[tuple, Reservation]:
         raise ValueError(f"bad baseTotal {base_total!r}")
     expires = _from_iso(str(entry.get("expiresAt")))
     held = Reservation(key, _counts(entry.get("nodes")), Resources(*values), bool(entry.get("usesIP", True)),
-                       expires, _counts(entry.get("base") or {}), base_total, str(entry.get("uid") or ""))
+                       expires, _counts(entry.get("base") or {}), base_total, str(entry.get("uid") or ""),
+                       entry.get("branchENI") is True)
     return key, held
 
 
@@ -169,8 +172,7 @@ class ClusterLedger:
             if held is not None:
                 if len(entries) >= MAX_ENTRIES:
                     raise LedgerUnavailable(f"ledger holds {len(entries)} promises, the most it keeps")
-                entries[workload] = Reservation(held.workload, held.per_node, held.requests, held.uses_ip,
-                                                self._to_wall(held.expires_at), held.base, held.base_total, held.uid)
+                entries[workload] = replace(held, expires_at=self._to_wall(held.expires_at))
             self._write(entries, deadline)
         finally:
             self._lock.release()
@@ -287,8 +289,7 @@ class ClusterLedger:
     def _install(self, entries: dict[tuple, Reservation], version: str | None) -> None:
         """Make ``entries`` (wall-clock expiry) the copy the engine reads, with its version."""
         offset = time.monotonic() - time.time()
-        mirror = {key: Reservation(r.workload, r.per_node, r.requests, r.uses_ip, _wall_expiry(r) + offset, r.base,
-                                   r.base_total, r.uid) for key, r in entries.items()}
+        mirror = {key: replace(r, expires_at=_wall_expiry(r) + offset) for key, r in entries.items()}
         with self.holder.lock:
             self._entries, self._version, self._known = entries, version, True
             self.holder.state.reservations = mirror

@@ -62,12 +62,23 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("VolumeAttachment", "storage.k8s.io/v1", "StorageV1Api", "list_volume_attachment"),
     Resource("LimitRange", "v1", "CoreV1Api", "list_limit_range_for_all_namespaces", True),
 )
-# Karpenter NodePools tell how far the cluster can grow; most clusters have none.
+# Karpenter NodePools tell how far the cluster can grow; most clusters have none. Karpenter's
+# EC2NodeClasses and EKS Auto Mode's NodeClasses say where a node's kubelet maxPods comes from
+# (webhook.engine.node_class).
 NODEPOOLS = Resource("NodePool", "karpenter.sh/v1", "CustomObjectsApi", "list_cluster_custom_object",
                      custom=("karpenter.sh", "v1", "nodepools"), optional=True)
+NODE_CLASSES: tuple[Resource, ...] = (
+    Resource("EC2NodeClass", "karpenter.k8s.aws/v1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("karpenter.k8s.aws", "v1", "ec2nodeclasses"), optional=True),
+    Resource("NodeClass", "eks.amazonaws.com/v1", "CustomObjectsApi", "list_cluster_custom_object",
+             custom=("eks.amazonaws.com", "v1", "nodeclasses"), optional=True),
+)
+KARPENTER: tuple[Resource, ...] = (NODEPOOLS,) + NODE_CLASSES
 # Pod networking on AWS (webhook.engine.network): custom networking's ENIConfigs, security
 # groups for pods' SecurityGroupPolicies and per-node CNINodes. Optional: absent without the
-# VPC CNI / VPC resource controller.
+# VPC CNI / VPC resource controller. ServiceAccounts too: a SecurityGroupPolicy's
+# serviceAccountSelector matches the labels of the pod's ServiceAccount (optional: without the
+# grant, such a match is only a warning).
 AWS_NETWORK: tuple[Resource, ...] = (
     Resource("ENIConfig", "crd.k8s.amazonaws.com/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
              custom=("crd.k8s.amazonaws.com", "v1alpha1", "eniconfigs"), optional=True),
@@ -75,8 +86,10 @@ AWS_NETWORK: tuple[Resource, ...] = (
              namespaced=True, custom=("vpcresources.k8s.aws", "v1beta1", "securitygrouppolicies"), optional=True),
     Resource("CNINode", "vpcresources.k8s.aws/v1alpha1", "CustomObjectsApi", "list_cluster_custom_object",
              custom=("vpcresources.k8s.aws", "v1alpha1", "cninodes"), optional=True),
+    Resource("ServiceAccount", "v1", "CoreV1Api", "list_service_account_for_all_namespaces", namespaced=True,
+             optional=True),
 )
-LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + (NODEPOOLS,) + AWS_NETWORK
+LIVE_RESOURCES: tuple[Resource, ...] = RESOURCES + KARPENTER + AWS_NETWORK
 
 
 class WatchExpired(Exception):
