@@ -364,3 +364,46 @@ def test_preemption_cannot_clear_a_zone_held_by_pods_on_other_nodes():
     single = state_from_objects([node("a1"), node("a2"), priority_class("high", 1000),
                                  s.pod("batch-1", "default", "a1", spec=low, labels={"app": "batch"})])
     assert evaluate(single, s.deployment("web", 2, spec=spec)).codes == ["PREEMPTION"]
+
+
+def test_preemption_keeps_a_node_whose_affinity_the_workloads_own_bound_pods_satisfy():
+    # differential seed 108 (shrunk; kube-scheduler bound all 3): node a, 4 CPU, runs "buddy" (app=web,
+    # priority -10, 500m) and "big" (priority 0, 2400m): 1100m free. web (priority 0) 3 x 375m with required
+    # podAffinity app=web on the hostname. Two bind next to buddy; the third fails on CPU. SelectVictimsOnNode
+    # removes buddy (the only lower-priority pod) and re-runs the filters: the affinity still holds through
+    # the two web pods already bound there, so buddy is preempted and the third binds (1100 + 500 >= 1125).
+    buddy = s.pod_spec([s.container(requests={"cpu": "500m"})], priority=-10)
+    big = s.pod_spec([s.container(requests={"cpu": "2400m"})], priority=0)
+    state = state_from_objects([node("a"), s.pod("buddy", "default", "a", spec=buddy, labels={"app": "web"}),
+                                s.pod("big", "default", "a", spec=big, labels={"app": "big"})])
+    spec = s.pod_spec([s.container(requests={"cpu": "375m"})],
+                      affinity=affinity({"matchLabels": {"app": "web"}}, key=HOST))
+    verdict = evaluate(state, s.deployment("web", 3, spec=spec))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 3, 0, ["PREEMPTION"])
+    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    # Pods that do not match their own term need buddy itself: its node is no candidate (differential F3).
+    other = s.pod_spec([s.container(requests={"cpu": "375m"})],
+                       affinity=affinity({"matchLabels": {"app": "web"}}, key=HOST))
+    lone = evaluate(state, s.deployment("api", 3, spec=other, labels={"app": "api"}))
+    assert (lone.schedulable, lone.pending) == (2, 1) and "PREEMPTION" not in lone.codes
+
+
+def test_pods_that_need_preemption_are_placed_after_the_ones_that_fit_and_lean_on_them():
+    # differential seed 108 (unshrunk; kube-scheduler bound all 10 on one node): the same node, web now of
+    # priority 1000, 10 x 375m. Two bind at once next to buddy; the other 8 each preempt: with every
+    # lower-priority pod of the node gone (buddy AND big, priority 0), the two web pods already bound keep
+    # the affinity, and 4000m hold 10 x 375m. Neither victim can be reprieved (3750 + 500 or + 2400 > 4000).
+    buddy = s.pod_spec([s.container(requests={"cpu": "500m"})], priority=-10)
+    big = s.pod_spec([s.container(requests={"cpu": "2400m"})], priority=0)
+    state = state_from_objects([node("a"), s.pod("buddy", "default", "a", spec=buddy, labels={"app": "web"}),
+                                s.pod("big", "default", "a", spec=big, labels={"app": "big"}),
+                                priority_class("high", 1000)])
+    spec = s.pod_spec([s.container(requests={"cpu": "375m"})], priorityClassName="high",
+                      affinity=affinity({"matchLabels": {"app": "web"}}, key=HOST))
+    verdict = evaluate(state, s.deployment("web", 10, spec=spec))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 10, 0, ["PREEMPTION"])
+    assert "8 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+    # 11 do not fit even with both gone: 10 bind, 1 stays Pending.
+    eleven = evaluate(state, s.deployment("web", 11, spec=spec))
+    assert (eleven.schedulable, eleven.pending) == (10, 1)
+

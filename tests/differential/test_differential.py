@@ -17,13 +17,10 @@ from tests.differential.campaign import check_seed
 CI_SEEDS = range(1, 151)
 SHRINK_BUDGET = 12
 
-#: seed -> the scheduler rule the engine gets wrong (README.md "Known disagreements"), measured on main at
-#: 17:29 (seeds 36 and 68 agree since the fixes for F3 and F6: strict tests again). Not strict: when the
-#: engine learns the rule the test XPASSes (shown by -ra); remove the entry then.
-KNOWN_DISAGREEMENTS: dict[int, str] = {
-    108: ("required podAffinity that the workload's own pods satisfy, with preemption: the engine leaves 1 pod "
-          "pending, the scheduler places all 10 on one node"),
-}
+#: seed -> the scheduler rule the engine gets wrong (README.md "Known disagreements"). Not strict: when the
+#: engine learns the rule the test XPASSes (shown by -ra); remove the entry then. Empty since seed 108 (required
+#: podAffinity held by the workload's own bound pods during preemption) agrees.
+KNOWN_DISAGREEMENTS: dict[int, str] = {}
 
 
 def _params():

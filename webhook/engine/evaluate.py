@@ -183,16 +183,20 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         if candidates and constraints is not None:
             # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
             # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
-            candidates = local_victims(state, rules, candidates, running if changed else [])
-        if candidates:     # place again with those lower-priority pods gone: what preemption lets bind
+            candidates = local_victims(state, rules, candidates, running if changed else [],
+                                       placement.placed_per_node())
+        if candidates:     # the pods still pending, with those lower-priority pods gone: what preemption binds
+            first = placement.placed_per_node() if wanted is not None else None
             again_rooms = RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
                                   priority=priority.value)
-            again = place(again_rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
-                          new_volumes=volumes.new_volumes_per_pod,
+            again = place(again_rooms, rules, requests, uses_ip, placement.pending if first is not None else wanted,
+                          node_filter=volumes.node_filter, new_volumes=volumes.new_volumes_per_pod,
                           caps=pod_eni.branch_caps(state, again_rooms, demand.key) if branch is not None else None,
-                          scored=scored, extended=extended)
-            covered = min(verdict.pending, max(0, again.placed - placement.placed))
-            evicted = victims_used(state, placement, again, candidates, requests, uses_ip, extended, constraints)
+                          scored=scored, extended=extended, already=first)
+            gained = again.placed if first is not None else max(0, again.placed - placement.placed)
+            covered = min(verdict.pending, gained)
+            evicted = victims_used(state, placement, again, candidates, requests, uses_ip, extended, constraints,
+                                   cumulative=first is None)
         if covered:    # the scheduler evicts lower-priority pods to make room: those pods run after all
             verdict.pending -= covered
             verdict.schedulable += covered

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from . import budget
 from .constraint_state import ConstraintState
@@ -459,7 +459,7 @@ def _outcome(room: NodeRoom, placed: int, limit: str) -> NodeOutcome:
 
 def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip: bool, wanted: int | None,
           node_filter=None, new_volumes: int = 0, caps: dict | None = None, *, scored: Resources | None = None,
-          extended: tuple = ()) -> Placement:
+          extended: tuple = (), already: Mapping[str, int] | None = None) -> Placement:
     """Place ``wanted`` pods (``None``: one per eligible node, as a DaemonSet does).
 
     ``node_filter(node) -> cause | None`` adds restrictions such as a volume's zone;
@@ -467,9 +467,14 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     such as branch ENIs for security groups for pods (``pod_eni.branch_caps``);
     ``rules.constraints`` (pod affinity, spread, host ports) restrict nodes further as
     pods land. The rooms are spent.
+
+    ``already`` (node -> pods): pods of this kind an earlier pass bound; they take their room
+    and count for the constraints before the ``wanted`` more are placed (the pods that need
+    preemption come after the ones that fit at once, as in the scheduling queue).
     """
     scored = scored if scored is not None else requests
-    if not (node_filter or new_volumes or caps or extended or wanted is None or rules.constraints is not None):
+    if not (node_filter or new_volumes or caps or extended or wanted is None or rules.constraints is not None
+            or already):
         fast = _place_indexed(rooms, rules, requests, uses_ip, wanted, scored)
         if fast is not None:
             return fast
@@ -488,6 +493,14 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
     if rules.constraints is not None:
         watcher = ConstraintState(rooms.state, rules.constraints, rules, rooms.state.nodes.values(),
                                   rooms.placed, rooms.given_back)
+    for name, count in (already or {}).items():
+        if name in rooms.rooms:
+            room = rooms.rooms[name]
+            room.take(count, requests, uses_ip, new_volumes, scored=scored, extended=extended,
+                      ports=watcher.constraints.ports if watcher is not None else ())
+            if watcher is not None:
+                for _ in range(count):
+                    watcher.observe_self(room.node)
     daemon = wanted is None
     target = len(eligible) if wanted is None else wanted
     if watcher is not None and watcher.changes_as_placed and not daemon and not caps:

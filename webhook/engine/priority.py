@@ -54,17 +54,13 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
     """Bound pods the new pods may preempt (one scan of the pods, only when a lower priority is bound).
 
     Only pods on nodes the new pod may use at all (a cordoned or unmatched node is never a
-    preemption candidate, so its pods stay, with their anti-affinity), and never the pods
-    its required affinity needs, nor any pod beside them: SelectVictimsOnNode removes every
-    lower-priority pod of the node first, then the affinity filter fails there, so that node
-    is no candidate at all.
+    preemption candidate, so its pods stay, with their anti-affinity). Whether the pod-level
+    filters pass on a node once its lower-priority pods are gone is ``local_victims``' job.
     """
     if not priority.preempts or not any(p < priority.value for p in state.bound_priorities):
         return []
     from .scheduling import ineligibility
     node_rules = rules.node_only if rules is not None else None
-    constraints = getattr(rules, "constraints", None)
-    affinity = constraints.affinity.affinity if constraints is not None and constraints.affinity else ()
     usable: dict = {}
     out = []
     for pod in state.pods.values():
@@ -77,39 +73,50 @@ def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
         if not usable[pod.node]:
             continue
         out.append(pod)
-    if affinity:   # a node holding a lower-priority pod the affinity needs is no candidate: its pods all stay
-        held = {pod.node for pod in out
-                if any(t.matches(pod.namespace, dict(pod.labels), state.namespace_labels(pod.namespace))
-                       for t in affinity)}
-        out = [pod for pod in out if pod.node not in held]
     return out
 
 
-def local_victims(state, rules, candidates: list, given_back: list) -> list:
-    """The victims on nodes that pass the pod-level filters once their own lower-priority pods are gone
-    (every other pod of the cluster still in place), as SelectVictimsOnNode checks a candidate node."""
+def local_victims(state, rules, candidates: list, given_back: list, placed: Mapping[str, int] | None = None) -> list:
+    """The victims on nodes that pass the pod-level filters once their own lower-priority pods are gone.
+
+    SelectVictimsOnNode removes every lower-priority pod of ONE node, then runs all filters
+    against the cluster as it is when the pod fails: every other pod still in place, and the
+    workload's pods that did bind (``placed``: node -> pods, the first placement) counted.
+    So a required affinity that only lower-priority pods of the node satisfy makes the node
+    no candidate at all (its pods all stay), unless the workload's own bound pods satisfy it
+    there (differential seed 108); a zone held by pods of other nodes stays held (seed 36).
+    """
     from .constraint_state import ConstraintState
     by_node: dict = {}
     for pod in candidates:
         by_node.setdefault(pod.node, []).append(pod)
+    own_ports = rules.constraints.ports if rules.constraints is not None else ()
     kept = []
     for name, pods in by_node.items():
         node = state.nodes.get(name)
         if node is None:
             continue
         watcher = ConstraintState(state, rules.constraints, rules, state.nodes.values(), (), list(given_back) + pods)
+        for where, count in (placed or {}).items():
+            if where in watcher.nodes:
+                for _ in range(count):
+                    watcher.observe_self(watcher.nodes[where])
         freed = dict(node.ports)
         for pod in pods:
             for port in pod.ports:
                 freed[port] = freed.get(port, 0) - 1
-        if watcher.refusal(node, [p for p, c in freed.items() if c > 0]) is None:
-            kept.extend(pods)
-    return kept
+        used = [p for p, c in freed.items() if c > 0] + list(own_ports if (placed or {}).get(name) else ())
+        if watcher.refusal(node, used) is None:
+            kept.append(pods)
+    return [pod for pods in kept for pod in pods]
 
 
 def victims_used(state, placement, after, candidates: list, requests, uses_ip: bool, extended: tuple,
-                 constraints=None) -> int:
+                 constraints=None, cumulative: bool = True) -> int:
     """The victims SelectVictimsOnNode keeps evicted on the nodes that took more pods.
+
+    ``after``: the placement with the victims gone, of all the pods (``cumulative``) or of
+    the pods the first ``placement`` left pending only (placed next to its pods).
 
     On such a node every lower-priority pod goes, the new pods are added, then the victims
     are reprieved highest priority first while the node still holds everything; a victim
@@ -123,14 +130,15 @@ def victims_used(state, placement, after, candidates: list, requests, uses_ip: b
     evicted = 0
     for name, outcome in after.per_node.items():
         before = placement.per_node.get(name)
-        gained = outcome.placed - (before.placed if before is not None else 0)
+        had = before.placed if before is not None else 0
+        gained = outcome.placed - had if cumulative else outcome.placed
         pods = by_node.get(name)
         if gained <= 0 or not pods or name not in state.nodes:
             continue
         room = NodeRoom.of(state, state.nodes[name])
         for pod in pods:
             _give_back(room, pod)
-        room.take(outcome.placed, requests, uses_ip, extended=extended)
+        room.take(outcome.placed if cumulative else had + outcome.placed, requests, uses_ip, extended=extended)
         for pod in sorted(pods, key=lambda p: (-p.priority, p.key)):
             if _clashes(pod, constraints, state.nodes[name], ports_conflict, state.namespace_labels):
                 evicted += 1
