@@ -157,6 +157,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       new_volumes=volumes.new_volumes_per_pod, caps=caps, scored=scored, extended=extended)
     placement.caps = caps
+    placement.caps_held = state.reserved_branch_enis(demand.key) if caps is not None and state.reservations else None
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     verdict.branch_eni = branch is not None
     if running and changed:
