@@ -166,6 +166,7 @@ class Placement:
     constraints: PodConstraints | None = None    # the pods' constraints, for messages
     unknown_types: list[str] | None = None       # set by the indexed placement (else computed from per_node)
     caps: dict | None = None                     # the per-node caps the placement obeyed (branch ENIs), for messages
+    caps_held: dict | None = None                # of those, what other workloads' reservations hold per node
 
     @property
     def pending(self) -> int:

@@ -100,7 +100,7 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
             for name, node in state.nodes.items()}
 
 
-def node_phrase(state, name: str, outcome, caps: dict | None = None) -> str:
+def node_phrase(state, name: str, outcome, caps: dict | None = None, held_by: dict | None = None) -> str:
     node = outcome.room.node
     net = state.network.nodes.get(name)
     total = net.pod_eni if net and net.pod_eni is not None else None
@@ -114,7 +114,7 @@ def node_phrase(state, name: str, outcome, caps: dict | None = None) -> str:
         free = caps[name][0]
     else:
         free = max(0, total - state.network.branch_by_node.get(name, 0))
-    held = state.reserved_branch_enis().get(name, 0) if state.reservations else 0
+    held = (held_by or {}).get(name, 0)
     return f"node {name}: {free} of {total} branch ENIs free" + (f" ({held} reserved for admitted workloads)"
                                                                  if held else "")
 
