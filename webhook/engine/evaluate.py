@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import budget, explain, limitranger, pod_eni, quota, shape, storage, subnets
+from . import budget, explain, limitranger, pod_eni, preemption, quota, shape, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
@@ -181,12 +181,22 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         covered = evicted = 0
         candidates = victims(state, priority, rules, volumes.node_filter)
-        if candidates and constraints is not None:
-            # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
-            # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
-            candidates = local_victims(state, rules, candidates, running if changed else [],
-                                       placement.placed_per_node())
-        if candidates:     # the pods still pending, with those lower-priority pods gone: what preemption binds
+        played = None
+        if candidates and wanted is not None:   # the scheduler's loop: bind, else preempt on one node, pod by pod
+            play_rooms = RoomMap(state, ignore_owner=demand.key, give_back=running if changed else [],
+                                 priority=priority.value)
+            played = preemption.play(
+                state, play_rooms, rules, requests, scored, uses_ip, extended, wanted, candidates,
+                node_filter=volumes.node_filter, new_volumes=volumes.new_volumes_per_pod,
+                caps=pod_eni.branch_caps(state, play_rooms, demand.key) if branch is not None else None)
+        if played is not None:
+            covered, evicted = min(verdict.pending, max(0, played.placed - placement.placed)), played.evicted
+        elif candidates:   # too big to play pod by pod: every candidate node's victims gone at once
+            if constraints is not None:
+                # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
+                # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
+                candidates = local_victims(state, rules, candidates, running if changed else [],
+                                           placement.placed_per_node())
             first = placement.placed_per_node() if wanted is not None else None
             again_rooms = RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
                                   priority=priority.value)
