@@ -161,14 +161,14 @@ class _Compiler:
             if item_schema == ANY:
                 return
             values = var if listing else f"{var}.values()"
+            item = f"i{depth}"
+            body.append(f"{pad}for {item} in {values}:")
             if listing and isinstance(item_schema, str):      # null items of scalar arrays pass
-                test = f"x is not None and not {_SCALAR_EXPR[item_schema].format(v='x')}"
-            elif isinstance(item_schema, str):
-                test = f"x is None or not {_SCALAR_EXPR[item_schema].format(v='x')}"
-            else:
-                test = f"x is None or not {self.function(item_schema)}(x)"
-            body.append(f"{pad}for x in {values}:")
-            body.append(f"{pad}    if {test}: return False")
+                body.append(f"{pad}    if {item} is not None and not {_SCALAR_EXPR[item_schema].format(v=item)}: "
+                            "return False")
+            else:                                             # other null items do not
+                body.append(f"{pad}    if {item} is None: return False")
+                self._block(item_schema, item, depth + 1, body)
         else:
             raise AssertionError(schema)
 
