@@ -136,7 +136,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     else:                                # create, or a rollout that replaces every pod
         existing, wanted = 0, demand.replicas
         if old_demand and demand.rolling:
-            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value)
+            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value,
+                         branch is not None)
         rooms = RoomMap(state, ignore_owner=demand.key, give_back=running, priority=priority.value)
 
     over_quota = 0
@@ -251,13 +252,15 @@ def _unknown_types(state, placement) -> list[Reason]:
 
 
 def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label: str, verdict: Verdict,
-                 priority: int | None = None) -> None:
-    """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit."""
+                 priority: int | None = None, branch: bool = False) -> None:
+    """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit
+    (a branch ENI each too, when a SecurityGroupPolicy selects them)."""
     if demand.max_surge <= 0:
         return
     rooms = RoomMap(state, ignore_owner=demand.key, priority=priority)
     surge = place(rooms, rules, requests, uses_ip, demand.max_surge, node_filter=volumes.node_filter,
-                  new_volumes=volumes.new_volumes_per_pod)
+                  new_volumes=volumes.new_volumes_per_pod,
+                  caps=pod_eni.branch_caps(state, rooms, demand.key) if branch else None)
     if surge.placed == 0 and demand.max_unavailable == 0:
         verdict.reasons.append(Reason(ROLLOUT_STALL, clip(
             f"{label}: the rollout will stall: no room for a surge pod and maxUnavailable is 0")

@@ -19,7 +19,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
-from . import budget
+from . import budget, pod_eni
 from .constraint_state import ConstraintState
 from .constraints import PodConstraints, repelled
 from .daemonsets import owed_by_node
@@ -222,6 +222,7 @@ class RoomMap:
                     self.room(node).held_for = dict(owners)
         self.given_back = list(give_back)
         self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
+        self.promised_branch: dict[str, int] = {}         # node -> branch ENIs pods still to be created take
         for pod in self.given_back:       # pods a rollout will replace free their room
             room = self.room(pod.node) if pod.node in state.nodes else None
             if room:
@@ -268,6 +269,8 @@ class RoomMap:
                 uses_ip = uses_pod_ip(demand.pod_spec)
                 rules = PodPlacementRules.from_pod_spec(demand.pod_spec, demand.pod_labels,
                                                         daemon=demand.kind == "DaemonSet")
+                branch = pod_eni.branch_demand(state, demand.namespace, demand.pod_spec, demand.pod_labels)
+                uses_ip = uses_ip and branch is None       # a branch ENI instead of a secondary IP
             except (ObjectError, AttributeError, TypeError, ValueError, KeyError):
                 # a stored object of a shape we cannot read holds nothing (it was logged when stored)
                 continue
@@ -279,6 +282,8 @@ class RoomMap:
                 take = min(room.fit(requests, uses_ip)[0], missing)
                 if take > 0:
                     room.take(take, requests, uses_ip)
+                    if branch is not None:   # each will take a branch ENI (security groups for pods)
+                        self.promised_branch[room.node.name] = self.promised_branch.get(room.node.name, 0) + take
                     room.held_for = dict(room.held_for or {})
                     room.held_for[workload] = room.held_for.get(workload, 0) + take
                     missing -= take

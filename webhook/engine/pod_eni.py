@@ -84,7 +84,8 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
     Beyond the pods bound there: branch ENIs promised to other admitted workloads
     (reservations), less those a rollout's or a preemption's given-back pods free, less
     those waiting pods (which carry the controller's ``vpc.amazonaws.com/pod-eni``
-    request) take where ``rooms`` placed them first.
+    request) take where ``rooms`` placed them first, and those of pods a selected
+    workload's controller has still to create (``RoomMap._subtract_promised``).
     """
     reserved = state.reserved_branch_enis(exclude) if state.reservations else {}
     change: dict[str, int] = {}
@@ -96,6 +97,8 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
         for pod, node in rooms.placed:
             if _takes_branch(pod):
                 change[node] = change.get(node, 0) - 1
+        for node, count in rooms.promised_branch.items():
+            change[node] = change.get(node, 0) - count
     return {name: (max(0, branch_room(state, node) - reserved.get(name, 0) + change.get(name, 0)), POD_ENI_EXHAUSTED)
             for name, node in state.nodes.items()}
 
