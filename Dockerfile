@@ -6,7 +6,7 @@
 #
 # PYTHON_IMAGE: any Debian-based image whose `python` is CPython 3.11 with the venv module.
 # scripts/build-image passes a local Debian bookworm root (mmdebstrap) when the registry's
-# python:3.11-slim cannot be pulled. Both stages must use the same base: the venv's
+# python:3.11-slim cannot be pulled. The builder and runtime stages must use the same base: the venv's
 # interpreter is a symlink to the base's python.
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -39,8 +39,15 @@ COPY . .
 # * kubernetes' sources and docstrings: its 34 MB of generated .py files are replaced by
 #   sourceless .pyc compiled with -OO (docstrings stripped; Python loads a legacy foo.pyc when
 #   foo.py is absent). Tracebacks inside the client show file and line, not the text;
-# * numpy's f2py, type stubs and tests; pip, setuptools and wheel: nothing is installed at
-#   run time; test suites shipped inside packages.
+# * botocore's older EC2 API versions (it loads the newest, 2016-11-15) and its examples
+#   (documentation only);
+# * numpy's subpackages that `import numpy` loads lazily and the engine never calls (random,
+#   fft, polynomial, testing, typing, distutils, f2py), its C headers and the _simd test
+#   module: the engine uses only arrays, sorting and searching (webhook/engine/room_index.py,
+#   placement.py). numpy.linalg stays (`import numpy` loads it) and so does numpy.ma
+#   (numpy.unique calls np.ma.is_masked); tests/e2e/test_image_e2e.py calls each function;
+# * type stubs; pip, setuptools and wheel: nothing is installed at run time; test suites
+#   shipped inside packages.
 # Then import every module the server and the live source use, so a trim too many fails here.
 # One RUN: with the vfs storage driver every layer is a full copy of the root filesystem.
 RUN --mount=type=secret,id=pip-ca \
@@ -55,8 +62,14 @@ RUN --mount=type=secret,id=pip-ca \
  && /opt/venv/bin/python -m compileall -q -b -o 2 -j 0 /opt/venv/lib/python3.11/site-packages/kubernetes \
  && find /opt/venv/lib/python3.11/site-packages/kubernetes -name '*.py' -type f -delete \
  && find /opt/venv/lib/python3.11/site-packages/kubernetes -name __pycache__ -type d -prune -exec rm -rf {} + \
- && rm -rf /opt/venv/lib/python3.11/site-packages/numpy/f2py /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
- && find /opt/venv/lib/python3.11/site-packages/numpy -name '*.pyi' -type f -delete \
+ && find /opt/venv/lib/python3.11/site-packages/botocore/data/ec2 -mindepth 1 -maxdepth 1 -type d \
+        ! -name 2016-11-15 -exec rm -rf {} + \
+ && find /opt/venv/lib/python3.11/site-packages/botocore/data -name 'examples-1.json' -type f -delete \
+ && cd /opt/venv/lib/python3.11/site-packages/numpy \
+ && rm -rf f2py distutils random fft polynomial testing typing _pyinstaller _core/include _core/lib \
+        _core/_simd.* /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
+ && find . -name '*.pyi' -type f -delete \
+ && cd /src \
  && /opt/venv/bin/python -m pip uninstall --no-cache-dir -y pip setuptools wheel \
  && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -path '*/site-packages/*/tests' \
         -exec rm -rf {} + \
@@ -66,20 +79,51 @@ kubernetes.watch, boto3; [boto3.client(name, region_name='us-east-1') for name i
 boto3.client('ec2', region_name='eu-west-1').get_paginator('describe_instance_types')" \
  && /opt/venv/bin/capacity-webhook --help > /dev/null
 
-FROM ${PYTHON_IMAGE}
+# The runtime root: the base with what the server never runs purged, so the image is not the
+# base's 130 MB plus the venv. With dpkg, so /var/lib/dpkg/status still lists exactly what is
+# installed (image scanners read it):
+# * apt and its libraries (gnutls and friends), perl-base, debconf, tzdata, the PAM and shadow
+#   tools (after the user is made), util-linux, e2fsprogs, init scripts: a webhook container
+#   is never logged into, mounted from, or upgraded in place;
+# * the venv module and the pip/setuptools wheels it installs (the venv comes from the builder);
+# * glibc's gconv modules (character set conversion for iconv; Python has its own codecs),
+#   debconf's cache, logs.
+# Kept: python, coreutils, dash and bash (kubectl exec), ca-certificates, libc and every
+# library the python modules load. Two passes: maintainer scripts of the first need debconf,
+# perl and update-rc.d, removed in the second. A package a base does not have is skipped.
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 65532 nonroot \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin nonroot \
+ && mkdir -p /app /opt/venv \
+ && installed() { dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\n' "$@" 2>/dev/null \
+        | awk '$1 == "ii" {print $2}'; } \
+ && dpkg --purge --force-remove-essential --force-depends $(installed \
+        apt libapt-pkg6.0 gpgv debian-archive-keyring libgnutls30 libp11-kit0 libtasn1-6 libidn2-0 \
+        libunistring2 libnettle8 libhogweed6 libseccomp2 libxxhash0 adduser passwd login \
+        libpam-modules libpam-modules-bin libpam-runtime libpam0g libsemanage2 libsemanage-common \
+        libsepol2 util-linux util-linux-extra mount e2fsprogs libext2fs2 libss2 logsave tzdata \
+        python3.11-venv python3-pip-whl python3-setuptools-whl python3-distutils python3-lib2to3 \
+        sysvinit-utils) \
+ && dpkg --purge --force-remove-essential --force-depends $(installed init-system-helpers debconf perl-base) \
+ && rm -rf /usr/lib/x86_64-linux-gnu/gconv /usr/lib/aarch64-linux-gnu/gconv /var/cache/debconf \
+        /var/lib/apt /var/cache/apt /var/log/* /usr/share/python-wheels \
+ && python3 -c "import ssl, sqlite3, ctypes, dbm, lzma, bz2, zlib, json, decimal, uuid" \
+ && ! dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\n' | grep -v '^ii '
+
+# The shipped image: that root and the venv, two layers, nothing of the base underneath.
+FROM scratch
 LABEL org.opencontainers.image.title="capacity-webhook" \
       org.opencontainers.image.description="Capacity-aware Kubernetes admission webhook for AWS" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PATH=/opt/venv/bin:$PATH
-# WORKDIR before a RUN: buildah creates the directory only for a RUN, and on a read-only root
-# the runtime could not create it.
-WORKDIR /app
-RUN groupadd --system --gid 65532 nonroot \
- && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
-        --shell /usr/sbin/nologin nonroot
+    LANG=C.UTF-8 \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+COPY --from=runtime / /
 COPY --from=builder /opt/venv /opt/venv
+# /app is made in the runtime stage: on a read-only root the runtime could not create it.
+WORKDIR /app
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["capacity-webhook"]

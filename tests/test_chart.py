@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -859,3 +860,69 @@ def test_notes_are_true_for_every_mode(helm: Any, notes_chart: Path, name: str) 
     if name == "monitoring":
         assert "http://<pod>:9090/metrics" in notes and f"ServiceMonitor {NAMESPACE}/{FULLNAME}" in notes
         assert f"NetworkPolicy {FULLNAME}" in notes and f"{NAMESPACE}/{FULLNAME}-dashboard" in notes
+
+
+# --------------------------------------------------------------------------- check predicts the selectors
+
+SELECTOR_VALUES = {
+    "defaults": {},
+    "excluded list with a repeat": {"webhook": {"excludedNamespaces": ["monitoring", NAMESPACE, "kube-system"]}},
+    "no excluded list": {"webhook": {"excludedNamespaces": []}},
+    "custom namespaceSelector": {"webhook": {"namespaceSelector": {
+        "matchLabels": {"capacity": "checked"},
+        "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "staging"]},
+                             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["legacy"]}]}}},
+    "objectSelector": {"webhook": {"excludedNamespaces": ["kube-system", "monitoring"], "objectSelector": {
+        "matchExpressions": [{"key": "capacity-webhook/opt-out", "operator": "DoesNotExist"}]}}},
+    "both selectors": {"webhook": {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
+                                   "objectSelector": {"matchLabels": {"tier": "web"}}}},
+}
+
+
+@pytest.mark.parametrize("case", SELECTOR_VALUES, ids=list(SELECTOR_VALUES))
+def test_check_uses_the_selectors_the_chart_renders(helm: Any, tmp_path: Path, case: str) -> None:
+    """`check --chart-values FILE --release-namespace NS` evaluates exactly the namespaceSelector
+    and objectSelector that `helm template -f FILE -n NS` registers, and then skips exactly the
+    objects those selectors keep from the webhook."""
+    from webhook.check import options_for
+    from webhook.cli import _chart_settings
+    from webhook.policy import namespace_labels, selector_matches
+
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(SELECTOR_VALUES[case]))
+    proc = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", str(values))
+    rendered = webhook_of([d for d in yaml.safe_load_all(proc.stdout) if d])
+    options = options_for(_chart_settings([str(CHART / "values.yaml"), str(values)]), release_namespace=NAMESPACE)
+    assert options.namespace_selector_in_effect() == rendered["namespaceSelector"]
+    assert (options.object_selector or {}) == rendered.get("objectSelector", {})
+
+    # The same decisions from the real `check` over namespaces x object labels.
+    namespaces = {"default": {}, "kube-system": {}, NAMESPACE: {}, "monitoring": {}, "legacy": {"capacity": "checked"},
+                  "team-a": {"capacity": "checked", "env": "prod", "team": "a"},
+                  "team-b": {"capacity": "checked", "env": "dev"},
+                  "quiet": {"capacity-webhook/ignore": "", "team": "q"}}
+    object_labels = [{}, {"tier": "web"}, {"capacity-webhook/opt-out": "1", "tier": "web"}]
+    objects = []
+    for ns in namespaces:
+        for i, labels in enumerate(object_labels):
+            objects.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                            "metadata": {"name": f"data-{i}", "namespace": ns, "labels": labels},
+                            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    cluster = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns, **labels}}}
+        for ns, labels in namespaces.items()]}
+    (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+    (tmp_path / "claims.yaml").write_text(yaml.safe_dump_all(objects))
+    done = subprocess.run([sys.executable, "-m", "webhook.cli", "check", "--cluster", str(tmp_path / "cluster.json"),
+                           "-f", str(tmp_path / "claims.yaml"), "--chart-values", str(CHART / "values.yaml"),
+                           "--chart-values", str(values), "--release-namespace", NAMESPACE, "-o", "json",
+                           "--fail-on", "never"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    skipped = {(r["namespace"], r["name"]) for r in json.loads(done.stdout)["results"] if r.get("skipped")}
+    sent = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects
+            if selector_matches(rendered["namespaceSelector"], namespace_labels(o["metadata"]["namespace"],
+                                                                                 namespaces[o["metadata"]["namespace"]]))
+            and selector_matches(rendered.get("objectSelector"), o["metadata"]["labels"])}
+    assert skipped == {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects} - sent
+    assert sent and skipped or case == "defaults"

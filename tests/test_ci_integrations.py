@@ -139,6 +139,13 @@ def test_github_action_inputs_reach_the_flags(tmp_path):
     (repo / "values.yaml").write_text("mode: warn\n")
     assert check_step(**base, mode="", **{"chart-values": "values.yaml"})[0] == 0        # the chart's warn mode
     assert check_step(**base, **{"chart-values": "values.yaml"})[0] == 1                 # the input wins
+    # Selectors: from the values files, or the inputs (kubectl -l syntax); default/web is left out.
+    (repo / "values.yaml").write_text("webhook:\n  namespaceSelector:\n    matchLabels: {capacity: checked}\n")
+    assert check_step(**base, **{"chart-values": "values.yaml"})[0] == 0
+    assert check_step(**base, **{"namespace-selector": "capacity=checked"})[0] == 0
+    assert check_step(**base, **{"namespace-selector": "kubernetes.io/metadata.name notin (x, y)"})[0] == 1
+    assert check_step(**base, **{"object-selector": "app=other"})[0] == 0
+    assert check_step(**base, **{"object-selector": "a=b=c"})[0] == 2
     assert check_step(manifests="deploy", cluster="missing.json") == (2, {"exit-code": "2", "sarif-file": ""})
     # Input text is data, never code: a hostile value is one odd file name.
     code, _ = check_step(manifests="deploy/web.yaml; touch pwned", cluster="ops/snapshot.json")

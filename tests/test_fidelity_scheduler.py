@@ -407,3 +407,44 @@ def test_pods_that_need_preemption_are_placed_after_the_ones_that_fit_and_lean_o
     eleven = evaluate(state, s.deployment("web", 11, spec=spec))
     assert (eleven.schedulable, eleven.pending) == (10, 1)
 
+
+
+def test_preemption_is_played_pod_by_pod_so_spread_sees_the_pods_bound_before():
+    # differential seed 1159 (shrunk; kube-scheduler bound all 4): web 4 x 1500m, priority 1000, zone spread
+    # maxSkew 1. Zone b (node b1, 8 CPU) is repelled by "guard" (priority 0, anti-affinity app=web on the zone);
+    # zone c: c0 (2 CPU, empty) and c3 (2 CPU, "filler" of priority -10 takes 600m: 1400m free).
+    # Pod 1 binds to c0. Pod 2 fits nowhere: on c3 (filler gone) the spread would be c=2, b=0, so only b1 is
+    # a candidate: guard is preempted. Pod 3 binds to b1 (b=2, c=1). Pod 4: b1 would skew 3-1; preempting
+    # filler on c3 now keeps the skew at 0. All 4 bind; 2 pods are preempted.
+    guard = s.pod_spec([s.container(requests={"cpu": "100m"})], priority=0,
+                       affinity=anti({"matchLabels": {"app": "web"}}, key=ZONE))
+    filler = s.pod_spec([s.container(requests={"cpu": "600m"})], priority=-10)
+    two = {**BIG, "cpu": "2"}
+    state = state_from_objects([node("c0", zone="c", allocatable=two), node("c3", zone="c", allocatable=two),
+                                node("b1", zone="b", allocatable={**BIG, "cpu": "8"}), priority_class("high", 1000),
+                                s.pod("guard", "default", "b1", spec=guard, labels={"app": "guard"}),
+                                s.pod("filler", "default", "c3", spec=filler, labels={"app": "filler"})])
+    spec = s.pod_spec([s.container(requests={"cpu": "1500m"})], priorityClassName="high",
+                      topologySpreadConstraints=spread())
+    verdict = evaluate(state, s.deployment("web", 4, spec=spec))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending) == ("warn", 4, 0)
+    assert "3 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_preemption_picks_the_node_whose_highest_victim_has_the_lowest_priority():
+    # pickOneNodeForPreemption (preemption.go): after PDB violations, the node whose most important victim has
+    # the lowest priority wins, before the number of victims. One pod of 3 CPU: node a (4 CPU) runs two
+    # 1.5 CPU pods of priority -10, both must go (1 CPU free, 2.5 with one gone); node b (4 CPU) one 3.5 CPU
+    # pod of priority -5. kube-scheduler evicts the two on a rather than the one on b.
+    state = state_from_objects([node("a"), node("b"), priority_class("high", 1000)] + [
+        s.pod(name, "default", where, spec=s.pod_spec([s.container(requests={"cpu": cpu})], priority=prio),
+              labels={"app": name})
+        for name, where, cpu, prio in (("a-1", "a", "1500m", -10), ("a-2", "a", "1500m", -10),
+                                       ("b-1", "b", "3500m", -5))])
+    spec = s.pod_spec([s.container(requests={"cpu": "3"})], priorityClassName="high")
+    verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
+    assert "1 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+    # A second pod then preempts b-1 on b: 3 victims for 2 pods.
+    both = evaluate(state, s.deployment("urgent", 2, spec=spec))
+    assert (both.pending, "would preempt 3 lower-priority pods" in both.reasons[0].summary) == (0, True)

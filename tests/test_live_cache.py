@@ -225,6 +225,34 @@ def test_nodepools_are_watched_when_karpenter_is_installed():
             held.stop()
 
 
+def test_service_accounts_and_ec2nodeclasses_are_watched_and_recorded(tmp_path):
+    """What a SecurityGroupPolicy's serviceAccountSelector and a Karpenter node's maxPods read."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": s.metadata("payments", "default", {"team": "payments"})}
+    node_class = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": s.metadata("small"),
+                  "spec": {"amiFamily": "AL2023", "kubelet": {"maxPods": 20, "podsPerCore": 2}}}
+    with FakeApiServer(cluster_objects() + [account, node_class], serve_nodepools=True,
+                       serve_service_accounts=True) as server:
+        held = live_holder(api_client=server.api_client(), instance_lookup=False, wait=True, wait_timeout=10, **FAST)
+        try:
+            network = held.state.network
+            assert network.service_accounts_known and network.service_accounts[("default", "payments")] == \
+                {"team": "payments"}
+            found = held.state.node_classes[("EC2NodeClass", "small")]
+            assert (found.max_pods, found.pods_per_core, found.ami_family) == (20, 2, "al2023")
+            server.modify(dict(account, metadata=s.metadata("payments", "default", {"team": "web"})))
+            assert wait_until(lambda: network.service_accounts[("default", "payments")] == {"team": "web"}, 5)
+            server.delete("EC2NodeClass", "small")
+            assert wait_until(lambda: ("EC2NodeClass", "small") not in held.state.node_classes, 5)
+        finally:
+            held.stop()
+        path = tmp_path / "snapshot.json"
+        record_snapshot(path, api_client=server.api_client(), page_size=4)
+        recorded = load_snapshot(str(path))
+        assert recorded.network.service_accounts[("default", "payments")] == {"team": "web"}
+        assert recorded.node_classes == {}
+
+
 def load_snapshot_from(server: FakeApiServer, tmp_name: str = "fresh.json"):
     import tempfile
     from pathlib import Path

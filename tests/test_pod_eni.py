@@ -179,8 +179,15 @@ def test_a_rollout_gives_back_the_branch_enis_of_the_pods_it_replaces():
     running["metadata"] = s.metadata("web-1-a", "default", {"app": "web"}, owner=("apps/v1", "ReplicaSet", "web-1"))
     state = _one_branch_cluster([old, rs, running])
     assert state.network.branch_by_node == {A: 1}
-    # Its one pod holds the node's only branch ENI; the new template's pod takes it over.
+    # Its one pod holds the node's only branch ENI; the new template's pod takes it over once the
+    # old one stops, which maxUnavailable 1 allows.
+    new["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
     assert evaluate(state, new, old=old).verdict == "allow"
+    # With the default strategy (1 replica: maxSurge 1, maxUnavailable 0) the surge pod finds no
+    # branch ENI next to the old pod and no old pod may stop first: the rollout stalls.
+    del new["spec"]["strategy"]
+    stalled = evaluate(state, new, old=old)
+    assert stalled.verdict == "warn" and stalled.codes == ["ROLLOUT_STALL"]
     # A second workload still finds none.
     assert evaluate(state, _web("web2", 1)).codes == ["POD_ENI_EXHAUSTED"]
 
@@ -191,3 +198,16 @@ def test_a_waiting_pod_with_a_branch_eni_request_takes_the_node_first():
     state = _one_branch_cluster([waiting])
     verdict = evaluate(state, _web("web", 1))
     assert verdict.codes == ["POD_ENI_EXHAUSTED"] and verdict.pending == 1
+
+
+def test_pods_a_selected_workloads_controller_still_has_to_create_hold_their_branch_enis():
+    # Admitted earlier, its reservation gone, its ReplicaSet has not created the pod yet.
+    earlier = _web("web", 1)
+    earlier["status"] = {"replicas": 0}
+    state = _one_branch_cluster([earlier])
+    assert state.missing_pods(("Deployment", "default", "web")) == 1
+    verdict = evaluate(state, _web("web2", 1))
+    assert verdict.codes == ["POD_ENI_EXHAUSTED"] and verdict.pending == 1
+    # Not selected by the policy, the promised pod would take a secondary IP and leave the branch ENI.
+    plain = _web("api", 1, {"app": "api"})
+    assert evaluate(_one_branch_cluster([plain]), _web("web2", 1)).verdict == "allow"

@@ -201,3 +201,129 @@ def test_chart_values_set_mode_headroom_and_exclusions(tmp_path):
     ours.write_text("mode: strict\n")
     bad = run("check", "--cluster", snap, "-f", manifest, "--chart-values", ours)
     assert bad.returncode == 2 and "mode is 'strict'" in bad.stderr
+
+
+# --------------------------------------------------------------------------- custom selectors
+# The API server applies the chart's namespaceSelector/objectSelector before calling the
+# webhook; `check` must predict it. The selector semantics are Kubernetes' own
+# (k8s.io/apimachinery/pkg/labels Requirement.Matches); tests/e2e/test_admission_e2e.py
+# compares check with a real kube-apiserver, tests/test_chart.py with the rendered chart.
+
+def selector_cluster() -> dict:
+    return cluster(s.namespace("team-a", {"capacity": "checked"}), s.namespace("team-b"),
+                   s.namespace("team-c", {"capacity": "checked", policy.NAMESPACE_IGNORE_LABEL: "x"}))
+
+
+def labelled(obj: dict, **labels) -> dict:
+    obj = copy.deepcopy(obj)
+    obj["metadata"].setdefault("labels", {}).update(labels)
+    return obj
+
+
+def check_verdicts(tmp_path: Path, snapshot: dict, objs: list[dict], *flags) -> dict[str, str]:
+    snap, manifest = tmp_path / "snap.json", tmp_path / "m.yaml"
+    snap.write_text(json.dumps(snapshot))
+    manifest.write_text(yaml.safe_dump_all(objs))
+    result = run("check", "--cluster", snap, "-f", manifest, "-o", "json", *flags)
+    assert result.returncode in (0, 1), result.stderr
+    return {f"{i['namespace']}/{i['name']}": f"skip: {i['skipped']}" if i.get("skipped") else i["verdict"]
+            for i in json.loads(result.stdout)["results"]}
+
+
+def test_a_custom_namespace_selector_from_the_chart_values_replaces_the_exclusions(tmp_path):
+    # Each 30-pod Deployment alone is denied where the webhook sees it (21 slots).
+    objs = [s.small_web("web", 30, namespace=ns) for ns in ("team-a", "team-b", "team-c", "kube-system")]
+    values = tmp_path / "values.yaml"
+    values.write_text("webhook:\n  namespaceSelector:\n    matchLabels: {capacity: checked}\n")
+    got = check_verdicts(tmp_path, selector_cluster(), objs, "--chart-values", VALUES, "--chart-values", values,
+                         "--release-namespace", "team-a", "--mode", "enforce")
+    # The custom selector replaces the generated one entirely: the release namespace and the
+    # capacity-webhook/ignore label no longer exclude anything (as helm renders it).
+    assert got == {"team-a/web": "deny",
+                   "team-b/web": "skip: namespace team-b does not match webhook.namespaceSelector "
+                                 "(capacity In (checked))",
+                   "team-c/web": "deny",
+                   "kube-system/web": "skip: namespace kube-system does not match webhook.namespaceSelector "
+                                      "(capacity In (checked))"}
+    # The same selector as a flag, in kubectl's -l syntax; a NotIn on the name label, which
+    # the API server sets on every namespace (also on one the snapshot does not have).
+    flag = check_verdicts(tmp_path, selector_cluster(), objs, "--namespace-selector", "capacity=checked")
+    assert flag == got
+    by_name = check_verdicts(tmp_path, selector_cluster(), [*objs, s.small_web("web", 30, namespace="new")],
+                             "--namespace-selector", "kubernetes.io/metadata.name notin (team-b, kube-system)")
+    assert {k: v[:4] for k, v in by_name.items()} == {"team-a/web": "deny", "team-b/web": "skip", "team-c/web": "deny",
+                                                      "kube-system/web": "skip", "new/web": "deny"}
+
+
+def test_an_object_selector_leaves_out_objects_whose_labels_do_not_match(tmp_path):
+    objs = [labelled(s.small_web("batch", 30), **{"capacity-webhook/opt-out": "yes"}),
+            s.small_web("web", 30), labelled(s.small_web("api", 30), tier="api")]
+    values = tmp_path / "values.yaml"
+    values.write_text("webhook:\n  objectSelector:\n    matchExpressions:\n"
+                      "      - {key: capacity-webhook/opt-out, operator: DoesNotExist}\n")
+    got = check_verdicts(tmp_path, cluster(), objs, "--chart-values", values)
+    assert got == {"default/batch": "skip: its labels do not match webhook.objectSelector "
+                                    "(capacity-webhook/opt-out DoesNotExist)",
+                   # batch's 30 pods take 21 slots unchecked: nothing is left for web and api.
+                   "default/web": "deny", "default/api": "deny"}
+    assert check_verdicts(tmp_path, cluster(), objs, "--object-selector", "!capacity-webhook/opt-out") == got
+    both = check_verdicts(tmp_path, cluster(), objs, "--object-selector", "tier in (api)",
+                          "--namespace-selector", "kubernetes.io/metadata.name=default")
+    assert {k: v[:4] for k, v in both.items()} == {"default/batch": "skip", "default/web": "skip",
+                                                   "default/api": "deny"}
+
+
+def test_an_update_is_sent_when_the_old_object_matches_the_object_selector(tmp_path):
+    # The API server calls the webhook when the new object's labels match or the old one's.
+    running = labelled(s.small_web("web", 2), checked="yes")
+    snapshot = cluster(running)
+    relabelled = s.small_web("web", 30)
+    got = check_verdicts(tmp_path, snapshot, [relabelled], "--object-selector", "checked=yes")
+    assert got == {"default/web": "deny"}
+    fresh = s.small_web("other", 30)
+    assert check_verdicts(tmp_path, snapshot, [fresh], "--object-selector", "checked=yes")["default/other"].startswith(
+        "skip: its labels do not match")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--namespace-selector", "team in ()"), "not a label value"),
+    (("--object-selector", "a=b=c"), "cannot read 'a=b=c'"),
+    (("--namespace-selector", "a=b", "--exclude-namespace", "x"), "not both"),
+])
+def test_bad_selector_flags_exit_2_with_one_line(tmp_path, flags, message):
+    snap, manifest = tmp_path / "snap.json", tmp_path / "m.yaml"
+    snap.write_text(json.dumps(cluster()))
+    manifest.write_text(yaml.safe_dump(s.small_web("web", 3)))
+    result = run("check", "--cluster", snap, "-f", manifest, *flags)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("selector, message", [
+    ("[a]", "webhook.namespaceSelector must be a mapping"),
+    ("{matchExpressions: [{key: a, operator: in, values: [x]}]}", "operator is 'in', not one of In, NotIn"),
+    ("{matchExpressions: [{key: a, operator: Exists, values: [x]}]}", "Exists takes no values"),
+    ("{matchExpressions: [{key: a, operator: NotIn}]}", "NotIn needs at least one value"),
+    ("{matchLabel: {a: b}}", "unknown field 'matchLabel'"),
+])
+def test_a_selector_the_api_server_would_reject_is_an_input_error(tmp_path, selector, message):
+    snap, manifest, values = tmp_path / "snap.json", tmp_path / "m.yaml", tmp_path / "values.yaml"
+    snap.write_text(json.dumps(cluster()))
+    manifest.write_text(yaml.safe_dump(s.small_web("web", 3)))
+    values.write_text(f"webhook:\n  namespaceSelector: {selector}\n")
+    result = run("check", "--cluster", snap, "-f", manifest, "--chart-values", values)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+# Requirement.Matches in k8s.io/apimachinery/pkg/labels/selector.go: In/Equals need the key;
+# NotIn/NotEquals hold when it is absent; an empty selector matches everything.
+@pytest.mark.parametrize("text, labels, matches", [
+    ("a=1", {"a": "1"}, True), ("a=1", {"a": "2"}, False), ("a=1", {}, False),
+    ("a!=1", {}, True), ("a!=1", {"a": "1"}, False), ("a!=1", {"a": "2"}, True),
+    ("a in (1,2)", {"a": "2"}, True), ("a notin (1,2)", {"b": "1"}, True), ("a notin (1,2)", {"a": "1"}, False),
+    ("a", {"a": ""}, True), ("!a", {"a": ""}, False), ("!a", {}, True), ("a=", {"a": ""}, True),
+    ("a=1,b", {"a": "1"}, False), ("a=1, b", {"a": "1", "b": "x"}, True),
+])
+def test_selector_semantics_are_kubernetes(text, labels, matches):
+    assert policy.selector_matches(policy.parse_selector(text), labels) is matches
+    assert policy.selector_matches({}, labels) and policy.selector_matches(None, labels)

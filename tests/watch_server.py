@@ -51,7 +51,13 @@ COLLECTIONS: dict[str, tuple[str, str, bool]] = {
     "/apis/storage.k8s.io/v1/csinodes": ("CSINode", "storage.k8s.io/v1", False),
     "/apis/storage.k8s.io/v1/volumeattachments": ("VolumeAttachment", "storage.k8s.io/v1", False),
     "/apis/karpenter.sh/v1/nodepools": ("NodePool", "karpenter.sh/v1", False),
+    "/apis/karpenter.k8s.aws/v1/ec2nodeclasses": ("EC2NodeClass", "karpenter.k8s.aws/v1", False),
+    "/api/v1/serviceaccounts": ("ServiceAccount", "v1", True),
 }
+# Collections answered 404 unless the FakeApiServer is asked to serve them (CRDs, optional grants).
+OPTIONAL = {"/apis/karpenter.sh/v1/nodepools": "serve_nodepools",
+            "/apis/karpenter.k8s.aws/v1/ec2nodeclasses": "serve_nodepools",
+            "/api/v1/serviceaccounts": "serve_service_accounts"}
 KIND_PATH = {kind: path for path, (kind, _, _) in COLLECTIONS.items()}
 
 
@@ -91,7 +97,7 @@ class FakeApiServer:
     """See the module docstring. Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
     def __init__(self, objects: Iterable[Mapping] = (), http_410: bool = False, bookmark_interval: float = 0.5,
-                 serve_nodepools: bool = False):
+                 serve_nodepools: bool = False, serve_service_accounts: bool = False):
         self.cond = threading.Condition()
         self.rv = itertools.count(100)
         self.current_rv = 99
@@ -100,7 +106,8 @@ class FakeApiServer:
         self.compacted_rv = 0
         self.http_410 = http_410
         self.bookmark_interval = bookmark_interval
-        self.serve_nodepools = serve_nodepools
+        self.serve_nodepools = serve_nodepools                  # Karpenter's NodePools and EC2NodeClasses
+        self.serve_service_accounts = serve_service_accounts
         self.unavailable = False
         self.fail_paths: set[str] = set()            # collections whose requests are dropped
         self.requests: list[tuple[str, dict]] = []    # (path, query) of every request
@@ -360,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.unavailable or url.path in self.fake.fail_paths:
             self.abort()
             return
-        if url.path not in COLLECTIONS or (url.path.endswith("/nodepools") and not self.fake.serve_nodepools):
+        if url.path not in COLLECTIONS or (url.path in OPTIONAL and not getattr(self.fake, OPTIONAL[url.path])):
             self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
                              "code": 404, "message": "the server could not find the requested resource"})
             return

@@ -5,8 +5,9 @@ the next object in the same run sees what is left, as it would after ``kubectl a
 of the whole folder. Objects that already exist in the state are updates.
 
 The admission policy is the webhook's (``webhook.policy``): a ``capacity-webhook/skip``
-object and an object in a namespace the chart excludes are admitted unchecked (and still
-take their room, as they would in the cluster); the namespace label
+object, an object in a namespace the chart's namespaceSelector excludes and an object its
+objectSelector does not match are admitted unchecked (and still take their room, as they
+would in the cluster); the namespace label
 ``capacity-webhook/mode`` overrides ``--mode``; ``capacity-webhook/ignore`` codes on an
 object, and ``--ignore`` codes for the run, are dropped from its verdict.
 """
@@ -34,6 +35,37 @@ class CheckOptions:
     mode: str = "enforce"
     ignore: frozenset[str] = frozenset()
     excluded_namespaces: tuple[str, ...] = policy.DEFAULT_EXCLUDED_NAMESPACES
+    # webhook.namespaceSelector: when set it replaces the selector generated from
+    # excluded_namespaces, as in the chart; webhook.objectSelector.
+    namespace_selector: dict | None = None
+    object_selector: dict | None = None
+
+    def namespace_selector_in_effect(self) -> dict:
+        """The namespaceSelector the webhook is registered with (what the chart renders)."""
+        return self.namespace_selector or policy.generated_namespace_selector(self.excluded_namespaces)
+
+    def excluded_by(self, namespace: str, labels, obj, old) -> str | None:
+        """Why the API server would not send this object to the webhook, or None."""
+        why = policy.namespace_excluded_by(namespace, labels, self.namespace_selector_in_effect(),
+                                           custom=bool(self.namespace_selector))
+        return why or policy.object_excluded_by(obj, old, self.object_selector)
+
+
+def options_for(chart: policy.ChartSettings, *, mode: str = "enforce",
+                ignore: frozenset[str] = frozenset(), excluded_namespaces: Iterable[str] = (),
+                namespace_selector: dict | None = None, object_selector: dict | None = None,
+                release_namespace: str | None = None) -> CheckOptions:
+    """``check``'s settings from the chart values and the command-line flags (which win), so
+    the webhook's selectors are the ones the chart renders: a custom ``webhook.namespaceSelector``
+    replaces the one generated from ``webhook.excludedNamespaces`` plus the release namespace.
+    ``mode``: the flag's value, already preferred over the chart's by the caller."""
+    excluded: tuple[str, ...] | None = tuple(excluded_namespaces) or chart.excluded_namespaces
+    excluded = policy.DEFAULT_EXCLUDED_NAMESPACES if excluded is None else excluded
+    if release_namespace:
+        excluded = (*excluded, release_namespace)
+    custom = namespace_selector or (None if tuple(excluded_namespaces) else chart.namespace_selector)
+    return CheckOptions(mode=mode, ignore=ignore, excluded_namespaces=excluded, namespace_selector=custom,
+                        object_selector=object_selector or chart.object_selector)
 
 
 @dataclass
@@ -81,7 +113,7 @@ def check_manifests(state: ClusterState, manifests: Iterable[Manifest],
             yield CheckResult(item.source, item.line, obj, evaluate(state, obj, old, options.mode))
             continue
         labels = state.namespaces.get(namespace)
-        skipped = policy.excluded_by(namespace, labels, options.excluded_namespaces)
+        skipped = options.excluded_by(namespace, labels, obj, old)
         reason = policy.skip_reason(obj)
         if skipped is None and reason is not None:
             skipped = f"annotation {policy.SKIP_ANNOTATION}: {reason or 'no reason given'}"
@@ -119,4 +151,4 @@ def would_fail(results: Iterable[CheckResult], fail_on: str) -> bool:
     return fail_on != "never" and (DENY in verdicts or (fail_on == "warn" and "warn" in verdicts))
 
 
-__all__ = ["ALLOW", "CheckOptions", "CheckResult", "check_manifests", "existing", "would_fail"]
+__all__ = ["ALLOW", "CheckOptions", "CheckResult", "check_manifests", "existing", "options_for", "would_fail"]

@@ -86,6 +86,17 @@ def _codes(ctx, param, values) -> frozenset[str]:
     return frozenset(code for value in values for code in parse_codes(value))
 
 
+def _selector(ctx, param, value) -> dict | None:
+    from .policy import parse_selector
+
+    if value is None:
+        return None
+    try:
+        return parse_selector(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @_source_options
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True), metavar="[FILE]...")
@@ -105,9 +116,17 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Namespace the webhook never sees (chart value 'webhook.excludedNamespaces' plus the release "
                    "namespace). Repeatable; replaces the default kube-system. Namespaces labelled "
                    "capacity-webhook/ignore are always excluded.")
+@click.option("--namespace-selector", "namespace_selector", callback=_selector, metavar="SELECTOR",
+              help="The chart value 'webhook.namespaceSelector' in kubectl's -l syntax (e.g. 'team in (a,b),"
+                   "!capacity-webhook/ignore'): objects in namespaces it does not match are not checked. Replaces "
+                   "the selector made of the excluded namespaces, as the chart value does.")
+@click.option("--object-selector", "object_selector", callback=_selector, metavar="SELECTOR",
+              help="The chart value 'webhook.objectSelector' in kubectl's -l syntax: objects whose labels do not "
+                   "match it are not checked.")
 @click.option("--chart-values", "chart_values", multiple=True, metavar="FILE",
-              help="The chart's values file(s) your release uses (later files win, as helm -f): mode, headroomNodes "
-                   "and webhook.excludedNamespaces from there. Flags given on the command line win.")
+              help="The chart's values file(s) your release uses (later files win, as helm -f): mode, headroomNodes, "
+                   "webhook.excludedNamespaces, webhook.namespaceSelector and webhook.objectSelector from there. "
+                   "Flags given on the command line win.")
 @click.option("--release-namespace", metavar="NAMESPACE",
               help="The namespace the chart is installed in; the chart excludes it from the webhook too.")
 @click.option("--ignore", "ignore", multiple=True, callback=_codes, metavar="CODE",
@@ -118,8 +137,8 @@ def _codes(ctx, param, values) -> frozenset[str]:
               help="Output format: a table, JSON, JUnit XML, SARIF 2.1.0, or wg-policy PolicyReport YAML.")
 @click.option("--fail-on", type=click.Choice(["deny", "warn", "never"]), default="deny", show_default=True,
               help="Exit 1 when an object is denied (or also warned); 'never' always exits 0.")
-def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces, chart_values,
-          release_namespace, ignore, output, fail_on):
+def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_nodes, excluded_namespaces,
+          namespace_selector, object_selector, chart_values, release_namespace, ignore, output, fail_on):
     """Dry-run manifests against a cluster snapshot (or the live cluster), as CI does.
 
     FILE arguments (as pre-commit passes changed files) are read like folder contents:
@@ -127,10 +146,9 @@ def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_no
     """
     if not paths and not files:
         raise click.UsageError("give manifests with -f PATH (file, folder or -) or as FILE arguments")
-    from .check import CheckOptions, check_manifests, would_fail
+    from .check import check_manifests, options_for, would_fail
     from .manifests import load_manifests
     from .output import FORMATS
-    from .policy import DEFAULT_EXCLUDED_NAMESPACES
 
     ctx = click.get_current_context()
     explicit_mode = ctx.get_parameter_source("mode") not in (click.core.ParameterSource.DEFAULT, None)
@@ -141,19 +159,17 @@ def check(files, cluster, kubeconfig, context, paths, exclude, mode, headroom_no
         state = _state(cluster, kubeconfig, context)
     except (InputError, click.ClickException) as exc:
         raise _Exit2(str(exc.message if isinstance(exc, click.ClickException) else exc)) from None
-    if chart.custom_selector:
-        click.echo("note: webhook.namespaceSelector is set in the chart values; check does not evaluate custom "
-                   "selectors (name the namespaces it leaves out with --exclude-namespace)", err=True)
+    if namespace_selector and excluded_namespaces:
+        raise _Exit2("give --namespace-selector or --exclude-namespace, not both: the selector replaces the "
+                     "excluded namespaces, as webhook.namespaceSelector does in the chart")
     if not explicit_mode and chart.mode:
         mode = chart.mode
     headroom = headroom_nodes if headroom_nodes is not None else chart.headroom_nodes
     if headroom is not None:
         state.headroom_nodes = headroom
-    excluded = tuple(excluded_namespaces) or chart.excluded_namespaces
-    excluded = DEFAULT_EXCLUDED_NAMESPACES if excluded is None else excluded
-    if release_namespace:
-        excluded = (*excluded, release_namespace)
-    options = CheckOptions(mode=mode, ignore=ignore, excluded_namespaces=excluded)
+    options = options_for(chart, mode=mode, ignore=ignore, excluded_namespaces=excluded_namespaces,
+                          namespace_selector=namespace_selector, object_selector=object_selector,
+                          release_namespace=release_namespace)
     try:
         results = list(check_manifests(state, loaded.objects, options))
         text = FORMATS[output](results, fail_on)

@@ -12,6 +12,7 @@ Tests run in file order and share one server; admitted workloads hold their slot
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -179,6 +180,58 @@ def test_snapshot_of_the_live_cluster_gives_check_the_same_verdict(cluster, tmp_
     assert report.returncode == 0, report.stderr
     row = next(line for line in report.stdout.splitlines() if line.startswith(N1))
     assert row.split()[1:5] == ["t3.medium", "secondary-ip", "5/15", "10"]
+
+
+def test_check_predicts_what_a_custom_namespace_and_object_selector_send_to_the_webhook(cluster, tmp_path):
+    """The chart's webhook.namespaceSelector/objectSelector are applied by the API server; `check`
+    with the same values file must deny exactly what kube-apiserver denies."""
+    cp, _ = cluster
+    selectors = {"webhook": {
+        "namespaceSelector": {"matchExpressions": [{"key": "capacity", "operator": "In", "values": ["checked"]}]},
+        "objectSelector": {"matchExpressions": [{"key": "capacity-webhook/opt-out", "operator": "DoesNotExist"}]}}}
+    values = tmp_path / "selectors.yaml"
+    values.write_text(yaml.safe_dump(selectors))
+    labels = {"sel-in": {"capacity": "checked"}, "sel-other": {"capacity": "other"}, "sel-none": {}}
+    cp.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": ns_labels}}
+              for ns, ns_labels in labels.items()])
+    objects = []
+    for ns in labels:
+        objects.append(web(replicas=30, namespace=ns))
+        opted_out = web(name="batch", replicas=30, namespace=ns)
+        opted_out["metadata"]["labels"] = {"capacity-webhook/opt-out": "yes"}
+        objects.append(opted_out)
+    cp.helm("upgrade", "cw", str(CHART), "-n", "capacity-webhook", "--reuse-values", "-f", str(values))
+    try:
+        # The API server picks the new configuration up through its informer: poll until
+        # the default namespace (no capacity label) is no longer sent to the webhook.
+        deadline = time.monotonic() + 20
+        while apply(cp, web(replicas=30), "--dry-run=server").returncode != 0:
+            assert time.monotonic() < deadline, "kube-apiserver never applied the new namespaceSelector"
+            time.sleep(0.2)
+        denied_by_cluster = set()
+        for obj in objects:
+            result = apply(cp, obj, "--dry-run=server")
+            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if result.returncode != 0:
+                assert "denied the request" in result.stderr, result.stderr
+                denied_by_cluster.add(key)
+        manifests = tmp_path / "objects.yaml"
+        manifests.write_text(yaml.safe_dump_all(objects))
+        predicted = cli(cp, "check", "--kubeconfig", cp.webhook_kubeconfig, "-f", manifests, "--chart-values", values,
+                        "--release-namespace", "capacity-webhook", "-o", "json", "--fail-on", "never")
+        assert predicted.returncode == 0, predicted.stderr
+        results = json.loads(predicted.stdout)["results"]
+        # kubectl dry-runs each object alone; check spends the room of each admitted or skipped
+        # object for the next. Comparable here: the first object is the only one the webhook
+        # sees, every later one is opted out or in a namespace the selector leaves out.
+        denied_by_check = {(r["namespace"], r["name"]) for r in results if r["verdict"] == "deny"}
+        assert denied_by_cluster == {("sel-in", "web")}
+        assert denied_by_check == denied_by_cluster, results
+    finally:
+        cp.helm("rollback", "cw", "-n", "capacity-webhook", check=False)
+        deadline = time.monotonic() + 20
+        while apply(cp, web(replicas=30), "--dry-run=server").returncode == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize("how, limit", [("hung", 3.0 + 2.0), ("stopped", 3.0)])

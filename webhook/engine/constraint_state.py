@@ -127,6 +127,11 @@ class ConstraintState:
         self._count(pod.namespace, pod.labels, ((node_name, 1),), +1)
         self._count_repelling(pod, node_name, +1)
 
+    def forget_pod(self, pod) -> None:
+        """A bound pod leaves its node (a preemption victim); ``observe_pod(pod, pod.node)`` undoes it."""
+        self._count(pod.namespace, pod.labels, ((pod.node, 1),), -1)
+        self._count_repelling(pod, pod.node, -1)
+
     def observe_self(self, node) -> None:
         """One pod of the kind this state is for was placed on ``node``."""
         spread_hits = [bool(s) and c.counts(self.labels) for s, c in zip(self.self_spread, self.spread, strict=True)]
@@ -156,6 +161,25 @@ class ConstraintState:
             return ANTI_AFFINITY
         return None
 
+    def affinity_refuses(self, node) -> bool:
+        """Whether the required pod affinity alone rejects ``node`` (UnschedulableAndUnresolvable:
+        the scheduler does not try preemption on such a node)."""
+        return bool(self.aff_terms) and self._affinity_refusal(node.labels) is not None
+
+    def _affinity_refusal(self, labels) -> str | None:
+        pods_exist = True
+        for i, term in enumerate(self.aff_terms):
+            value = labels.get(term.topology_key)
+            if value is None:
+                return AFFINITY
+            if self.aff_counts[i].get(value, 0) <= 0:
+                pods_exist = False
+        if not pods_exist:
+            nobody = not any(v > 0 for counts in self.aff_counts for v in counts.values())
+            if not (nobody and self.self_all_aff):
+                return AFFINITY
+        return None
+
     def refusal(self, node, used_ports=None) -> str | None:
         """Why the pod cannot go to ``node`` now (a code), or ``None``."""
         labels = node.labels
@@ -170,18 +194,8 @@ class ConstraintState:
             value = labels.get(term.topology_key)
             if value is not None and self.anti_counts[i].get(value, 0) > 0:
                 return ANTI_AFFINITY
-        if self.aff_terms:
-            pods_exist = True
-            for i, term in enumerate(self.aff_terms):
-                value = labels.get(term.topology_key)
-                if value is None:
-                    return AFFINITY
-                if self.aff_counts[i].get(value, 0) <= 0:
-                    pods_exist = False
-            if not pods_exist:
-                nobody = not any(v > 0 for counts in self.aff_counts for v in counts.values())
-                if not (nobody and self.self_all_aff):
-                    return AFFINITY
+        if self.aff_terms and self._affinity_refusal(labels) is not None:
+            return AFFINITY
         for i, constraint in enumerate(self.spread):
             value = labels.get(constraint.topology_key)
             if value is None:

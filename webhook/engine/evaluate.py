@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from . import budget, explain, limitranger, pod_eni, quota, shape, storage, subnets
+from . import budget, explain, limitranger, pod_eni, preemption, quota, shape, storage, subnets
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
-from .placement import RoomMap, place
+from .placement import RoomMap, place, reserved_by_node
 from .priority import local_victims, pod_priority, preemption_reason, victims, victims_used
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
@@ -136,7 +136,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     else:                                # create, or a rollout that replaces every pod
         existing, wanted = 0, demand.replicas
         if old_demand and demand.rolling:
-            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value)
+            _check_surge(state, demand, requests, uses_ip, rules, volumes, label, verdict, priority.value,
+                         branch is not None)
         rooms = RoomMap(state, ignore_owner=demand.key, give_back=running, priority=priority.value)
 
     over_quota = 0
@@ -157,6 +158,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     placement = place(rooms, rules, requests, uses_ip, wanted, node_filter=volumes.node_filter,
                       new_volumes=volumes.new_volumes_per_pod, caps=caps, scored=scored, extended=extended)
     placement.caps = caps
+    placement.caps_held = state.reserved_branch_enis(demand.key) if caps is not None and state.reservations else None
     verdict.placement, verdict.pod_requests, verdict.uses_ip = placement, requests, uses_ip
     verdict.branch_eni = branch is not None
     if running and changed:
@@ -168,7 +170,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict.reasons.extend(_unknown_types(state, placement))
     if uses_ip or branch is not None:
         lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
-        reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
+        reserved = {n: ips for n, (_r, _p, ips) in reserved_by_node(state, demand.key).items()} \
             if state.reservations and state.network.subnets else None   # only subnet room reads it
         found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
         verdict.reasons.extend(found)
@@ -179,12 +181,22 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.reasons.append(storage.zone_reason(label, volumes.zones, placement))
         covered = evicted = 0
         candidates = victims(state, priority, rules, volumes.node_filter)
-        if candidates and constraints is not None:
-            # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
-            # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
-            candidates = local_victims(state, rules, candidates, running if changed else [],
-                                       placement.placed_per_node())
-        if candidates:     # the pods still pending, with those lower-priority pods gone: what preemption binds
+        played = None
+        if candidates and wanted is not None:   # the scheduler's loop: bind, else preempt on one node, pod by pod
+            play_rooms = RoomMap(state, ignore_owner=demand.key, give_back=running if changed else [],
+                                 priority=priority.value)
+            played = preemption.play(
+                state, play_rooms, rules, requests, scored, uses_ip, extended, wanted, candidates,
+                node_filter=volumes.node_filter, new_volumes=volumes.new_volumes_per_pod,
+                caps=pod_eni.branch_caps(state, play_rooms, demand.key) if branch is not None else None)
+        if played is not None:
+            covered, evicted = min(verdict.pending, max(0, played.placed - placement.placed)), played.evicted
+        elif candidates:   # too big to play pod by pod: every candidate node's victims gone at once
+            if constraints is not None:
+                # SelectVictimsOnNode removes only the candidate node's own pods: a node whose domain is held
+                # by pods elsewhere (zone anti-affinity, spread) is no candidate, its pods are no victims.
+                candidates = local_victims(state, rules, candidates, running if changed else [],
+                                           placement.placed_per_node())
             first = placement.placed_per_node() if wanted is not None else None
             again_rooms = RoomMap(state, ignore_owner=demand.key, give_back=(running if changed else []) + candidates,
                                   priority=priority.value)
@@ -240,13 +252,15 @@ def _unknown_types(state, placement) -> list[Reason]:
 
 
 def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label: str, verdict: Verdict,
-                 priority: int | None = None) -> None:
-    """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit."""
+                 priority: int | None = None, branch: bool = False) -> None:
+    """A changed template rolls out new pods next to the old ones: ``maxSurge`` of them must fit
+    (a branch ENI each too, when a SecurityGroupPolicy selects them)."""
     if demand.max_surge <= 0:
         return
     rooms = RoomMap(state, ignore_owner=demand.key, priority=priority)
     surge = place(rooms, rules, requests, uses_ip, demand.max_surge, node_filter=volumes.node_filter,
-                  new_volumes=volumes.new_volumes_per_pod)
+                  new_volumes=volumes.new_volumes_per_pod,
+                  caps=pod_eni.branch_caps(state, rooms, demand.key) if branch else None)
     if surge.placed == 0 and demand.max_unavailable == 0:
         verdict.reasons.append(Reason(ROLLOUT_STALL, clip(
             f"{label}: the rollout will stall: no room for a surge pod and maxUnavailable is 0")

@@ -103,7 +103,7 @@ def node_list(code: str, placement: Placement, requests: Resources, state=None) 
     first_type = None
     for name, outcome in nodes[:NODES_LISTED]:
         if code == pod_eni.POD_ENI_EXHAUSTED and state is not None:
-            phrases.append(pod_eni.node_phrase(state, name, outcome, placement.caps))
+            phrases.append(pod_eni.node_phrase(state, name, outcome, placement.caps, placement.caps_held))
             continue
         itype = outcome.room.capacity.instance_type
         short = code == POD_IP_EXHAUSTED and first_type is not None and itype == first_type

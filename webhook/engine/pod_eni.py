@@ -84,7 +84,8 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
     Beyond the pods bound there: branch ENIs promised to other admitted workloads
     (reservations), less those a rollout's or a preemption's given-back pods free, less
     those waiting pods (which carry the controller's ``vpc.amazonaws.com/pod-eni``
-    request) take where ``rooms`` placed them first.
+    request) take where ``rooms`` placed them first, and those of pods a selected
+    workload's controller has still to create (``RoomMap._subtract_promised``).
     """
     reserved = state.reserved_branch_enis(exclude) if state.reservations else {}
     change: dict[str, int] = {}
@@ -96,11 +97,13 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
         for pod, node in rooms.placed:
             if _takes_branch(pod):
                 change[node] = change.get(node, 0) - 1
+        for node, count in rooms.promised_branch.items():
+            change[node] = change.get(node, 0) - count
     return {name: (max(0, branch_room(state, node) - reserved.get(name, 0) + change.get(name, 0)), POD_ENI_EXHAUSTED)
             for name, node in state.nodes.items()}
 
 
-def node_phrase(state, name: str, outcome, caps: dict | None = None) -> str:
+def node_phrase(state, name: str, outcome, caps: dict | None = None, held_by: dict | None = None) -> str:
     node = outcome.room.node
     net = state.network.nodes.get(name)
     total = net.pod_eni if net and net.pod_eni is not None else None
@@ -114,7 +117,7 @@ def node_phrase(state, name: str, outcome, caps: dict | None = None) -> str:
         free = caps[name][0]
     else:
         free = max(0, total - state.network.branch_by_node.get(name, 0))
-    held = state.reserved_branch_enis().get(name, 0) if state.reservations else 0
+    held = (held_by or {}).get(name, 0)
     return f"node {name}: {free} of {total} branch ENIs free" + (f" ({held} reserved for admitted workloads)"
                                                                  if held else "")
 
