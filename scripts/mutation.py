@@ -424,8 +424,9 @@ def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] 
             return "survived", None
         if code == FALLBACK:
             return "fallback", None
-        if code in (1, 2) and detail.get("failed"):
-            return "killed", detail["failed"]
+        failed = detail.get("failed") or ""
+        if (code in (1, 2) and failed) or (code == 4 and failed.startswith("collection error")):
+            return "killed", failed     # a test failed, or the mutated code broke the tests' import
         if code < 0:                                # the mutant crashed the interpreter itself
             return "killed", f"(test process died with signal {-code})"
         return "error", f"pytest exit {code}"
@@ -726,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
             if outcome in ("killed", "timeout"):
                 row.killed += 1
                 row.timeouts += outcome == "timeout"
-                if outcome == "killed" and detail and not detail.startswith("("):
+                if outcome == "killed" and detail and not detail.startswith(("(", "collection error")):
                     killers.setdefault(detail.split(" (")[0], []).append(mutant)
             elif outcome == "error":
                 row.errors += 1
