@@ -454,7 +454,7 @@ class Slot:
 
     def __init__(self, copy_root: Path, result: Path, tests: list[str]):
         self.copy_root, self.result = copy_root, result
-        self.busy: tuple[Mutant, list[str], str, int, float] | None = None   # mutant, tests, mode, pid, deadline
+        self.busy: tuple[Mutant | None, list[str], str, int, float] | None = None   # mutant, tests, mode, pid, deadline
         to_warm_r, to_warm_w = os.pipe()
         from_warm_r, from_warm_w = os.pipe()
         self.warm = os.fork()
@@ -472,13 +472,14 @@ class Slot:
         self.inbox = os.fdopen(to_warm_w, "w")
         self.outbox = os.fdopen(from_warm_r, "r")
 
-    def start(self, mutant: Mutant, selection: list[str], budget: float, cold: bool) -> None:
-        if cold:
+    def start(self, mutant: Mutant | None, selection: list[str], budget: float, cold: bool) -> None:
+        """Run ``selection`` against ``mutant`` (``None``: the unmutated code, in the warm process)."""
+        if cold and mutant is not None:
             (self.copy_root / mutant.module).write_text(mutated_source(mutant))
             pid = start_tests(self.copy_root, selection, self.result)
             self.busy = (mutant, selection, "cold", pid, time.monotonic() + budget)
         else:
-            job = {"mutant": asdict(mutant), "tests": selection, "timeout": budget}
+            job = {"mutant": asdict(mutant) if mutant else None, "tests": selection, "timeout": budget}
             self.inbox.write(json.dumps(job) + "\n")
             self.inbox.flush()
             self.busy = (mutant, selection, "warm", self.warm, 0.0)
@@ -536,7 +537,7 @@ class _WarmSession:
         outbox = os.fdopen(self.outbox_fd, "w")
         for line in os.fdopen(self.inbox_fd):
             job = json.loads(line)
-            mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])})
+            mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])}) if job["mutant"] else None
             chosen = [items.get(t) for t in job["tests"]]
             pid = os.fork()
             if pid == 0:
@@ -544,7 +545,7 @@ class _WarmSession:
                 try:
                     if None in chosen:
                         code = 4                    # a selected test is not in this session: harness error
-                    elif not patch_in_place(mutant, self.copy_root, functions):
+                    elif mutant is not None and not patch_in_place(mutant, self.copy_root, functions):
                         code = FALLBACK
                     else:
                         code, failed = 0, None
@@ -599,6 +600,24 @@ class Tally:
     survivors: list[str] = field(default_factory=list)
 
 
+def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
+    """Kills of an earlier run (``--json`` FILE, run on the tree in DIR) that still hold: mutant -> killer.
+
+    Only for modules whose text is the same in DIR as now, and only kills by a test (tests are
+    added, not removed, between a "before" and an "after" run); timeouts and every survivor run again.
+    """
+    log, directory = carry
+    same = {m for m in modules if (Path(directory) / m).exists() and (Path(directory) / m).read_text() == source_of(m)}
+    kept: dict[str, str] = {}
+    for line in Path(log).read_text().splitlines():
+        row = json.loads(line)
+        test = str(row.get("detail") or "").split(" (")[0]
+        module = row["mutant"].split(":")[0]
+        if row["outcome"] == "killed" and module in same and (ROOT / test.split("::")[0]).exists():
+            kept[row["mutant"]] = test
+    return kept
+
+
 def _fingerprint(modules: list[str], tests: list[str]) -> str:
     """A digest of every file the coverage map depends on: the package, the scripts' helpers, the tests."""
     digest = hashlib.sha256()
@@ -622,14 +641,6 @@ def selection_for(mutant: Mutant, lines: dict[str, dict[str, list[str]]], durati
     return sorted(chosen, key=lambda t: (durations.get(t, 0.0), t))
 
 
-def run_selection_alone(copy_root: Path, test: str, result: Path, timeout: float) -> bool:
-    pid = start_tests(copy_root, [test], result)
-    deadline = time.monotonic() + timeout
-    while (outcome := finished(pid, deadline, result)) is None:
-        time.sleep(0.02)
-    return outcome[0] == "survived"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", help="only this module (repeatable; default: the scope)")
@@ -647,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out tests slower than this many seconds (they drive subprocesses)")
     parser.add_argument("--cold", action="store_true",
                         help="import the mutated module afresh for every mutant (slower; no patching in place)")
+    parser.add_argument("--carry", nargs=2, metavar=("JSON", "DIR"),
+                        help="count the kills logged in JSON (an earlier --json run over the tree in DIR) for "
+                             "modules unchanged since, and run only the rest")
     parser.add_argument("--json", metavar="FILE", help="also append every mutant's outcome to FILE (JSON lines)")
     args = parser.parse_args(argv)
 
@@ -715,6 +729,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
         pending = list(tasks)
+        carried = _carried_kills(args.carry, modules) if args.carry else {}
+        if carried:
+            print(f"{len(carried)} kills carried over from {args.carry[0]} (modules unchanged since)",
+                  file=sys.stderr)
         done = 0
         cold = 0
         killers: dict[str, list[Mutant]] = {}
@@ -727,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
             if outcome in ("killed", "timeout"):
                 row.killed += 1
                 row.timeouts += outcome == "timeout"
-                if outcome == "killed" and detail and not detail.startswith(("(", "collection error")):
+                if outcome == "killed" and detail and not detail.startswith(("(", "collection error")) \
+                        and not detail.endswith("(carried over)"):
                     killers.setdefault(detail.split(" (")[0], []).append(mutant)
             elif outcome == "error":
                 row.errors += 1
@@ -749,6 +768,9 @@ def main(argv: list[str] | None = None) -> int:
             for slot in slots:
                 while slot.busy is None and pending:
                     mutant = pending.pop(0)
+                    if mutant.name in carried:
+                        record(mutant, "killed", carried[mutant.name] + " (carried over)", 0)
+                        continue
                     selection = selection_for(mutant, lines, durations)
                     if not selection:
                         record(mutant, "uncovered", None, 0)
@@ -770,16 +792,26 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 record(mutant, *outcome, len(selection))
             time.sleep(0.005)
-        for slot in slots:
-            slot.close()
-        copies = [slot.copy_root for slot in slots]
-
         # Every test that killed a mutant must pass alone on the unmutated code.
         print(f"checking the {len(killers)} killing tests alone on the unmutated code ...",
               file=sys.stderr, flush=True)
         withdrawn = 0
-        for test, victims in killers.items():
-            if not run_selection_alone(copies[0], test, tmp / "alone.json", args.timeout):
+        checks = list(killers)
+        while checks or any(slot.busy for slot in slots):
+            for slot in slots:
+                if slot.busy is None and checks:
+                    test = checks.pop()
+                    slot.start(None, [test], min(args.timeout, 10 + 5 * durations.get(test, 1.0)), cold=False)
+                if slot.busy is None:
+                    continue
+                outcome = slot.poll()
+                if outcome is None:
+                    continue
+                test = slot.busy[1][0]
+                slot.busy = None
+                if outcome[0] == "survived":
+                    continue
+                victims = killers[test]
                 print(f"  {test} fails alone on the unmutated code: its {len(victims)} kills withdrawn",
                       file=sys.stderr)
                 for mutant in victims:
@@ -787,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
                     tally[mutant.module].errors += 1
                     tally[mutant.module].survivors.append(f"{mutant.name}  (harness error: {test} fails alone)")
                     withdrawn += 1
+            time.sleep(0.005)
+        for slot in slots:
+            slot.close()
 
     elapsed = time.monotonic() - started
     print(f"({len(tasks)} mutants in {elapsed:.0f} s, {max(1, args.jobs)} at once; "

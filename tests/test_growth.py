@@ -88,3 +88,49 @@ def test_no_growth_source_or_nothing_pending_means_no_growth_sentence():
     assert verdict.pending == 0 and "can grow" not in verdict.message
     verdict = evaluate(cluster_with(headroom=1), web(8))             # 4 pending fit one new node exactly
     assert verdict.verdict == "warn" and "about 1 new node node(s) of 4 pods each" in verdict.message
+
+
+def test_every_pool_is_a_source_after_an_unlimited_one():
+    found = sources(pool("a-free"), pool("b-capped", {"memory": "8Gi"}))
+    # memory 8Gi with nothing used yet: 8Gi // 4Gi = 2 nodes
+    assert found == [Growth(None, "Karpenter NodePool a-free has no limits"),
+                     Growth(2, "Karpenter NodePool b-capped can add 2 nodes")]
+
+
+def test_a_new_node_comes_with_its_daemon_set_pods():
+    # the template node runs a DaemonSet pod of 500m: a fresh node keeps (2000 - 500) // 500 = 3 pods, not 4
+    ds = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "500m"})]))
+    agent = s.pod("agent-a", "kube-system", "a", spec=ds["spec"]["template"]["spec"],
+                  owner=("apps/v1", "DaemonSet", "agent"))
+    state = cluster_with(ds, agent, headroom=3)
+    verdict = evaluate(state, web(5))                       # 3 fit on "a", 2 pending
+    assert (verdict.verdict, verdict.pending) == ("warn", 2)
+    assert "about 1 new node node(s) of 3 pods each would take the 2 pending pods" in verdict.message
+
+
+def test_a_pod_no_fresh_node_can_hold_is_no_growth_and_one_per_node_is():
+    too_big = s.deployment("big", 1, spec=s.pod_spec([s.container(requests={"cpu": "3"})]))
+    assert evaluate(cluster_with(headroom=5), too_big).verdict == "deny"
+    one_each = s.deployment("one", 3, spec=s.pod_spec([s.container(requests={"cpu": "1500m"})]))
+    verdict = evaluate(cluster_with(headroom=2), one_each)      # 1 fits, 2 pending, 1 per new node
+    assert verdict.verdict == "warn" and "about 2 new node node(s) of 1 pods each" in verdict.message
+    assert evaluate(cluster_with(headroom=1), one_each).verdict == "deny"
+
+
+def test_a_fresh_node_keeps_the_pod_slots_its_daemon_set_pods_leave():
+    ds = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "10m"})]))
+    small = {"cpu": "8", "memory": "16Gi", "pods": "4"}
+    agent = s.pod("agent-a", "kube-system", "a", spec=ds["spec"]["template"]["spec"],
+                  owner=("apps/v1", "DaemonSet", "agent"))
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=small), ds, agent])
+    state.headroom_nodes = 1
+    verdict = evaluate(state, web(6))            # 3 slots left on "a"; a new node also has 4 - 1 = 3
+    assert (verdict.verdict, verdict.pending) == ("warn", 3)
+    assert "about 1 new node node(s) of 3 pods each" in verdict.message
+    assert evaluate(state, web(7)).verdict == "deny"
+
+
+def test_an_unlimited_pool_does_not_help_a_pod_no_node_can_hold():
+    too_big = s.deployment("big", 1, spec=s.pod_spec([s.container(requests={"cpu": "3"})]))
+    verdict = evaluate(cluster_with(pool("free")), too_big)
+    assert verdict.verdict == "deny" and "can grow" not in verdict.message
