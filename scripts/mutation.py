@@ -608,9 +608,14 @@ def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
     """
     log, directory = carry
     same = {m for m in modules if (Path(directory) / m).exists() and (Path(directory) / m).read_text() == source_of(m)}
+    rows = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    seen: dict[str, int] = {}
+    for row in rows:
+        seen[row["mutant"]] = seen.get(row["mutant"], 0) + 1
     kept: dict[str, str] = {}
-    for line in Path(log).read_text().splitlines():
-        row = json.loads(line)
+    for row in rows:
+        if seen[row["mutant"]] > 1:     # two edits share a name (nested operators at one column): run both
+            continue
         test = str(row.get("detail") or "").split(" (")[0]
         module = row["mutant"].split(":")[0]
         if row["outcome"] == "killed" and module in same and (ROOT / test.split("::")[0]).exists():
