@@ -429,3 +429,22 @@ def test_preemption_is_played_pod_by_pod_so_spread_sees_the_pods_bound_before():
     verdict = evaluate(state, s.deployment("web", 4, spec=spec))
     assert (verdict.verdict, verdict.schedulable, verdict.pending) == ("warn", 4, 0)
     assert "3 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_preemption_picks_the_node_whose_highest_victim_has_the_lowest_priority():
+    # pickOneNodeForPreemption (preemption.go): after PDB violations, the node whose most important victim has
+    # the lowest priority wins, before the number of victims. One pod of 3 CPU: node a (4 CPU) runs two
+    # 1.5 CPU pods of priority -10, both must go (1 CPU free, 2.5 with one gone); node b (4 CPU) one 3.5 CPU
+    # pod of priority -5. kube-scheduler evicts the two on a rather than the one on b.
+    state = state_from_objects([node("a"), node("b"), priority_class("high", 1000)] + [
+        s.pod(name, "default", where, spec=s.pod_spec([s.container(requests={"cpu": cpu})], priority=prio),
+              labels={"app": name})
+        for name, where, cpu, prio in (("a-1", "a", "1500m", -10), ("a-2", "a", "1500m", -10),
+                                       ("b-1", "b", "3500m", -5))])
+    spec = s.pod_spec([s.container(requests={"cpu": "3"})], priorityClassName="high")
+    verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
+    assert "1 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+    # A second pod then preempts b-1 on b: 3 victims for 2 pods.
+    both = evaluate(state, s.deployment("urgent", 2, spec=spec))
+    assert (both.pending, "would preempt 3 lower-priority pods" in both.reasons[0].summary) == (0, True)

@@ -16,10 +16,10 @@ START_OPTIONS = {"scheduler": True}
 
 def start_control_plane():
     """etcd + kube-apiserver + kube-scheduler on loopback, configured for the differential tier."""
-    from tests.differential.referee import APISERVER_ARGS
+    from tests.differential.referee import APISERVER_ARGS, SCHEDULER_ARGS
     from tests.e2e.controlplane import start_local
 
-    return start_local(apiserver_args=APISERVER_ARGS, **START_OPTIONS)
+    return start_local(apiserver_args=APISERVER_ARGS, scheduler_args=SCHEDULER_ARGS, **START_OPTIONS)
 
 
 @dataclass

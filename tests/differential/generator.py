@@ -291,10 +291,10 @@ class _Gen:
             res = c0.setdefault("resources", {})
             res.setdefault("limits", {})[ext] = amount
             res.setdefault("requests", {})[ext] = amount
-            if ext == "hugepages-2Mi":
-                res["requests"].setdefault("cpu", "100m")
+            if ext == "hugepages-2Mi":      # needs cpu or memory requests; a request never above its limit
+                res["requests"].setdefault("cpu", res["limits"].get("cpu", "100m"))
                 res["limits"].setdefault("cpu", res["requests"]["cpu"])
-                res["requests"].setdefault("memory", "64Mi")
+                res["requests"].setdefault("memory", res["limits"].get("memory", "64Mi"))
                 res["limits"].setdefault("memory", res["requests"]["memory"])
         spec["containers"] = containers
         if self.chance(0.2):

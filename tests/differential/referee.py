@@ -41,6 +41,15 @@ SNAPSHOT_RESOURCES = ",".join(dict.fromkeys([*SNAPSHOT_KINDS.split(","), "resour
 #: no TaintNodesByCondition (the scenario says which taints a node has, as the node
 #: lifecycle controller would have left them).
 APISERVER_ARGS = ("--disable-admission-plugins=TaintNodesByCondition",)
+#: The scheduler of the differential tier: SchedulerQueueingHints off. The tier compares where
+#: pods END UP; the hints only decide whether an event retries an unschedulable pod early. In
+#: v1.33 InterPodAffinity's hint skips the deletion of a pod whose OWN anti-affinity kept the
+#: pending pod out (kubernetes/kubernetes#134393, fixed by #135325 after v1.33), so a preemptor
+#: whose victim was such a pod waits for the 5-minute unschedulable-pods flush before it binds;
+#: "settled" would read that wait as Pending for good (differential seeds 1036, 1639). With the
+#: hints off every event the plugins register retries the pod (the pre-1.32 queue): same
+#: filters, same placements, no wait.
+SCHEDULER_ARGS = ("--feature-gates=SchedulerQueueingHints=false",)
 SETTLE_TIMEOUT_S = 30.0
 RUNTIME_LABEL = "differential.capacity-webhook/pod"
 

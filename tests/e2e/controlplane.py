@@ -520,10 +520,11 @@ class ControlPlane:
     # ---------------------------------------------------------------- components
 
     def start_scheduler(self, config: Mapping[str, Any] | None = None,
-                        ready_timeout: float = READY_TIMEOUT_S) -> None:
+                        ready_timeout: float = READY_TIMEOUT_S, args: Sequence[str] = ()) -> None:
         """Start the real kube-scheduler against this apiserver and wait for /healthz.
 
-        ``config`` is a KubeSchedulerConfiguration (defaults: the default profile).
+        ``config`` is a KubeSchedulerConfiguration (defaults: the default profile);
+        ``args`` are extra flags (``--feature-gates`` is a flag, not configuration).
         Leader election is off: one scheduler, no lease to wait for.
         """
         if self.external:
@@ -539,6 +540,7 @@ class ControlPlane:
         self._start_component(SCHEDULER_BINARY, port, [
             f"--config={cfg_path}",
             *self._serving_flags(SCHEDULER_BINARY, port),
+            *args,
         ], ready_timeout)
 
     def start_controller_manager(self, controllers: Sequence[str] = DEFAULT_CONTROLLERS,
@@ -720,12 +722,13 @@ def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
                 ready_timeout: float = READY_TIMEOUT_S, *, scheduler: bool = False,
                 controller_manager: bool = False, scheduler_config: Mapping[str, Any] | None = None,
                 controllers: Sequence[str] = DEFAULT_CONTROLLERS,
-                apiserver_args: Sequence[str] = ()) -> ControlPlane:
+                apiserver_args: Sequence[str] = (), scheduler_args: Sequence[str] = ()) -> ControlPlane:
     """Start etcd + kube-apiserver on loopback and return a ready ControlPlane.
 
     ``scheduler`` / ``controller_manager`` also start those components (their
-    binaries are then required too); ``apiserver_args`` are appended to the
-    apiserver's flags (list flags such as --disable-admission-plugins add up).
+    binaries are then required too); ``apiserver_args`` / ``scheduler_args`` are
+    appended to those components' flags (list flags such as --disable-admission-plugins
+    add up).
     """
     bin_dir = Path(bin_dir or tools_dir())
     wanted = [*REQUIRED_BINARIES, *([SCHEDULER_BINARY] if scheduler else []),
@@ -826,7 +829,7 @@ def start_local(bin_dir: Path | None = None, workdir: Path | None = None,
         cp.apply(_rbac_objects(subjects) + _ledger_objects(subjects))
         cp.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd/capacityledgers.capacity-webhook.io")
         if scheduler:
-            cp.start_scheduler(scheduler_config, ready_timeout)
+            cp.start_scheduler(scheduler_config, ready_timeout, scheduler_args)
         if controller_manager:
             cp.start_controller_manager(controllers, ready_timeout)
     except BaseException:

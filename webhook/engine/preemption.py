@@ -63,7 +63,15 @@ def play(state, rooms: RoomMap, rules, requests, scored, uses_ip: bool, extended
          lower: list, node_filter=None, new_volumes: int = 0, caps: Mapping | None = None) -> PreemptionPlay | None:
     """Bind ``wanted`` pods one at a time, preempting ``lower`` (bound lower-priority pods on nodes the
     pod may use) when a pod fits nowhere. ``None`` when the play would cost more than
-    SEQUENTIAL_BUDGET node checks (the caller then estimates in bulk)."""
+    SEQUENTIAL_BUDGET node checks, a quarter of that with pod-level constraints (a victim's
+    release and return cost about three checks); the caller then estimates in bulk.
+
+    Without pod-level constraints a node's verdict (fits, or its victims) changes only when
+    that node changes, so both are kept per node and only the node a pod went to is judged
+    again: the play costs one pass over the nodes and their victims, then a pass over the
+    nodes that still fit per pod. With constraints every bind may move every node's verdict
+    (spread, zone anti-affinity): each pod judges every node again.
+    """
     rooms.flush()
     node_rules = rules.node_only
     eligible = [room for _, room in sorted(rooms.rooms.items())
@@ -71,7 +79,10 @@ def play(state, rooms: RoomMap, rules, requests, scored, uses_ip: bool, extended
     victims_of: dict[str, list] = {}
     for pod in lower:
         victims_of.setdefault(pod.node, []).append(pod)
-    if max(wanted, 1) * (len(eligible) + len(lower)) > SEQUENTIAL_BUDGET:
+    if rules.constraints is not None:     # every pod judges every node and its victims again
+        if max(wanted, 1) * (len(eligible) + 3 * len(lower)) > SEQUENTIAL_BUDGET // 4:
+            return None
+    elif len(eligible) + 3 * len(lower) + max(wanted, 1) * len(eligible) > SEQUENTIAL_BUDGET:
         return None
     watcher = None
     if rules.constraints is not None:
@@ -90,35 +101,53 @@ def play(state, rooms: RoomMap, rules, requests, scored, uses_ip: bool, extended
             return False
         return watcher is None or watcher.refusal(room.node, room.used_ports() if own_ports else None) is None
 
+    def candidate(room: NodeRoom) -> tuple | None:
+        """(pickOneNodeForPreemption's key, victims) for ``room``, or None: no candidate."""
+        pods = victims_of.get(room.node.name)
+        if not pods or (watcher is not None and room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1
+                        and not (own_ports and _ports_refuse(watcher, room))
+                        and watcher.affinity_refuses(room.node)):
+            return None       # no victims here, or the affinity fails here: UnschedulableAndUnresolvable
+        chosen = _select_victims(room, pods, watcher, fits)
+        if chosen is None:
+            return None
+        return (max(p.priority for p in chosen) if chosen else -INT32_OFFSET,
+                sum(p.priority + INT32_OFFSET for p in chosen), len(chosen), room.node.name), chosen
+
+    # Without constraints: the nodes that fit one more pod, and each node's candidacy, kept per node.
+    fitting = {r.node.name: r for r in eligible if fits(r)} if watcher is None else {}
+    candidates = {r.node.name: candidate(r) for r in eligible} if watcher is None else {}
+
     def bind(room: NodeRoom) -> None:
+        name = room.node.name
         room.take(1, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=own_ports)
         if watcher is not None:
             watcher.observe_self(room.node)
-        outcome.per_node[room.node.name] = outcome.per_node.get(room.node.name, 0) + 1
+        outcome.per_node[name] = outcome.per_node.get(name, 0) + 1
         outcome.placed += 1
+        if watcher is None:       # only this node changed
+            if fits(room):
+                fitting[name] = room
+            else:
+                fitting.pop(name, None)
+            candidates[name] = candidate(room)
 
     for _ in range(wanted):
         budget.check()
-        usable = [r for r in eligible if capped.get(r.node.name) is None
-                  or outcome.per_node.get(r.node.name, 0) < capped[r.node.name][0]]
-        room = _best_room(usable, requests, scored, uses_ip, extended, watcher, new_volumes, prefs)
+        if watcher is None:
+            room = _best_room(list(fitting.values()), requests, scored, uses_ip, extended, None, new_volumes, prefs)
+        else:
+            usable = [r for r in eligible if capped.get(r.node.name) is None
+                      or outcome.per_node.get(r.node.name, 0) < capped[r.node.name][0]]
+            room = _best_room(usable, requests, scored, uses_ip, extended, watcher, new_volumes, prefs)
         if room is not None:
             bind(room)
             continue
         best: tuple | None = None
         for room in eligible:
-            pods = victims_of.get(room.node.name)
-            if not pods or (watcher is not None and room.fit(requests, uses_ip, new_volumes, extended)[0] >= 1
-                            and not (own_ports and _ports_refuse(watcher, room))
-                            and watcher.affinity_refuses(room.node)):
-                continue      # no victims here, or the affinity fails here: UnschedulableAndUnresolvable
-            chosen = _select_victims(room, pods, watcher, fits)
-            if chosen is None:
-                continue
-            key = (max(p.priority for p in chosen) if chosen else -INT32_OFFSET,
-                   sum(p.priority + INT32_OFFSET for p in chosen), len(chosen), room.node.name)
-            if best is None or key < best[0]:
-                best = (key, room, chosen)
+            found = candidates.get(room.node.name) if watcher is None else candidate(room)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = (found[0], room, found[1])
         if best is None:
             break             # nothing changes for the next pod (they are alike): the rest stay Pending
         _, room, chosen = best
