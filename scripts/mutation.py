@@ -292,6 +292,11 @@ def patch_in_place(mutant: Mutant, copy_root: Path,
         for function in functions.get((filename or "", qualname, first), []):
             function.__code__ = code
             patched += 1
+    for name, loaded in list(sys.modules.items()):      # what an import-time call cached ran unmutated
+        if name.startswith("webhook"):
+            for value in list(vars(loaded).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
     return patched > 0
 
 
@@ -390,7 +395,8 @@ def coverage_map(copy_root: Path, modules: list[str], tests: list[str], out: Pat
             lines: dict[str, dict[str, list[str]]] = {}
             for module in modules:
                 by_line = data.contexts_by_lineno(str(copy_root / module))
-                lines[module] = {str(n): sorted(c for c in contexts if c) for n, contexts in by_line.items()}
+                # "" is the code run outside any test (imports, collection): kept as IMPORT
+                lines[module] = {str(n): sorted(c or IMPORT for c in contexts) for n, contexts in by_line.items()}
             libraries = sorted(name for name, mod in list(sys.modules.items())
                                if _is_library(name, getattr(mod, "__file__", None), copy_root))
             out.write_text(json.dumps({"code": code, "failed": mapper.failed, "lines": lines,
@@ -437,6 +443,8 @@ def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] 
         return "timeout", None
     return None
 
+
+IMPORT = "<import>"      # the coverage context of code that ran outside every test
 
 FALLBACK = 97   # a warm child's exit code: the edit cannot be patched in place, run it on a fresh import
 
@@ -625,7 +633,7 @@ def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
 
 def _fingerprint(modules: list[str], tests: list[str]) -> str:
     """A digest of every file the coverage map depends on: the package, the scripts' helpers, the tests."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"map format 2")
     files = sorted({*modules, *tests, *(str(p.relative_to(ROOT)) for p in (ROOT / "webhook").rglob("*.py")),
                     *(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("*.py"))})
     for name in files:
@@ -639,10 +647,10 @@ def selection_for(mutant: Mutant, lines: dict[str, dict[str, list[str]]], durati
     Quickest first: pytest runs them in the order given and stops at the first failure.
     """
     by_line = lines.get(mutant.module, {})
-    if mutant.at_import:
+    chosen = {t for n in mutant.lines for t in by_line.get(str(n), [])}
+    if mutant.at_import or IMPORT in chosen:     # its effect is kept by the module, or cached: every test of it
         chosen = {t for tests in by_line.values() for t in tests}
-    else:
-        chosen = {t for n in mutant.lines for t in by_line.get(str(n), [])}
+    chosen.discard(IMPORT)
     return sorted(chosen, key=lambda t: (durations.get(t, 0.0), t))
 
 
@@ -728,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 (a library that will not import twice is imported by the child)
                 pass
-        used_files = sorted({t.split("::")[0] for by_line in lines.values() for c in by_line.values() for t in c})
+        used_files = sorted({t.split("::")[0] for by_line in lines.values() for c in by_line.values() for t in c
+                             if t != IMPORT})
         slots = [Slot(copy, tmp / f"result{i}.json", used_files) for i, copy in enumerate(copies)]
         print(f"baseline done in {time.monotonic() - started:.0f} s; {len(tasks)} mutants",
               file=sys.stderr, flush=True)
