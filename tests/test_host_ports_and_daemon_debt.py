@@ -137,3 +137,24 @@ def test_the_answer_follows_new_nodes_and_a_repeated_question():
     second = state_from_objects([*nodes("z"), ds])          # the same stored DaemonSet read twice
     assert set(owed_by_node(first)) == {"y"} and set(owed_by_node(second)) == {"z"}
     assert owed_by_node(second)["z"][1] == 1
+
+
+def test_a_node_the_daemon_set_skips_does_not_hide_the_nodes_after_it():
+    tainted = nodes("gpu", taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
+    state = state_from_objects([*tainted, *nodes("z"), daemon()])
+    assert set(owed_by_node(state)) == {"z"}
+
+
+def test_a_cordoned_node_still_gets_daemon_set_pods():
+    # the DaemonSet controller adds node.kubernetes.io/unschedulable:NoSchedule to the tolerations
+    # of its pods (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations)
+    state = state_from_objects([*nodes("a", unschedulable=True), daemon()])
+    assert set(owed_by_node(state)) == {"a"}
+
+
+def test_an_unreadable_daemon_set_is_skipped_and_the_others_still_count():
+    broken = daemon("broken")
+    broken["spec"]["template"]["spec"]["containers"] = [{"name": "x", "resources": {"requests": {"cpu": "lots"}}}]
+    state = state_from_objects([*nodes("a"), broken, daemon("logs")])
+    requests, pods, _ = owed_by_node(state)["a"]
+    assert (requests.cpu, pods) == (100, 1)
