@@ -112,3 +112,42 @@ def test_more_than_three_unknown_instance_types_are_elided():
     verdict = evaluate(state_from_objects(base + nodes[:1]), app(2))
     (reason,) = [r for r in verdict.reasons if r.code == "UNKNOWN_INSTANCE_TYPE"]
     assert reason.summary.startswith("Instance type z0.large is not in the")
+
+
+def test_the_limit_range_errors_are_elided_only_past_four():
+    lr = {"apiVersion": "v1", "kind": "LimitRange", "metadata": s.metadata("limits", "default"),
+          "spec": {"limits": [{"type": "Container", "max": {"cpu": "100m", "memory": "1Mi"}}]}}
+
+    def details(containers):
+        verdict = evaluate(cluster(lr), s.deployment("app", 1, spec=s.pod_spec(containers)))
+        return verdict.reasons[0].message.splitlines()[1]
+
+    two_errors = [s.container(f"c{i}", requests={"cpu": "1", "memory": "1Gi"}, limits={"cpu": "1", "memory": "1Gi"})
+                  for i in range(2)]
+    one_error = s.container("c9", requests={"cpu": "1"}, limits={"cpu": "1"})
+    assert details(two_errors).count(";") == 3 and not details(two_errors).endswith(" ....")       # 4 errors
+    assert details(two_errors + [one_error]).endswith(" ....")                                       # 5 errors
+
+
+def test_three_unknown_instance_types_are_all_named():
+    base = s.two_t3_medium_cluster()["items"]
+    nodes = [s.node(f"n{i}", instance_type=f"z{i}.large", allocatable=BIG) for i in range(4)]
+    (reason,) = [r for r in evaluate(state_from_objects(base + nodes[:3]), app(2)).reasons
+                 if r.code == "UNKNOWN_INSTANCE_TYPE"]
+    assert reason.summary.startswith("Instance type z0.large, z1.large, z2.large is not in the")
+    (reason,) = [r for r in evaluate(state_from_objects(base + nodes), app(2)).reasons
+                 if r.code == "UNKNOWN_INSTANCE_TYPE"]
+    assert reason.summary.startswith("Instance type z0.large, z1.large, z2.large ... is not in the")
+
+
+def test_a_scale_up_from_zero_places_the_new_pods():
+    old = app(0, cpu="5")                            # no node has 5 CPUs
+    verdict = evaluate(cluster(old), app(1, cpu="5"), old)
+    assert (verdict.verdict, verdict.requested, verdict.pending) == ("deny", 1, 1)
+
+
+def test_a_gated_daemon_set_requests_nothing_yet():
+    gated = s.daemonset("agent", namespace="default",
+                        spec=s.pod_spec([s.container(requests={"cpu": "9"})], schedulingGates=[{"name": "wait"}]))
+    verdict = evaluate(cluster(), gated)
+    assert (verdict.verdict, verdict.requested, verdict.pending) == ("allow", 0, 0)
