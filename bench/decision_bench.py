@@ -69,13 +69,40 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))]
 
 
+CPU_MS: list[float] = []           # thread CPU time of each timed call (ms), next to its wall time
+GC_PAUSES: list[float] = []        # collections during the timed calls (ms each)
+
+
+def _on_gc(phase: str, info: dict, started: list = [0.0]) -> None:  # noqa: B006 - the start of the running one
+    if phase == "start":
+        started[0] = time.perf_counter()
+    else:
+        GC_PAUSES.append((time.perf_counter() - started[0]) * 1000)
+
+
 def timed(fn, repeat: int) -> list[float]:
+    """Wall ms per call; also the CPU ms per call (``CPU_MS``) and the collections that ran
+    meanwhile (``GC_PAUSES``), so that a slow p99 can be told apart: the decision's own work
+    (CPU), the collector (GC), or a machine that did not give the process a core (wall >> CPU)."""
     out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
+    CPU_MS.clear()
+    GC_PAUSES.clear()
+    gc.callbacks.append(_on_gc)
+    try:
+        for _ in range(repeat):
+            start, cpu = time.perf_counter(), time.thread_time()
+            fn()
+            CPU_MS.append((time.thread_time() - cpu) * 1000)
+            out.append((time.perf_counter() - start) * 1000)
+    finally:
+        gc.callbacks.remove(_on_gc)
     return out
+
+
+def why_slow() -> str:
+    _cpu50, cpu99 = percentiles(CPU_MS)
+    worst_gc = max(GC_PAUSES, default=0.0)
+    return f"(CPU p99 {cpu99:.3f} ms; {len(GC_PAUSES)} GC runs, longest {worst_gc:.2f} ms)"
 
 
 def main() -> None:
@@ -97,11 +124,12 @@ def main() -> None:
     for label, obj in (("fits (allow)", fits), ("does not fit (deny)", too_big)):
         p50, p99 = percentiles(timed(functools.partial(evaluate, state, obj), args.decisions))
         big_p50, big_p99 = (p50, p99) if obj is fits else (big_p50, big_p99)
-        print(f"evaluate {label:22s} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms", flush=True)
+        print(f"evaluate {label:22s} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   {why_slow()}", flush=True)
     small = build(args.small, args.pods_per_node)
     evaluate(small, fits)
     small_p50, small_p99 = percentiles(timed(functools.partial(evaluate, small, fits), args.decisions))
-    print(f"evaluate fits (allow) on {args.small} nodes  p50 {small_p50:7.3f} ms   p99 {small_p99:7.3f} ms")
+    print(f"evaluate fits (allow) on {args.small} nodes  p50 {small_p50:7.3f} ms   p99 {small_p99:7.3f} ms   "
+          f"{why_slow()}")
     print(f"growth {args.small} -> {args.nodes} nodes: p50 {big_p50 / small_p50:.1f}x, p99 {big_p99 / small_p99:.1f}x "
           f"(nodes grew {args.nodes / args.small:.0f}x)")
     del small

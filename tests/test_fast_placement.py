@@ -10,6 +10,7 @@ change between decisions (the index is updated, not rebuilt, for most of them).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -232,3 +233,74 @@ def test_the_index_follows_pod_changes_without_a_rebuild():
     _fast, fast_view, reference_view = both_ways(state, s.small_web("after", 500))
     assert fast_view == reference_view
     assert index.cpu is built and not state.rooms_dirty      # updated in place, one node
+
+
+def _sums_agree(state: ClusterState) -> None:
+    """The sums kept across decisions equal the reference's walk of every reservation."""
+    for exclude in [None, *state.reservations, ("Deployment", "default", "nobody")]:
+        assert placement.reserved_by_node(state, exclude) == state.reserved_by_node(exclude)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_reservations_kept_across_decisions_match_the_reference(seed):
+    """Reservations as the webhook's ledger and ``check`` make them, with the reference's semantics:
+    the latest decision per workload wins, a promise shrinks as its pods appear (directly, through
+    a ReplicaSet, or waiting), a scale-down trims it, expiry and fulfilment drop it, and the
+    cluster ledger replaces the whole store. Each decision is taken both ways in between."""
+    rng = random.Random(1000 + seed)
+    state, names = random_cluster(rng, rng.choice([12, 40, 90]))
+    now, counter = 1000.0, 0
+    apps = [f"app-{j}" for j in range(6)]
+    for step in range(14):
+        app = rng.choice(apps)
+        replicas = rng.choice([1, 3, 10, 40, 400])
+        obj = s.deployment(app, replicas, "default", random_spec(rng))
+        old = s.deployment(app, 1, "default", obj["spec"]["template"]["spec"]) if rng.random() < 0.3 else None
+        fast, fast_view, reference_view = both_ways(state, obj, old)
+        assert fast_view == reference_view, f"seed {seed} step {step}"
+        _sums_agree(state)
+        key = ("Deployment", "default", app)
+        if fast.reservation():          # admitted: the latest decision about ``app`` replaces its promise
+            state.reserve(key, fast.reservation(), fast.pod_requests, fast.uses_ip,
+                          expires_at=now + rng.choice([5, 30, None or 1e9]), uid=f"u-{step}")
+        for _ in range(rng.randint(0, 12)):
+            roll = rng.random()
+            counter += 1
+            held_keys = sorted(state.reservations)
+            target = rng.choice(held_keys) if held_keys else key
+            rs = f"{target[2]}-rs"
+            if roll < 0.3:              # a promised pod appears, on a promised node or elsewhere
+                promised = list(state.reservations[target].per_node) if target in state.reservations else names
+                node = rng.choice(promised if rng.random() < 0.7 else names)
+                state.apply(s.pod(f"{rs}-{counter}", "default", node if rng.random() < 0.85 else None,
+                                  spec=random_spec(rng), owner=("apps/v1", "ReplicaSet", rs)))
+            elif roll < 0.4:            # its ReplicaSet links those pods to the Deployment (or unlinks)
+                if rng.random() < 0.8:
+                    state.apply({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "metadata": s.metadata(rs, "default", owner=("apps/v1", "Deployment", target[2])),
+                                 "spec": {"replicas": 0}})
+                else:
+                    state.remove("ReplicaSet", "default", rs)
+            elif roll < 0.5:
+                gone = [k for k in sorted(state.pods) if k[1].startswith(rs)]
+                if gone:
+                    state.remove("Pod", *rng.choice(gone))
+            elif roll < 0.6 and target in state.reservations:      # a scale-down trims the promise
+                trimmed = state.trimmed(state.reservations[target], rng.randint(0, 5))
+                if trimmed is None:
+                    del state.reservations[target]
+                else:
+                    state.reservations[target] = trimmed
+            elif roll < 0.7:
+                now += rng.choice([1, 10, 40])
+                state.expire_reservations(now)
+            elif roll < 0.75:           # the cluster ledger installs a fresh copy of every promise
+                state.reservations = {k: replace(r) for k, r in state.reservations.items()}
+            elif roll < 0.8 and state.reservations:
+                state.reservations.pop(rng.choice(sorted(state.reservations)))
+            elif roll < 0.9:
+                state.apply(s.pod(f"other-{counter}", "team", rng.choice(names), spec=random_spec(rng),
+                                  owner=("apps/v1", "ReplicaSet", "other")))
+            else:
+                state.apply(random_node(rng, rng.choice(names)))
+            _sums_agree(state)

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from webhook.engine import shape
+from webhook.engine.requests import ObjectError
 from webhook.engine.evaluate import evaluate
 from webhook.engine.quantity import MAX_VALUE, QuantityError, parse_quantity
 from webhook.server.app import create_app
@@ -170,6 +171,59 @@ def test_mutated_objects_are_decided_or_named_invalid(obj, mode):
     problem = shape.problem(obj)
     if problem is not None:
         assert verdict.codes == ["INVALID_OBJECT"] and problem.field in verdict.reasons[0].message
+
+
+@SETTINGS
+@given(st.sampled_from(range(len(WORKLOADS + CLUSTER))).flatmap(lambda i: mutated((WORKLOADS + CLUSTER)[i])))
+def test_the_quick_shape_walk_agrees_with_the_one_that_names_fields(obj):
+    """``check_object`` walks objects with ``_valid`` (no paths) and names a field only when it fails."""
+    schema = shape.SCHEMAS.get(obj.get("kind") if isinstance(obj.get("kind"), str) else "", shape._ANY_OBJECT)
+    try:
+        shape._check(obj, schema, "")
+        named = None
+    except ObjectError as exc:
+        named = exc.field
+    assert shape._valid(obj, schema) == (named is None)
+    if isinstance(obj.get("kind"), str):
+        problem = shape.problem(obj)
+        assert (problem.field if problem is not None else None) == named
+
+
+def _skeleton(schema):
+    """A well-formed value with every field of ``schema`` present."""
+    if isinstance(schema, dict):
+        return {key: _skeleton(sub) for key, sub in schema.items()}
+    if isinstance(schema, shape.ListOf):
+        return [_skeleton(schema.item)]
+    if isinstance(schema, shape.MapOf):
+        return {"k": _skeleton(schema.value)}
+    return {shape.STR: "s", shape.BOOL: True, shape.INT: 2**40, shape.INT32: 7, shape.NUMBER: 1.5,
+            shape.QUANTITY: "1Gi", shape.INT_OR_STR: "25%", shape.ANY: {"a": None}}[schema]
+
+
+@pytest.mark.parametrize("kind", sorted(shape.SCHEMAS))
+def test_every_field_of_every_schema_is_judged_alike_by_both_shape_walks(kind):
+    """Each field of the skeleton replaced by each wrong (or right) JSON value: the quick walk
+    passes exactly the objects the path-naming walk passes."""
+    schema = shape.SCHEMAS[kind]
+    skeleton = _skeleton(schema)
+    assert shape._valid(skeleton, schema)
+    values = [None, True, False, 0, -1, 2**31, -(2**31) - 1, 2**63, 1.5, "x", [], [None], [1, "a"], {}, {"": None},
+              {"a": "b"}, {"a": 1}, [{}]]
+    for path in [p for p in paths(skeleton) if p]:
+        parent = skeleton
+        for step in path[:-1]:
+            parent = parent[step]
+        original = parent[path[-1]]
+        for value in values:
+            parent[path[-1]] = value            # in place, put back below
+            try:
+                shape._check(skeleton, schema, "")
+                passes = True
+            except ObjectError:
+                passes = False
+            assert shape._valid(skeleton, schema) == passes, (kind, path, value)
+        parent[path[-1]] = original
 
 
 @SETTINGS

@@ -78,3 +78,65 @@ def test_ownership_walks_replicaset_to_deployment_without_reading_stored_objects
     state.remove("ReplicaSet", "default", "web-5d8f")
     assert state.top_owner(("ReplicaSet", "default", "web-5d8f")) == ("ReplicaSet", "default", "web-5d8f")
     assert state.pods_of(("Deployment", "default", "web")) == []
+
+
+def _recorded(items) -> str:
+    """A snapshot in ``record_snapshot``'s layout (one compact item per line)."""
+    body = ",\n    ".join(json.dumps(obj, separators=(",", ":"), ensure_ascii=False) for obj in items)
+    return ('{\n  "apiVersion": "v1",\n  "kind": "List",\n  "metadata": {"resourceVersion": ""},\n'
+            '  "items": [\n    ' + body + "\n  ]\n}\n")
+
+
+def _view(state):
+    return (state.nodes, state.pods, dict(state.workloads), state.namespaces, state.skipped, state.cni,
+            [(v.verdict, v.message) for v in (evaluate(state, s.small_web("web", n)) for n in (5, 21, 30))])
+
+
+def _items():
+    items = s.two_t3_medium_cluster()["items"] + s.fleet_cluster(12, seed=3)["items"] + MALFORMED
+    items.append(s.pod("ünïcode-\u2028-pod", "default", "ip-10-0-1-17.ec2.internal",
+                       labels={"note": "a \"quoted\" value,\nwith a newline"}))
+    return items
+
+
+def test_a_recorded_snapshot_is_read_line_by_line_into_the_same_state(tmp_path, monkeypatch):
+    from webhook.state import snapshot
+
+    path = tmp_path / "recorded.json"
+    path.write_text(_recorded(_items()), encoding="utf-8")
+    expected = _view(state_from_objects(json.loads(path.read_text(encoding="utf-8"))["items"]))
+
+    def whole_document(raw):
+        raise AssertionError("the recorded layout is read line by line")
+
+    monkeypatch.setattr(snapshot, "_document_items", whole_document)
+    assert _view(snapshot.load_snapshot(str(path))) == expected
+
+
+def test_a_file_that_only_looks_recorded_is_read_as_one_document(tmp_path):
+    """Same head and tail, but lines that are not one item each: the whole-document reader
+    takes over (and the state is the same), or says what is wrong as before."""
+    from webhook.state import snapshot
+
+    items = _items()
+    expected = _view(state_from_objects(json.loads(_recorded(items))["items"]))
+    text = _recorded(items)
+    first_comma = text.index(",\n    ")
+    variants = [
+        text[:first_comma] + ",    " + text[first_comma + 6:],                              # two items on a line
+        text.replace('"kind":"Node"', '"kind":\n"Node"', 1),                                 # an item over two lines
+        text[:first_comma] + "\n    ," + text[first_comma + 6:],                              # comma moved
+    ]
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"variant-{i}.json"
+        path.write_text(variant, encoding="utf-8")
+        assert json.loads(variant)["items"]            # still valid JSON: same objects
+        assert _view(snapshot.load_snapshot(str(path))) == expected, i
+    broken = tmp_path / "broken.json"
+    broken.write_text(text.replace('"kind":"Node"', '"kind":"Node",,', 1), encoding="utf-8")
+    try:
+        snapshot.load_snapshot(str(broken))
+    except snapshot.InputError as exc:
+        assert "broken.json" in str(exc)
+    else:
+        raise AssertionError("invalid JSON must be refused")

@@ -14,7 +14,7 @@ from . import budget, explain, limitranger, pod_eni, preemption, quota, shape, s
 from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
-from .placement import RoomMap, place
+from .placement import RoomMap, place, reserved_by_node
 from .priority import local_victims, pod_priority, preemption_reason, victims, victims_used
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
@@ -170,7 +170,7 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
     verdict.reasons.extend(_unknown_types(state, placement))
     if uses_ip or branch is not None:
         lower = demand.replica_word if demand.kind != "DaemonSet" else "the pod's requests"
-        reserved = {n: ips for n, (_r, _p, ips) in state.reserved_by_node(demand.key).items()} \
+        reserved = {n: ips for n, (_r, _p, ips) in reserved_by_node(state, demand.key).items()} \
             if state.reservations and state.network.subnets else None   # only subnet room reads it
         found, stuck = subnets.subnet_findings(state, placement, label, lower, reserved, branch=branch is not None)
         verdict.reasons.extend(found)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING
 
 from .instance_types import InstanceLimits, InstanceTable, load_default_table
 from .ipslots import CniConfig, IpCapacity, node_ip_capacity
@@ -34,6 +35,9 @@ from .requests import (
     uses_pod_ip,
 )
 from .scheduling import PodPlacementRules, Taint
+
+if TYPE_CHECKING:
+    from .reserved_sums import ReservedSums
 
 INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
@@ -382,6 +386,7 @@ class ClusterState:
         self.daemon_epoch = 0        # bumped by nodes, DaemonSets and their pods (what DaemonSet pods are owed)
         self.owed_cache: tuple | None = None
         self.room_index = None
+        self.reserved_sums: ReservedSums | None = None   # what reservations hold, kept across decisions
         self.skipped: list[str] = []                                   # objects we could not read (newest last)
 
     # ---- feeding -------------------------------------------------------------------
@@ -465,6 +470,7 @@ class ClusterState:
 
     def _apply_workload(self, obj: Mapping, kind: str, namespace: str, name: str) -> None:
         key = (kind, namespace, name)
+        self._note_pods_moved(key)
         self._unlink(key)
         self.workloads[key] = _trim(obj)
         parent = controller_of(obj)
@@ -472,6 +478,7 @@ class ClusterState:
             parent_key = (parent[0], namespace, parent[1])
             self.parents[key] = parent_key
             self.children[parent_key].add(key)
+            self._note_pods_moved(key)          # its new parent counts its pods now
         self._set_desired(key, obj)
         if kind == "DaemonSet" and namespace == "kube-system" and name == "aws-node":
             self.cni = CniConfig.from_daemonset(obj)
@@ -479,6 +486,7 @@ class ClusterState:
     def _remove_workload(self, kind: str, namespace: str, name: str) -> None:
         key = (kind, namespace, name)
         parent = self.parents.get(key)
+        self._note_pods_moved(key)
         self._unlink(key)
         self.workloads.pop(key, None)
         self.desired.pop(key, None)
@@ -619,10 +627,26 @@ class ClusterState:
             if node.claims[key] <= 0:
                 del node.claims[key]
 
+    def _note_pods_moved(self, owner_key: tuple) -> None:
+        """The pods counted for ``owner_key`` (and so for its parent) may change: what a
+        reservation of either holds must be computed again (``ReservedSums``)."""
+        sums = self.reserved_sums
+        if sums is not None and sums.held:
+            sums.dirty.add(owner_key)
+            parent = self.parents.get(owner_key)
+            if parent is not None:
+                sums.dirty.add(parent)
+
     def _set_pod(self, key: tuple, record: PodRecord | None) -> None:
         if record is not None and self.pods.get(key) == record:
             return      # a status-only update (most watch events): aggregates and indexes stand
         old = self.pods.pop(key, None)
+        sums = self.reserved_sums
+        if sums is not None and sums.held:
+            sums.dirty.add(("Pod",) + key)
+            for pod in (old, record):
+                if pod is not None and pod.owner:
+                    self._note_pods_moved((pod.owner[0], pod.namespace, pod.owner[1]))
         if ((old and old.owner and old.owner[0] == "DaemonSet")
                 or (record and record.owner and record.owner[0] == "DaemonSet")):
             self.daemon_epoch += 1

@@ -209,17 +209,27 @@ class RoomMap:
     def __init__(self, state: ClusterState, ignore_owner: tuple | None = None,
                  give_back: Iterable[PodRecord] = (), priority: int | None = None):
         self.state = state
-        self._reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
         self._rooms: dict[str, NodeRoom] | None = None
         self.touched: dict[str, NodeRoom] = {}
         self._lazy: list = []            # per_node mappings of indexed placements not yet built
-        for name in self._reserved or ():
-            if name in state.nodes:
-                self.room(name)
-        if state.reservations:          # whose promises those nodes hold, for the messages
-            for node, owners in state.reserved_owners(ignore_owner).items():
-                if node in state.nodes:
-                    self.room(node).held_for = dict(owners)
+        self._ignore = ignore_owner
+        self._sums = current_reserved_sums(state) if FAST_PLACEMENT else None
+        if self._sums is not None:
+            # The sums are kept across decisions (and in the RoomIndex's arrays): rooms are built
+            # on first use with them, only the nodes of this workload's own promise differ.
+            self._reserved = self._sums.excluding(ignore_owner) if state.reservations else None
+            for name in self._sums.own_nodes(ignore_owner):
+                if name in state.nodes:
+                    self.room(name)
+        else:
+            self._reserved = state.reserved_by_node(ignore_owner) if state.reservations else None
+            for name in self._reserved or ():
+                if name in state.nodes:
+                    self.room(name)
+            if state.reservations:          # whose promises those nodes hold, for the messages
+                for node, owners in state.reserved_owners(ignore_owner).items():
+                    if node in state.nodes:
+                        self.room(node).held_for = dict(owners)
         self.given_back = list(give_back)
         self.placed: list[tuple[PodRecord, str]] = []     # waiting pods and where they went
         self.promised_branch: dict[str, int] = {}         # node -> branch ENIs pods still to be created take
@@ -294,15 +304,21 @@ class RoomMap:
             return self._rooms[name]
         room = self.touched.get(name)
         if room is None:
-            room = self.touched[name] = NodeRoom.of(self.state, self.state.nodes[name], self._reserved)
+            room = self.touched[name] = self._new_room(name, self.state.nodes[name])
+        return room
+
+    def _new_room(self, name: str, node: NodeRecord) -> NodeRoom:
+        room = NodeRoom.of(self.state, node, self._reserved)
+        if self._sums is not None and self._reserved:     # whose promises the node holds, for the messages
+            room.held_for = self._sums.owners_on(name, self._ignore)
         return room
 
     @property
     def rooms(self) -> dict[str, NodeRoom]:
         if self._rooms is None:
             self.flush()
-            touched, reserved = self.touched, self._reserved
-            self._rooms = {name: touched.get(name) or NodeRoom.of(self.state, node, reserved)
+            touched = self.touched
+            self._rooms = {name: touched.get(name) or self._new_room(name, node)
                            for name, node in self.state.nodes.items()}
         return self._rooms
 
@@ -390,6 +406,24 @@ class RoomMap:
                 heap.refresh(room)
             for watcher in watchers.values():
                 watcher.observe_pod(pod, room.node.name)
+
+
+def current_reserved_sums(state: ClusterState):
+    """The state's ReservedSums brought up to its reservations (None: none ever made)."""
+    sums = state.reserved_sums
+    if sums is None:
+        if not state.reservations:
+            return None
+        from .reserved_sums import ReservedSums
+
+        sums = state.reserved_sums = ReservedSums(state)
+    return sums.sync()
+
+
+def reserved_by_node(state: ClusterState, exclude: tuple | None = None) -> dict:
+    """``state.reserved_by_node(exclude)``, from the sums kept across decisions when the fast path is on."""
+    sums = current_reserved_sums(state) if FAST_PLACEMENT else None
+    return sums.excluding(exclude) if sums is not None else state.reserved_by_node(exclude)
 
 
 class _KindHeap:

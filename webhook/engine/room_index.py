@@ -84,7 +84,14 @@ class RoomIndex:
                     break
                 self._set(i, node)
         state.rooms_dirty.clear()
-        return self if self.usable else None
+        sums = state.reserved_sums
+        if sums is not None and sums.changed:
+            for name in sums.changed:
+                i = self.pos.get(name)
+                if i is not None:
+                    self._set_reserved(i, sums.sums.get(name))
+            sums.changed.clear()
+        return self if self.usable and not self.reserved_too_big else None
 
     def _build(self) -> None:
         state = self.state
@@ -107,6 +114,27 @@ class RoomIndex:
         self.usable = True
         for i, name in enumerate(self.names):
             self._set(i, state.nodes[name])
+        # What reservations hold per node (ReservedSums), subtracted from the rooms above by fits().
+        self.reserved = np.zeros((5, n), np.int64)      # cpu, memory, ephemeral, pods, IP pods
+        self.reserved_too_big: set[int] = set()
+        self.any_reserved = False
+        sums = state.reserved_sums
+        if sums is not None:
+            for name, held in sums.sums.items():
+                at = self.pos.get(name)
+                if at is not None:
+                    self._set_reserved(at, held)
+            sums.changed.clear()
+
+    def _set_reserved(self, i: int, held) -> None:
+        used, pods, ips = held if held is not None else (Resources(), 0, 0)
+        values = (used.cpu, used.memory, used.ephemeral, pods, ips)
+        if any(not isinstance(v, int) or abs(v) >= _INT64 for v in values):
+            self.reserved_too_big.add(i)          # beyond 64 bits: only the reference loop is exact
+            return
+        self.reserved_too_big.discard(i)
+        self.reserved[:, i] = values
+        self.any_reserved = self.any_reserved or held is not None
 
     def _set(self, i: int, node) -> None:
         from .placement import NodeRoom
@@ -155,17 +183,23 @@ class RoomIndex:
 
     def fits(self, positions: np.ndarray, requests: Resources, uses_ip: bool) -> tuple[np.ndarray, np.ndarray]:
         """``NodeRoom.fit`` for the nodes at ``positions`` at once: (fits, indexes into CODES)."""
+        reserved = self.reserved[:, positions] if self.any_reserved else None
         best = self.pods[positions]
+        if reserved is not None:
+            best = best - reserved[3]
         code = np.full(len(positions), 1, np.int64)
         if uses_ip:
             ips = self.ips[positions]
+            if reserved is not None:
+                ips = ips - reserved[4]
             stop = self.ips_known[positions] & (ips <= best)
             best = np.where(stop, ips, best)
             code[stop] = 0
-        for column, amount, index in ((self.cpu, requests.cpu, 2), (self.memory, requests.memory, 3),
-                                      (self.ephemeral, requests.ephemeral, 4)):
+        for row, (column, amount, index) in enumerate(((self.cpu, requests.cpu, 2), (self.memory, requests.memory, 3),
+                                                       (self.ephemeral, requests.ephemeral, 4))):
             if amount > 0:
-                room = column[positions] // amount
+                free = column[positions] if reserved is None else column[positions] - reserved[row]
+                room = free // amount
                 stop = room < best
                 best = np.where(stop, room, best)
                 code[stop] = index

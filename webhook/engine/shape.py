@@ -99,6 +99,100 @@ def _check(value: object, schema: Any, path: str) -> None:
         raise ObjectError(path, f"must be {_NAMES[schema]}, got {_type_name(value)}")
 
 
+_SCALAR_EXPR = {
+    STR: "isinstance({v}, str)",
+    BOOL: "isinstance({v}, bool)",
+    INT: f"(isinstance({{v}}, int) and not isinstance({{v}}, bool) and {-_INT64 - 1} <= {{v}} <= {_INT64})",
+    INT32: f"(isinstance({{v}}, int) and not isinstance({{v}}, bool) and {-_INT32 - 1} <= {{v}} <= {_INT32})",
+    NUMBER: "(isinstance({v}, (int, float, str)) and not isinstance({v}, bool))",
+    QUANTITY: "(isinstance({v}, (int, float, str)) and not isinstance({v}, bool))",
+    INT_OR_STR: f"(isinstance({{v}}, str) or (isinstance({{v}}, int) and not isinstance({{v}}, bool) "
+                f"and {-_INT32 - 1} <= {{v}} <= {_INT32}))",
+}
+
+
+class _Compiler:
+    """Turns a schema into Python functions that answer "would ``_check`` pass?".
+
+    ``_check`` builds the field path of every field it visits and makes a call per value;
+    150,000 pods in a snapshot are almost all well-formed, so they are walked by these
+    functions instead (nested objects and scalar fields tested inline, a function per
+    array or map item type, no paths), and only an object that fails is walked again by
+    ``_check`` to name the field. tests/test_robustness.py checks that both walks agree.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[int, str] = {}
+        self.keep: list = []          # the schemas compiled (their ids name the functions)
+
+    def function(self, schema: Any) -> str:
+        name = self.names.get(id(schema))
+        if name is not None:
+            return name
+        name = self.names[id(schema)] = f"_f{len(self.names)}"
+        self.keep.append(schema)
+        body: list[str] = []
+        self._block(schema, "o", 1, body)
+        self.lines.append(f"def {name}(o):\n" + "\n".join(body) + "\n    return True\n")
+        return name
+
+    def _block(self, schema: Any, var: str, depth: int, body: list[str]) -> None:
+        """Lines that return False unless ``var`` (not None) has the shape ``schema``."""
+        pad = "    " * depth
+        if isinstance(schema, str):
+            if schema != ANY:
+                body.append(f"{pad}if not {_SCALAR_EXPR[schema].format(v=var)}: return False")
+        elif isinstance(schema, dict):
+            body.append(f"{pad}if not isinstance({var}, dict): return False")
+            subs = [(key, sub) for key, sub in schema.items() if sub != ANY]
+            if subs:
+                getter = f"g{depth}"
+                body.append(f"{pad}{getter} = {var}.get")
+                for key, sub in subs:
+                    item = f"x{depth}"
+                    body.append(f"{pad}{item} = {getter}({key!r})")
+                    body.append(f"{pad}if {item} is not None:")
+                    self._block(sub, item, depth + 1, body)
+        elif isinstance(schema, (ListOf, MapOf)):
+            listing = isinstance(schema, ListOf)
+            item_schema = schema.item if isinstance(schema, ListOf) else schema.value
+            body.append(f"{pad}if not isinstance({var}, {'list' if listing else 'dict'}): return False")
+            if item_schema == ANY:
+                return
+            values = var if listing else f"{var}.values()"
+            item = f"i{depth}"
+            body.append(f"{pad}for {item} in {values}:")
+            if listing and isinstance(item_schema, str):      # null items of scalar arrays pass
+                body.append(f"{pad}    if {item} is not None and not {_SCALAR_EXPR[item_schema].format(v=item)}: "
+                            "return False")
+            else:                                             # other null items do not
+                body.append(f"{pad}    if {item} is None: return False")
+                self._block(item_schema, item, depth + 1, body)
+        else:
+            raise AssertionError(schema)
+
+
+_COMPILED: dict[int, Any] = {}
+
+
+def _validator(schema: Any):
+    """The compiled ``_valid`` for one schema (compiled on first use)."""
+    found = _COMPILED.get(id(schema))
+    if found is None:
+        compiler = _Compiler()
+        name = compiler.function(schema)
+        scope: dict = {}
+        exec("\n".join(compiler.lines), scope)       # noqa: S102 - source generated above from our own schemas
+        found = _COMPILED[id(schema)] = (scope[name], schema)
+    return found[0]
+
+
+def _valid(value: object, schema: Any) -> bool:
+    """Whether ``_check(value, schema, ...)`` would pass, without building field paths."""
+    return value is None or _validator(schema)(value)
+
+
 # ---- the Kubernetes types (the fields read anywhere in webhook/) -----------------------
 RESOURCE_LIST = MapOf(QUANTITY)
 LABEL_SELECTOR = {"matchLabels": MapOf(STR),
@@ -210,15 +304,17 @@ def check_depth(obj: object, where: str = "object", limit: int = MAX_DEPTH) -> N
     Parts of an object the engine reads are frozen or compared as a whole, fields unknown
     to the schema included; a list nested 5,000 deep there would exhaust Python's stack.
     """
-    stack = [(obj, 0)]
-    while stack:
-        value, depth = stack.pop()
+    level, depth = [obj], 0        # the arrays and objects nested ``depth`` levels deep (level by level)
+    while level:
         if depth > limit:
             raise ObjectError(where, f"nested more than {limit} levels deep")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+        deeper: list = []
+        for value in level:
+            if isinstance(value, dict):
+                deeper += [v for v in value.values() if isinstance(v, (dict, list))]
+            elif isinstance(value, list):
+                deeper += [v for v in value if isinstance(v, (dict, list))]
+        level, depth = deeper, depth + 1
 
 
 def check_object(obj: object, prefix: str = "", depth: bool = False) -> None:
@@ -234,8 +330,10 @@ def check_object(obj: object, prefix: str = "", depth: bool = False) -> None:
     kind = obj.get("kind")
     if kind is not None and not isinstance(kind, str):
         raise ObjectError(f"{prefix}kind", f"must be a string, got {_type_name(kind)}")
+    schema = SCHEMAS.get(kind or "", _ANY_OBJECT)
     try:
-        _check(obj, SCHEMAS.get(kind or "", _ANY_OBJECT), prefix.rstrip("."))
+        if not _valid(obj, schema):
+            _check(obj, schema, prefix.rstrip("."))     # names the first wrong field
     except RecursionError:                         # unreachable with these finite schemas; kept for safety
         raise ObjectError(prefix.rstrip(".") or "object", "nested too deeply") from None
 

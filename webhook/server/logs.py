@@ -68,5 +68,9 @@ def review_logger() -> logging.Logger:
 def log_review(logger: logging.Logger, fields: dict) -> None:
     """Write the one line of a review (warning level for denies and internal errors)."""
     level = logging.WARNING if fields.get("verdict") == "deny" or fields.get("error") else logging.INFO
-    logger.log(level, "admission review", extra={"review": fields})
+    if logger.isEnabledFor(level):
+        # logger.log() would first walk the stack for the caller's file and line (findCaller), a
+        # fifth of the line's cost per review; the JSON line prints neither.
+        logger.handle(logger.makeRecord(logger.name, level, "(unknown file)", 0, "admission review", (), None,
+                                        extra={"review": fields}))
 
