@@ -77,3 +77,76 @@ def test_at_most_four_nodes_are_listed_and_the_rest_counted():
     assert verdict.pending == 1
     assert ("12 fit (node n0: 2 CPU free; node n1: 2 CPU free; node n2: 2 CPU free; node n3: 2 CPU free; "
             "and 2 more nodes); 1 would stay Pending.") in verdict.message
+
+
+def full_node(name, used, **node_kw):
+    """A node whose running pod already takes ``used`` (so the new pods find 0 left)."""
+    node = s.node(name, instance_type=None, allocatable=NODE, **node_kw)
+    hog = s.pod(f"hog-{name}", "default", name, spec=s.pod_spec([s.container("hog", requests=used)]))
+    return [node, hog]
+
+
+@pytest.mark.parametrize("used,requests,phrase", [
+    ({"cpu": "2"}, {"cpu": "1"}, "node n0: 0 CPU free"),
+    ({"memory": "4Gi"}, {"memory": "1Gi"}, "node n0: 0 memory free"),
+    ({"ephemeral-storage": "20Gi"}, {"ephemeral-storage": "1Gi"}, "node n0: 0 ephemeral storage free"),
+])
+def test_a_full_node_shows_zero_left_never_a_negative_or_a_made_up_one(used, requests, phrase):
+    verdict = evaluate(state_from_objects(full_node("n0", used)), web(2, requests))
+    assert verdict.pending == 2 and f"0 fit ({phrase}); 2 would stay Pending." in verdict.message
+
+
+def test_a_full_pod_limit_shows_zero_slots():
+    node = s.node("n0", instance_type=None, allocatable={**NODE, "pods": "1"})
+    hog = s.pod("hog", "default", "n0", spec=s.pod_spec([s.container("hog")]))
+    verdict = evaluate(state_from_objects([node, hog]), web(1))
+    assert "0 fit (node n0: 0 of 1 pod slots left); 1 would stay Pending." in verdict.message
+    assert verdict.message.endswith("Add nodes or lower replicas.")
+
+
+def test_four_stopped_nodes_are_all_listed():
+    verdict = evaluate(cluster(4), web(9, {"cpu": "1"}))
+    assert "8 fit (node n0: 2 CPU free; node n1: 2 CPU free; node n2: 2 CPU free; node n3: 2 CPU free); " \
+           "1 would stay Pending." in verdict.message
+
+
+def ineligible_nodes(count):
+    return [s.node(f"t{i}", instance_type=None, allocatable=NODE,
+                   taints=[{"key": f"team-{i}", "value": "x", "effect": "NoSchedule"}]) for i in range(count)]
+
+
+def test_the_nodes_not_eligible_are_counted_by_cause_up_to_four_causes():
+    four = state_from_objects([s.node("n0", instance_type=None, allocatable=NODE), *ineligible_nodes(4)])
+    message = evaluate(four, web(3, {"cpu": "1"})).message
+    assert ("Nodes not eligible: 1 taint team-0=x:NoSchedule not tolerated, 1 taint team-1=x:NoSchedule not "
+            "tolerated, 1 taint team-2=x:NoSchedule not tolerated, 1 taint team-3=x:NoSchedule not tolerated.") \
+        in message
+    five = state_from_objects([s.node("n0", instance_type=None, allocatable=NODE), *ineligible_nodes(5)])
+    assert "1 taint team-3=x:NoSchedule not tolerated ...." in evaluate(five, web(3, {"cpu": "1"})).message
+
+
+def test_no_eligible_node_says_how_many_refuse_and_why():
+    one = evaluate(state_from_objects(ineligible_nodes(1)), web(1))
+    assert one.codes == ["NO_ELIGIBLE_NODE"] and one.message.splitlines()[:2] == [
+        "Deployment default/web: its pod cannot be scheduled: no eligible node",
+        "The only node refuses its pod. Nodes not eligible: 1 taint team-0=x:NoSchedule not tolerated."]
+    many = evaluate(state_from_objects(ineligible_nodes(2)), web(3))
+    assert many.message.splitlines()[:2] == [
+        "Deployment default/web: none of 3 pods can be scheduled: no eligible node",
+        "All 2 nodes refuse its pods. Nodes not eligible: 1 taint team-0=x:NoSchedule not tolerated, "
+        "1 taint team-1=x:NoSchedule not tolerated."]
+    empty = evaluate(state_from_objects([]), web(2))
+    assert empty.message.splitlines()[1:] == ["The cluster has no nodes.", "Add nodes before deploying."]
+
+
+def test_a_spread_shortfall_points_at_the_skew():
+    # zone a: a 4-CPU node; zone b: a node too small for any pod. maxSkew 1 lets zone a hold only 1 pod
+    # more than zone b's 0.
+    nodes = [s.node("a", instance_type=None, zone="us-east-1a", allocatable={**NODE, "cpu": "4"}),
+             s.node("b", instance_type=None, zone="us-east-1b", allocatable={**NODE, "cpu": "500m"})]
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app": "web"}}}]
+    verdict = evaluate(state_from_objects(nodes), web(3, {"cpu": "1"}, topologySpreadConstraints=spread))
+    assert verdict.pending == 2 and "TOPOLOGY_SPREAD" in verdict.codes
+    assert ("Add capacity in the domains with fewest pods, raise maxSkew, use whenUnsatisfiable: ScheduleAnyway, "
+            "or lower replicas.") in verdict.message
