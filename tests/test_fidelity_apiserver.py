@@ -171,6 +171,7 @@ def test_min_wants_a_request_and_checks_the_limit_too():
         "minimum cpu usage per Pod is 300m, but limit is 200m",
         "containers app: cpu request 500m must be less than or equal to its limit 200m"]
     assert errors_for(container_spec({"cpu": "300m"}), item_type="Pod", min={"cpu": "300m"}) == []   # equal is enough
+    assert errors_for(container_spec({"cpu": "300m"}, {"cpu": "300m"}), item_type="Pod", min={"cpu": "300m"}) == []
 
 
 def test_max_wants_a_limit_and_checks_the_request_too():
