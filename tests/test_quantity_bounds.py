@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from webhook.engine.quantity import MAX_VALUE, QuantityError, milli, parse_quantity, units
+from webhook.engine.quantity import QuantityError, milli, parse_quantity, units
 
 
 @pytest.mark.parametrize("text,value", [
@@ -19,8 +19,6 @@ from webhook.engine.quantity import MAX_VALUE, QuantityError, milli, parse_quant
     ("-1e-12", -Fraction(1, 10**9)),
     ("0Ki", 0), ("0.000", 0), ("-0", 0), ("000.000m", 0),
     ("1.5Ki", 1536), ("0.5Mi", 2**19), ("1e3", 1000), ("1E3", 1000), ("1e+3", 1000), ("5e-1", Fraction(1, 2)),
-    ("12345678901234567890", MAX_VALUE),        # 20 digits: above 2^63-1
-    ("1e21", MAX_VALUE), ("1e30", MAX_VALUE),
     (" 100m ", Fraction(1, 10)),
 ])
 def test_parse_quantity_at_the_bounds(text, value):
