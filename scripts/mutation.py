@@ -292,12 +292,21 @@ def patch_in_place(mutant: Mutant, copy_root: Path,
         for function in functions.get((filename or "", qualname, first), []):
             function.__code__ = code
             patched += 1
-    for name, loaded in list(sys.modules.items()):      # what an import-time call cached ran unmutated
-        if name.startswith("webhook"):
-            for value in list(vars(loaded).values()):
-                if callable(getattr(value, "cache_clear", None)):
-                    value.cache_clear()
+    if patched:
+        _clear_caches()
     return patched > 0
+
+
+def _clear_caches() -> None:
+    """Empty every functools cache of the package: what an import-time call cached ran unmutated."""
+    for name, loaded in list(sys.modules.items()):
+        if not name.startswith("webhook") or loaded is None:
+            continue
+        for value in list(vars(loaded).values()):
+            clear = getattr(value, "cache_clear", None) if isinstance(value, types.FunctionType) or \
+                hasattr(value, "__wrapped__") else None
+            if callable(clear):
+                clear()
 
 
 # ---- the child processes ---------------------------------------------------------------------
