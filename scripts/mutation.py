@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import gc
 import hashlib
 import importlib
@@ -303,10 +304,8 @@ def _clear_caches() -> None:
         if not name.startswith("webhook") or loaded is None:
             continue
         for value in list(vars(loaded).values()):
-            clear = getattr(value, "cache_clear", None) if isinstance(value, types.FunctionType) or \
-                hasattr(value, "__wrapped__") else None
-            if callable(clear):
-                clear()
+            if isinstance(value, functools._lru_cache_wrapper):     # not getattr: proxies (flask.request) raise
+                value.cache_clear()
 
 
 # ---- the child processes ---------------------------------------------------------------------
