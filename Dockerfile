@@ -22,15 +22,11 @@ RUN python -m venv /opt/venv
 # The optional build secret "pip-ca" is a CA bundle for pip (a TLS-inspecting egress proxy);
 # it is mounted for the RUN only and never stored in a layer.
 COPY image-constraints.txt .
-RUN --mount=type=secret,id=pip-ca \
-    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && /opt/venv/bin/pip install --no-cache-dir -r image-constraints.txt
-# The build context is trimmed by .dockerignore to the package sources.
-COPY . .
 # All dependencies ship manylinux wheels: no compiler needed. pip compiles .pyc at install
 # time, so nothing has to be written at run time on the read-only root.
-# pip check: the pinned set satisfies the package's dependencies. Then trim what the server
-# never imports (the image was 462 MB, the kubernetes client 126 MB of it):
+# pip check: the pinned set is consistent. Then, still in this layer (none of it depends on
+# the sources, so a source edit does not redo it), trim what the server never imports (the
+# image was 462 MB, the kubernetes client 126 MB of it):
 # * kubernetes' asyncio client (kubernetes/aio, 68 MB) and the aiohttp stack only it imports;
 #   the sync client (kubernetes.client, which does need pydantic) stays;
 # * botocore's API models of the 420 AWS services it does not call: the webhook calls EC2
@@ -46,33 +42,43 @@ COPY . .
 #   module: the engine uses only arrays, sorting and searching (webhook/engine/room_index.py,
 #   placement.py). numpy.linalg stays (`import numpy` loads it) and so does numpy.ma
 #   (numpy.unique calls np.ma.is_masked); tests/e2e/test_image_e2e.py calls each function;
-# * type stubs; pip, setuptools and wheel: nothing is installed at run time; test suites
-#   shipped inside packages.
-# Then import every module the server and the live source use, so a trim too many fails here.
-# One RUN: with the vfs storage driver every layer is a full copy of the root filesystem.
+# * type stubs and the test suites shipped inside packages.
+# One RUN per layer: with the vfs storage driver every layer is a full copy of the root.
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/venv/bin/pip install --no-cache-dir -r image-constraints.txt \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --no-cache-dir -y aiohttp aiohttp-retry aiohappyeyeballs aiosignal attrs \
         frozenlist multidict propcache yarl \
+ && cd /opt/venv/lib/python3.11/site-packages \
  && rm -rf /opt/venv/lib/python3.11/site-packages/kubernetes/aio \
- && find /opt/venv/lib/python3.11/site-packages/botocore/data -mindepth 1 -maxdepth 1 -type d \
-        ! -name ec2 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
- && /opt/venv/bin/python -m compileall -q -b -o 2 -j 0 /opt/venv/lib/python3.11/site-packages/kubernetes \
- && find /opt/venv/lib/python3.11/site-packages/kubernetes -name '*.py' -type f -delete \
- && find /opt/venv/lib/python3.11/site-packages/kubernetes -name __pycache__ -type d -prune -exec rm -rf {} + \
- && find /opt/venv/lib/python3.11/site-packages/botocore/data/ec2 -mindepth 1 -maxdepth 1 -type d \
-        ! -name 2016-11-15 -exec rm -rf {} + \
- && find /opt/venv/lib/python3.11/site-packages/botocore/data -name 'examples-1.json' -type f -delete \
- && cd /opt/venv/lib/python3.11/site-packages/numpy \
- && rm -rf f2py distutils random fft polynomial testing typing _pyinstaller _core/include _core/lib \
-        _core/_simd.* /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
- && find . -name '*.pyi' -type f -delete \
- && cd /src \
- && /opt/venv/bin/python -m pip uninstall --no-cache-dir -y pip setuptools wheel \
- && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -path '*/site-packages/*/tests' \
+ && find botocore/data -mindepth 1 -maxdepth 1 -type d ! -name ec2 ! -name sts ! -name sso ! -name sso-oidc \
         -exec rm -rf {} + \
+ && find botocore/data/ec2 -mindepth 1 -maxdepth 1 -type d ! -name 2016-11-15 -exec rm -rf {} + \
+ && find botocore/data -name 'examples-1.json' -type f -delete \
+ && /opt/venv/bin/python -m compileall -q -b -o 2 -j 0 kubernetes \
+ && find kubernetes -name '*.py' -type f -delete \
+ && find kubernetes -name __pycache__ -type d -prune -exec rm -rf {} + \
+ && (cd numpy && rm -rf f2py distutils random fft polynomial testing typing _pyinstaller _core/include \
+        _core/lib _core/_simd.*) \
+ && rm -f /opt/venv/bin/f2py /opt/venv/bin/numpy-config \
+ && find numpy -name '*.pyi' -type f -delete \
+ && find . -depth -type d -name tests -path './*/tests' -exec rm -rf {} +
+# The build context is trimmed by .dockerignore to the package sources.
+COPY . .
+# The package itself, without dependencies; its requirements are checked against what is
+# installed (pip check cannot: kubernetes names the aiohttp removed above). Then pip,
+# setuptools and wheel go (nothing is installed at run time), and every module the server
+# and the live source use is imported, so a trim too many fails the build here.
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/venv/bin/python -c "import importlib.metadata as m; from packaging.requirements import Requirement; \
+wanted = [Requirement(r) for r in m.requires('capacity-webhook') or []]; \
+bad = [str(r) for r in wanted if (r.marker is None or r.marker.evaluate({'extra': ''})) \
+and not r.specifier.contains(m.version(r.name), prereleases=True)]; \
+assert not bad, f'installed versions do not satisfy {bad}'" \
+ && /opt/venv/bin/python -m pip uninstall --no-cache-dir -y pip setuptools wheel \
  && /opt/venv/bin/python -c "import webhook.cli, webhook.server.app, webhook.server.gunicorn, \
 webhook.state.live, webhook.state.live_lister, webhook.engine.placement, webhook.aws, certs.reloader, kubernetes.client, kubernetes.config, \
 kubernetes.watch, boto3; [boto3.client(name, region_name='us-east-1') for name in ('ec2', 'sts', 'sso', 'sso-oidc')]; \
@@ -112,6 +118,8 @@ RUN groupadd --system --gid 65532 nonroot \
  && ! dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\n' | grep -v '^ii '
 
 # The shipped image: that root and the venv, two layers, nothing of the base underneath.
+# The venv is the last instruction: after a source edit only that layer is rebuilt (with vfs
+# every instruction after a changed one is another full copy of the root filesystem).
 FROM scratch
 LABEL org.opencontainers.image.title="capacity-webhook" \
       org.opencontainers.image.description="Capacity-aware Kubernetes admission webhook for AWS" \
@@ -121,10 +129,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LANG=C.UTF-8 \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 COPY --from=runtime / /
-COPY --from=builder /opt/venv /opt/venv
 # /app is made in the runtime stage: on a read-only root the runtime could not create it.
 WORKDIR /app
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["capacity-webhook"]
 CMD ["serve", "--tls-cert-file", "/tls/tls.crt", "--tls-private-key-file", "/tls/tls.key", "--bind", "0.0.0.0", "--port", "8443"]
+COPY --from=builder /opt/venv /opt/venv

@@ -5,55 +5,68 @@ A test suite that passes proves little by itself; one that *fails* when the code
 broken proves it pins behaviour. This script breaks the code on purpose, one small AST
 edit at a time (a comparison flipped, ``+`` turned into ``-``, ``and`` into ``or``, a
 constant nudged, ``continue`` turned into ``break``, a return value dropped), runs the
-tests that cover that module, and counts the mutants the tests kill.
+tests that execute the edited line, and counts the mutants the tests kill.
 
-It works on a private copy of the repository (the work tree is never touched), runs one
-pytest process per mutant with a time limit (a mutant that hangs counts as killed: the
-tests noticed), and prints a table per module. Equivalent mutants (edits that cannot
-change behaviour, e.g. ``<=`` vs ``<`` where equality is impossible) are listed by name in
+Fast because it only runs what can notice: the unit tests run once under coverage with
+one context per test, which maps every line of the measured modules to the tests that
+execute it. A mutant then runs only those tests (``-x``, stop at the first failure); a
+mutant on a line no test executes survives without a run (``uncovered`` in the table).
+Code that runs at import (module constants, class bodies, default values) is paired
+with every test that executes any line of its module.
+
+Honest because a kill must be a failing test: the unmutated copy must pass first (the
+same run that records coverage); a child that exits with a usage error or "no tests
+collected" is a harness error, reported and never counted as a kill; and at the end
+every test that killed a mutant runs alone on the unmutated copy and must pass (else
+the kills it made are withdrawn and reported). A mutant that hangs past its time limit
+(five times its tests' own time, plus a margin) counts as killed: the tests noticed.
+
+Everything runs on private copies of the repository (the work tree is never touched),
+with bytecode caching off so an edited module can never be loaded from a stale ``.pyc``.
+Equivalent mutants (edits that cannot change behaviour) are listed by name in
 ``scripts/mutation_equivalent.txt`` with the reason, and excluded from the score.
 
-    python scripts/mutation.py                          # every module in MODULES, all mutants
-    python scripts/mutation.py --module webhook/engine/quantity.py --sample 40 --seed 1
+    python scripts/mutation.py --jobs 2                 # webhook/engine/ and review.py, every mutant
+    python scripts/mutation.py --module webhook/engine/quantity.py --survivors
+    python scripts/mutation.py --sample 40 --seed 1     # a quicker estimate
     python scripts/mutation.py --list webhook/engine/quantity.py   # mutant names only
-    python scripts/mutation.py --survivors              # print each surviving mutant
 
-Not part of the default test run: a full run is minutes to an hour on 2 cores.
+Not part of the default test run (about 15-25 minutes for the whole scope on 2 cores).
+Needs ``coverage`` (in the ``test`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import gc
+import hashlib
+import importlib
+import json
 import os
 import random
+import select
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import types
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = ROOT / "scripts" / "mutation_equivalent.txt"
 
-# Module -> the tests that are meant to pin it (the fast unit tiers; never the e2e tier).
-ENGINE_TESTS = ["tests/test_engine.py", "tests/test_requests.py", "tests/test_scheduling.py",
-                "tests/test_ipslots.py", "tests/test_storage.py", "tests/test_messages.py",
-                "tests/test_pinned_behaviour.py"]
-MODULES: dict[str, list[str]] = {
-    "webhook/engine/quantity.py": ENGINE_TESTS,
-    "webhook/engine/requests.py": ENGINE_TESTS,
-    "webhook/engine/scheduling.py": ENGINE_TESTS,
-    "webhook/engine/workloads.py": ENGINE_TESTS,
-    "webhook/engine/placement.py": ENGINE_TESTS,
-    "webhook/engine/ipslots.py": ENGINE_TESTS + ["tests/test_instance_limits.py"],
-    "webhook/engine/storage.py": ENGINE_TESTS + ["tests/test_check_storage.py"],
-    "webhook/engine/verdict.py": ENGINE_TESTS,
-    "webhook/engine/model.py": ENGINE_TESTS + ["tests/test_state_sources.py"],
-    "webhook/engine/evaluate.py": ENGINE_TESTS,
-    "webhook/server/review.py": ["tests/test_server.py", "tests/test_selftest.py"],
-}
+# The measured scope: every module of the engine, and the server's review decoding.
+SCOPE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "webhook" / "engine").glob("*.py")) + \
+        ["webhook/server/review.py"]
+# The tests that may kill a mutant: every top-level unit test file. The e2e tier (a real
+# kube-apiserver) and the differential tier (the real kube-scheduler) are left out, by
+# directory and by marker. Files whose tests only start subprocesses cost one coverage run
+# and are then never selected (coverage is measured in this process only).
+UNIT_TESTS = "tests/test_*.py"
+MARKERS = "not e2e and not differential"
 
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
                  ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In,
@@ -70,7 +83,9 @@ class Mutant:
     line: int
     col: int
     kind: str
-    index: int      # position among the module's mutation points, to re-find the node
+    index: int                      # position among the module's mutation points, to re-find the node
+    lines: tuple[int, ...]          # source lines whose execution reaches the edit
+    at_import: bool                 # outside any function body: runs when the module is imported
 
     @property
     def name(self) -> str:
@@ -101,14 +116,15 @@ def _points(tree: ast.AST) -> list[tuple[ast.AST, str]]:
     return points
 
 
-def _is_docstring_or_annotation(tree: ast.AST) -> set[int]:
+def _annotation_nodes(tree: ast.AST) -> set[int]:
     """ids of nodes inside annotations: mutating them changes nothing at run time."""
     skip: set[int] = set()
     for node in ast.walk(tree):
-        annotations = []
+        annotations: list[ast.expr] = []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            annotations = [a.annotation for a in node.args.args + node.args.kwonlyargs if a.annotation] + \
-                          ([node.returns] if node.returns else [])
+            every = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            every += [a for a in (node.args.vararg, node.args.kwarg) if a]
+            annotations = [a.annotation for a in every if a.annotation] + ([node.returns] if node.returns else [])
         elif isinstance(node, ast.AnnAssign):
             annotations = [node.annotation]
         for annotation in annotations:
@@ -116,21 +132,56 @@ def _is_docstring_or_annotation(tree: ast.AST) -> set[int]:
     return skip
 
 
+def _reach(tree: ast.AST) -> dict[int, tuple[tuple[int, ...], bool]]:
+    """node id -> (lines whose execution reaches the node, whether it runs at import).
+
+    The lines are the node's own span plus the first line of the innermost statement
+    around it (a tracer may report a multi-line statement on its first line). A node in
+    a function body runs when that body runs; anything else (module and class bodies,
+    default values, decorators) runs at import.
+    """
+    reach: dict[int, tuple[tuple[int, ...], bool]] = {}
+
+    def visit(node: ast.AST, statement: ast.AST | None, in_body: bool) -> None:
+        if isinstance(node, ast.stmt):
+            statement = node
+        if hasattr(node, "lineno"):
+            first = getattr(statement, "lineno", node.lineno)
+            own = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            reach[id(node)] = (tuple(sorted({first, *own})), not in_body)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for child in ast.iter_child_nodes(node):
+                body = node.body if isinstance(node.body, list) else [node.body]
+                visit(child, statement, in_body or child in body)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, statement, in_body)
+
+    visit(tree, None, False)
+    return reach
+
+
+_SOURCES: dict[str, str] = {}
+
+
+def source_of(module: str) -> str:
+    """The module's text as it was when first read: the copies hold this text, whatever the work tree does next."""
+    if module not in _SOURCES:
+        _SOURCES[module] = (ROOT / module).read_text()
+    return _SOURCES[module]
+
+
 def mutants_of(module: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / module).read_text())
-    skip = _is_docstring_or_annotation(tree)
-    return [Mutant(module, node.lineno, node.col_offset, kind, index)
+    tree = ast.parse(source_of(module))
+    skip = _annotation_nodes(tree)
+    reach = _reach(tree)
+    return [Mutant(module, node.lineno, node.col_offset, kind, index, *reach[id(node)])
             for index, (node, kind) in enumerate(_points(tree)) if id(node) not in skip]
 
 
 class _Apply(ast.NodeTransformer):
-    def __init__(self, target_index: int):
-        self.target_index = target_index
-        self.counter = -1
-        self.target: ast.AST | None = None
-
-    def find(self, tree: ast.AST) -> None:
-        self.target = _points(tree)[self.target_index][0]
+    def __init__(self, target: ast.AST):
+        self.target = target
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         node = super().generic_visit(node)
@@ -158,10 +209,9 @@ class _Apply(ast.NodeTransformer):
 
 
 def mutated_source(mutant: Mutant) -> str:
-    tree = ast.parse((ROOT / mutant.module).read_text())
-    applier = _Apply(mutant.index)
-    applier.find(tree)
-    return ast.unparse(ast.fix_missing_locations(applier.visit(tree)))
+    tree = ast.parse(source_of(mutant.module))
+    target = _points(tree)[mutant.index][0]
+    return ast.unparse(ast.fix_missing_locations(_Apply(target).visit(tree)))
 
 
 def load_equivalent() -> dict[str, str]:
@@ -177,69 +227,454 @@ def load_equivalent() -> dict[str, str]:
     return known
 
 
-def start_tests(copy_root: Path, tests: list[str], show: bool = False) -> int:
-    """Fork a child that runs pytest on ``copy_root`` and exits with its code; return the pid.
+def _def_chain(tree: ast.AST, target: ast.AST) -> list[tuple[str, int]] | None:
+    """(qualname, first line) of every function around ``target``, outermost first; None if none.
+
+    The first line is what CPython records as the code's ``co_firstlineno`` (the first
+    decorator's line for a decorated function), so the live function and its mutated
+    twin, compiled from the same positions, match on both.
+    """
+    def walk(node: ast.AST, prefix: str, chain: list[tuple[str, int]]) -> list[tuple[str, int]] | None:
+        if node is target:
+            return chain
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                name = child.name if not isinstance(child, ast.Lambda) else "<lambda>"
+                first = min([child.lineno] + [d.lineno for d in getattr(child, "decorator_list", [])])
+                found = walk(child, f"{prefix}{name}.<locals>.", chain + [(prefix + name, first)])
+            elif isinstance(child, ast.ClassDef):
+                found = walk(child, f"{prefix}{child.name}.", chain)
+            else:
+                found = walk(child, prefix, chain)
+            if found is not None:
+                return found
+        return None
+
+    chain = walk(tree, "", [])
+    return chain or None
+
+
+def _codes(code: types.CodeType) -> list[types.CodeType]:
+    found = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found.extend(_codes(const))
+    return found
+
+
+def patch_in_place(mutant: Mutant, copy_root: Path,
+                   functions: dict[tuple[str, str, int], list[types.FunctionType]]) -> bool:
+    """Give the already imported functions around the edit the mutated code; False if that cannot be done.
+
+    Every function object made from the edited function's code (the module's own,
+    closures made at import, and the same object in every table or module that holds
+    it) gets the mutated ``__code__``, so no import runs again. Code that runs at import
+    cannot be patched this way: those mutants run on a fresh import instead.
+    """
+    module = sys.modules.get(mutant.module[:-3].replace("/", "."))
+    if module is None or mutant.at_import:
+        return False
+    tree = ast.parse(source_of(mutant.module))
+    target = _points(tree)[mutant.index][0]
+    chain = _def_chain(tree, target)
+    if chain is None:
+        return False
+    filename = module.__spec__.origin if module.__spec__ else None
+    new = _codes(compile(ast.fix_missing_locations(_Apply(target).visit(tree)), filename or "", "exec"))
+    wanted: dict[tuple[str, int], types.CodeType] = {}
+    for qualname, first in chain:
+        twins = [c for c in new if c.co_qualname == qualname and c.co_firstlineno == first]
+        if len(twins) != 1:
+            return False
+        wanted[(qualname, first)] = twins[0]
+    patched = 0
+    for (qualname, first), code in wanted.items():
+        for function in functions.get((filename or "", qualname, first), []):
+            function.__code__ = code
+            patched += 1
+    for name, loaded in list(sys.modules.items()):      # what an import-time call cached ran unmutated
+        if name.startswith("webhook"):
+            for value in list(vars(loaded).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+    return patched > 0
+
+
+# ---- the child processes ---------------------------------------------------------------------
+
+class _Recorder:
+    """pytest plugin for a mutant run: the first failing test (or collection error) and its phase."""
+
+    def __init__(self) -> None:
+        self.failed: str | None = None
+
+    def pytest_runtest_logreport(self, report):  # noqa: ANN001 (pytest hook)
+        if report.failed and self.failed is None:
+            self.failed = report.nodeid + ("" if report.when == "call" else f" ({report.when})")
+
+    def pytest_collectreport(self, report):  # noqa: ANN001 (pytest hook)
+        if report.failed and self.failed is None:
+            self.failed = f"collection error in {report.nodeid or 'the test files'}"
+
+
+class _CoverageMap:
+    """pytest plugin for the baseline run: which test executes which line, and how long each test takes."""
+
+    def __init__(self, copy_root: Path, modules: list[str]):
+        import coverage
+        self.cov = coverage.Coverage(data_file=None, include=[str(copy_root / m) for m in modules])
+        self.durations: dict[str, float] = {}
+        self.failed: list[str] = []
+
+    def pytest_sessionstart(self, session):  # noqa: ANN001 (pytest hook)
+        self.cov.start()
+
+    def pytest_runtest_logstart(self, nodeid, location):  # noqa: ANN001 (pytest hook)
+        self.cov.switch_context(nodeid)
+
+    def pytest_runtest_logreport(self, report):  # noqa: ANN001 (pytest hook)
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed:
+            self.failed.append(report.nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid, location):  # noqa: ANN001 (pytest hook)
+        self.cov.switch_context("")
+
+    def pytest_sessionfinish(self, session):  # noqa: ANN001 (pytest hook)
+        self.cov.stop()
+
+
+def _child_setup(copy_root: Path, show: bool) -> None:
+    os.chdir(copy_root)
+    sys.path.insert(0, str(copy_root))
+    sys.dont_write_bytecode = True                  # never a stale .pyc of another mutant
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"     # nor in the subprocesses some tests start
+    if not show:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+
+
+def _pytest_args(copy_root: Path, selection: list[str], stop_first: bool = True) -> list[str]:
+    return [*(["-x"] if stop_first else []), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-m", MARKERS, "--no-header", "-o", "addopts=", "--rootdir", str(copy_root), *selection]
+
+
+def start_tests(copy_root: Path, selection: list[str], result: Path) -> int:
+    """Fork a child that runs ``selection`` on ``copy_root``; it writes the first failure to ``result``.
 
     This process has imported pytest and the third-party libraries already but never
-    ``webhook``: the child imports the mutated code fresh, and each mutant saves an
-    interpreter start and pytest's own import.
+    ``webhook``: the child imports the (mutated) code fresh, and each mutant saves an
+    interpreter start and the libraries' import.
     """
-    existing = [str(copy_root / t) for t in tests if (copy_root / t).exists()]
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e", "--no-header", "-o", "addopts=",
-            "--rootdir", str(copy_root), *existing]
     pid = os.fork()
     if pid == 0:                                    # child
         code = 3
         try:
-            os.chdir(copy_root)
-            sys.path.insert(0, str(copy_root))
-            if not show:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 1)
-                os.dup2(devnull, 2)
+            _child_setup(copy_root, show=False)
             import pytest
-            code = int(pytest.main(args))
+            recorder = _Recorder()
+            code = int(pytest.main(_pytest_args(copy_root, selection), plugins=[recorder]))
+            result.write_text(json.dumps({"code": code, "failed": recorder.failed}))
         finally:
             os._exit(code)
     return pid
 
 
-def finished(pid: int, deadline: float) -> str | None:
-    """'killed', 'survived' or 'timeout' once the run is over (a hang is a kill), else None."""
+def coverage_map(copy_root: Path, modules: list[str], tests: list[str], out: Path) -> dict:
+    """Run every test once, unmutated and under coverage, in a child; return the map it writes."""
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            _child_setup(copy_root, show=True)
+            import pytest
+            mapper = _CoverageMap(copy_root, modules)
+            code = int(pytest.main(_pytest_args(copy_root, tests, stop_first=False), plugins=[mapper]))
+            data = mapper.cov.get_data()
+            lines: dict[str, dict[str, list[str]]] = {}
+            for module in modules:
+                by_line = data.contexts_by_lineno(str(copy_root / module))
+                # "" is the code run outside any test (imports, collection): kept as IMPORT
+                lines[module] = {str(n): sorted(c or IMPORT for c in contexts) for n, contexts in by_line.items()}
+            libraries = sorted(name for name, mod in list(sys.modules.items())
+                               if _is_library(name, getattr(mod, "__file__", None), copy_root))
+            out.write_text(json.dumps({"code": code, "failed": mapper.failed, "lines": lines,
+                                       "durations": mapper.durations, "libraries": libraries}))
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
+    return json.loads(out.read_text()) if out.exists() else {"code": 3, "failed": ["(no coverage map written)"]}
+
+
+def _is_library(name: str, path: str | None, copy_root: Path) -> bool:
+    """A third-party or standard module the children may inherit already imported."""
+    top = name.partition(".")[0]
+    if top in {"webhook", "certs", "tests", "conftest", "__main__", "bench", "scripts"} or not path:
+        return False
+    return not path.startswith(str(copy_root)) and not path.startswith(str(ROOT))
+
+
+def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] | None:
+    """(outcome, detail) once the run is over, else None.
+
+    outcome: 'survived', 'killed' (detail: the failing test), 'timeout' (a hang is a kill)
+    or 'error' (pytest could not run the selection: a harness fault, never a kill).
+    """
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
-        return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+        code = os.waitstatus_to_exitcode(status)
+        detail = json.loads(result.read_text()) if result.exists() else {"code": code, "failed": None}
+        result.unlink(missing_ok=True)
+        if code == 0:
+            return "survived", None
+        if code == FALLBACK:
+            return "fallback", None
+        failed = detail.get("failed") or ""
+        if (code in (1, 2) and failed) or (code == 4 and failed.startswith("collection error")):
+            return "killed", failed     # a test failed, or the mutated code broke the tests' import
+        if code < 0:                                # the mutant crashed the interpreter itself
+            return "killed", f"(test process died with signal {-code})"
+        return "error", f"pytest exit {code}"
     if time.monotonic() > deadline:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-        return "timeout"
+        result.unlink(missing_ok=True)
+        return "timeout", None
     return None
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float, show: bool = False) -> str:
-    pid, deadline = start_tests(copy_root, tests, show), time.monotonic() + timeout
-    while (outcome := finished(pid, deadline)) is None:
-        time.sleep(0.02)
-    return outcome
+IMPORT = "<import>"      # the coverage context of code that ran outside every test
+
+FALLBACK = 97   # a warm child's exit code: the edit cannot be patched in place, run it on a fresh import
+
+
+class Slot:
+    """One private copy of the repository, and a warm process that has imported the code and the tests.
+
+    The warm process (forked from this one, so it shares the libraries) imports every
+    test file once (pytest ``--collect-only``) and then, per mutant, forks a child that
+    patches the edited function in place (``patch_in_place``) and runs the selected
+    tests; it waits for the child with the time limit and answers with the outcome. A
+    mutant that runs at import is run cold instead: a child of this process (which never
+    imports ``webhook``) on a copy whose file holds the mutated source.
+    """
+
+    def __init__(self, copy_root: Path, result: Path, tests: list[str]):
+        self.copy_root, self.result = copy_root, result
+        self.busy: tuple[Mutant | None, list[str], str, int, float] | None = None   # mutant, tests, mode, pid, deadline
+        to_warm_r, to_warm_w = os.pipe()
+        from_warm_r, from_warm_w = os.pipe()
+        self.warm = os.fork()
+        if self.warm == 0:
+            code = 3
+            try:
+                os.close(to_warm_w)
+                os.close(from_warm_r)
+                _warm_loop(copy_root, result, tests, to_warm_r, from_warm_w)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(to_warm_r)
+        os.close(from_warm_w)
+        self.inbox = os.fdopen(to_warm_w, "w")
+        self.outbox = os.fdopen(from_warm_r, "r")
+
+    def start(self, mutant: Mutant | None, selection: list[str], budget: float, cold: bool) -> None:
+        """Run ``selection`` against ``mutant`` (``None``: the unmutated code, in the warm process)."""
+        if cold and mutant is not None:
+            (self.copy_root / mutant.module).write_text(mutated_source(mutant))
+            pid = start_tests(self.copy_root, selection, self.result)
+            self.busy = (mutant, selection, "cold", pid, time.monotonic() + budget)
+        else:
+            job = {"mutant": asdict(mutant) if mutant else None, "tests": selection, "timeout": budget}
+            self.inbox.write(json.dumps(job) + "\n")
+            self.inbox.flush()
+            self.busy = (mutant, selection, "warm", self.warm, 0.0)
+
+    def poll(self) -> tuple[str, str | None] | None:
+        """The outcome of the running mutant once it is known (a cold mutant's file is restored)."""
+        assert self.busy is not None
+        mutant, selection, mode, pid, deadline = self.busy
+        if mode == "cold":
+            outcome = finished(pid, deadline, self.result)
+            if outcome is not None:
+                (self.copy_root / mutant.module).write_text(source_of(mutant.module))
+            return outcome
+        ready, _, _ = select.select([self.outbox], [], [], 0)
+        if not ready:
+            return None
+        line = self.outbox.readline()
+        if not line:
+            raise RuntimeError("the warm test process died")
+        outcome, detail = json.loads(line)
+        return outcome, detail
+
+    def close(self) -> None:
+        """End the idle warm process (a later slot's warm process holds this pipe too: no EOF to wait for)."""
+        self.inbox.close()
+        os.kill(self.warm, signal.SIGKILL)
+        os.waitpid(self.warm, 0)
+
+
+def _warm_loop(copy_root: Path, result: Path, tests: list[str], inbox_fd: int, outbox_fd: int) -> None:
+    """Collect every test once, then serve mutants until the inbox closes (see ``_WarmSession``)."""
+    _child_setup(copy_root, show=False)
+    import pytest
+    pytest.main(_pytest_args(copy_root, tests, stop_first=False),
+                plugins=[_WarmSession(copy_root, result, inbox_fd, outbox_fd)])
+
+
+class _WarmSession:
+    """pytest plugin that replaces the test loop: one collected session serves every mutant.
+
+    Per mutant it forks; the child patches the edited function in place and runs the
+    selected items through pytest's own ``runtestprotocol`` (setup, call, teardown, the
+    fixtures shared between consecutive items), stopping at the first failure. No
+    collection or configuration is repeated per mutant.
+    """
+
+    def __init__(self, copy_root: Path, result: Path, inbox_fd: int, outbox_fd: int):
+        self.copy_root, self.result = copy_root, result
+        self.inbox_fd, self.outbox_fd = inbox_fd, outbox_fd
+
+    def pytest_runtestloop(self, session):  # noqa: ANN001 (pytest hook)
+        from _pytest.runner import runtestprotocol
+        items = {item.nodeid: item for item in session.items}
+        functions = _function_index(self.copy_root)
+        outbox = os.fdopen(self.outbox_fd, "w")
+        for line in os.fdopen(self.inbox_fd):
+            job = json.loads(line)
+            mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])}) if job["mutant"] else None
+            chosen = [items.get(t) for t in job["tests"]]
+            pid = os.fork()
+            if pid == 0:
+                code = 3
+                try:
+                    if None in chosen:
+                        code = 4                    # a selected test is not in this session: harness error
+                    elif mutant is not None and not patch_in_place(mutant, self.copy_root, functions):
+                        code = FALLBACK
+                    else:
+                        code, failed = 0, None
+                        for i, item in enumerate(chosen):
+                            following = chosen[i + 1] if i + 1 < len(chosen) else None
+                            reports = runtestprotocol(item, log=False, nextitem=following)
+                            bad = [r for r in reports if r.failed]
+                            if bad:
+                                code = 1
+                                failed = item.nodeid + ("" if bad[0].when == "call" else f" ({bad[0].when})")
+                                break
+                        self.result.write_text(json.dumps({"code": code, "failed": failed}))
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + job["timeout"]
+            while (outcome := finished(pid, deadline, self.result)) is None:
+                time.sleep(0.005)
+            outbox.write(json.dumps(outcome) + "\n")
+            outbox.flush()
+        return True
+
+
+def _function_index(copy_root: Path) -> dict[tuple[str, str, int], list[types.FunctionType]]:
+    """(file, qualname, first line) -> every live function object of the copy's own code."""
+    prefix = str(copy_root / "webhook")
+    index: dict[tuple[str, str, int], list[types.FunctionType]] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType) and obj.__code__.co_filename.startswith(prefix):
+            code = obj.__code__
+            index.setdefault((code.co_filename, code.co_qualname, code.co_firstlineno), []).append(obj)
+    return index
 
 
 def make_copy(tmp: Path, index: int) -> Path:
     copy_root = tmp / f"repo{index}"
     shutil.copytree(ROOT, copy_root, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache",
-                                                                     "*.egg-info", ".cache"))
+                                                                     "*.egg-info", ".cache", ".mypy_cache",
+                                                                     ".ruff_cache", "build"))
     return copy_root
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    mutants: int = 0
+    killed: int = 0
+    timeouts: int = 0
+    uncovered: int = 0
+    errors: int = 0
+    equivalent: int = 0
+    survivors: list[str] = field(default_factory=list)
+
+
+def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
+    """Kills of an earlier run (``--json`` FILE, run on the tree in DIR) that still hold: mutant -> killer.
+
+    Only for modules whose text is the same in DIR as now, and only kills by a test (tests are
+    added, not removed, between a "before" and an "after" run); timeouts and every survivor run again.
+    """
+    log, directory = carry
+    same = {m for m in modules if (Path(directory) / m).exists() and (Path(directory) / m).read_text() == source_of(m)}
+    rows = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    seen: dict[str, int] = {}
+    for row in rows:
+        seen[row["mutant"]] = seen.get(row["mutant"], 0) + 1
+    kept: dict[str, str] = {}
+    for row in rows:
+        if seen[row["mutant"]] > 1:     # two edits share a name (nested operators at one column): run both
+            continue
+        test = str(row.get("detail") or "").split(" (")[0]
+        module = row["mutant"].split(":")[0]
+        if row["outcome"] == "killed" and module in same and (ROOT / test.split("::")[0]).exists():
+            kept[row["mutant"]] = test
+    return kept
+
+
+def _fingerprint(modules: list[str], tests: list[str]) -> str:
+    """A digest of every file the coverage map depends on: the package, the scripts' helpers, the tests."""
+    digest = hashlib.sha256(b"map format 2")
+    files = sorted({*modules, *tests, *(str(p.relative_to(ROOT)) for p in (ROOT / "webhook").rglob("*.py")),
+                    *(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("*.py"))})
+    for name in files:
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def selection_for(mutant: Mutant, lines: dict[str, dict[str, list[str]]], durations: dict[str, float]) -> list[str]:
+    """The tests that execute the mutated code (every test that touches the module, for import-time code).
+
+    Quickest first: pytest runs them in the order given and stops at the first failure.
+    """
+    by_line = lines.get(mutant.module, {})
+    chosen = {t for n in mutant.lines for t in by_line.get(str(n), [])}
+    if mutant.at_import or IMPORT in chosen:     # its effect is kept by the module, or cached: every test of it
+        chosen = {t for tests in by_line.values() for t in tests}
+    chosen.discard(IMPORT)
+    return sorted(chosen, key=lambda t: (durations.get(t, 0.0), t))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--module", action="append", help="only this module (repeatable)")
+    parser.add_argument("--module", action="append", help="only this module (repeatable; default: the scope)")
     parser.add_argument("--sample", type=int, default=0, help="at most N mutants per module, sampled (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="test runs at once, each on its own copy")
     parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds per test run before a mutant counts as killed")
+                        help="most seconds per mutant before it counts as killed (by a hang)")
+    parser.add_argument("--tests", action="append", help="test files (default: every tests/test_*.py)")
     parser.add_argument("--list", metavar="MODULE", help="print the module's mutant names and exit")
     parser.add_argument("--survivors", action="store_true", help="print every surviving mutant")
+    parser.add_argument("--map", metavar="FILE",
+                        help="keep the coverage map in FILE and reuse it while the code and tests are unchanged")
+    parser.add_argument("--slowest", type=float, default=0.5,
+                        help="leave out tests slower than this many seconds (they drive subprocesses)")
+    parser.add_argument("--cold", action="store_true",
+                        help="import the mutated module afresh for every mutant (slower; no patching in place)")
+    parser.add_argument("--carry", nargs=2, metavar=("JSON", "DIR"),
+                        help="count the kills logged in JSON (an earlier --json run over the tree in DIR) for "
+                             "modules unchanged since, and run only the rest")
+    parser.add_argument("--json", metavar="FILE", help="also append every mutant's outcome to FILE (JSON lines)")
     args = parser.parse_args(argv)
 
     if args.list:
@@ -247,72 +682,189 @@ def main(argv: list[str] | None = None) -> int:
             print(mutant.name)
         return 0
     import pytest  # noqa: F401  (imported once here, inherited by every forked test run)
-    import yaml  # noqa: F401
-    modules = args.module or list(MODULES)
+    modules = args.module or SCOPE
+    tests = args.tests or sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(UNIT_TESTS))
     equivalent = load_equivalent()
     rng = random.Random(args.seed)
+    tally = {m: Tally() for m in modules}
     tasks: list[Mutant] = []
-    excluded: dict[str, int] = {}
     for module in modules:
         everything = mutants_of(module)
         candidates = [m for m in everything if m.name not in equivalent]
-        excluded[module] = len(everything) - len(candidates)
+        tally[module].equivalent = len(everything) - len(candidates)
         if args.sample and len(candidates) > args.sample:
             candidates = sorted(rng.sample(candidates, args.sample), key=lambda m: m.index)
         tasks.extend(candidates)
-    killed: dict[str, int] = dict.fromkeys(modules, 0)
-    total: dict[str, int] = dict.fromkeys(modules, 0)
-    survivors: list[str] = []
+    stale = sorted(set(equivalent) - {m.name for module in modules for m in mutants_of(module)}
+                   - {n for n in equivalent if n.partition(":")[0] not in modules})
     started = time.monotonic()
+    outcomes: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp_name:
         tmp = Path(tmp_name)
         if (ROOT.parent / "shared").exists():    # tests that still read ../shared find it beside the copies
             (tmp / "shared").symlink_to(ROOT.parent / "shared")
         copies = [make_copy(tmp, i) for i in range(max(1, args.jobs))]
-        every_test = sorted({t for m in modules for t in MODULES.get(m, ENGINE_TESTS)})
-        if run_tests(copies[0], every_test, 900, show=True) != "survived":
-            print("the unmutated tests do not pass: fix them first", file=sys.stderr)
+        for copy in copies:         # the text the mutants were made from, even if the work tree moved on
+            for module in modules:
+                (copy / module).write_text(source_of(module))
+        print(f"baseline: {len(tests)} test files, unmutated, under coverage ...", file=sys.stderr, flush=True)
+        fingerprint = _fingerprint(modules, tests)
+        saved = json.loads(Path(args.map).read_text()) if args.map and Path(args.map).exists() else {}
+        if saved.get("fingerprint") == fingerprint:
+            baseline = saved
+            print(f"  reusing the coverage map in {args.map} (same code and tests)", file=sys.stderr)
+        else:
+            baseline = coverage_map(copies[0], modules, tests, tmp / "coverage.json")
+            if args.map and baseline["code"] in (0, 1):
+                Path(args.map).write_text(json.dumps({**baseline, "fingerprint": fingerprint}))
+        if baseline["code"] not in (0, 1):
+            print(f"the unmutated tests could not run (pytest exit {baseline['code']})", file=sys.stderr)
             return 2
-        running: dict[int, tuple[int, Mutant, float]] = {}     # pid -> (copy index, mutant, deadline)
-        free = list(range(len(copies)))
+        broken = set(baseline["failed"])
+        if broken:      # a test that fails unmutated can never show a kill: it is left out, and said so
+            print(f"{len(broken)} tests fail on the unmutated code and are left out of every selection:\n  "
+                  + "\n  ".join(sorted(broken)), file=sys.stderr)
+        durations = baseline["durations"]
+        slow = {t for t, seconds in durations.items() if seconds > args.slowest}
+        if slow:        # tests that start servers and subprocesses: their in-process lines are incidental
+            print(f"{len(slow)} tests take more than {args.slowest} s and are left out of every selection",
+                  file=sys.stderr)
+        lines = {module: {n: [t for t in chosen if t not in broken and t not in slow] for n, chosen in by_line.items()}
+                 for module, by_line in baseline["lines"].items()}
+        for name in baseline["libraries"]:      # warm this process: every child inherits these imports
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 (a library that will not import twice is imported by the child)
+                pass
+        used_files = sorted({t.split("::")[0] for by_line in lines.values() for c in by_line.values() for t in c
+                             if t != IMPORT})
+        slots = [Slot(copy, tmp / f"result{i}.json", used_files) for i, copy in enumerate(copies)]
+        print(f"baseline done in {time.monotonic() - started:.0f} s; {len(tasks)} mutants",
+              file=sys.stderr, flush=True)
+
         pending = list(tasks)
-        while pending or running:
-            while pending and free:
-                slot, mutant = free.pop(), pending.pop(0)
-                (copies[slot] / mutant.module).write_text(mutated_source(mutant))
-                pid = start_tests(copies[slot], MODULES.get(mutant.module, ENGINE_TESTS))
-                running[pid] = (slot, mutant, time.monotonic() + args.timeout)
-            for pid, (slot, mutant, deadline) in list(running.items()):
-                outcome = finished(pid, deadline)
+        carried = _carried_kills(args.carry, modules) if args.carry else {}
+        if carried:
+            print(f"{len(carried)} kills carried over from {args.carry[0]} (modules unchanged since)",
+                  file=sys.stderr)
+        done = 0
+        cold = 0
+        killers: dict[str, list[Mutant]] = {}
+
+        def record(mutant: Mutant, outcome: str, detail: str | None, selection: int) -> None:
+            nonlocal done
+            done += 1
+            row = tally[mutant.module]
+            row.mutants += 1
+            if outcome in ("killed", "timeout"):
+                row.killed += 1
+                row.timeouts += outcome == "timeout"
+                if outcome == "killed" and detail and not detail.startswith(("(", "collection error")) \
+                        and not detail.endswith("(carried over)"):
+                    killers.setdefault(detail.split(" (")[0], []).append(mutant)
+            elif outcome == "error":
+                row.errors += 1
+                row.survivors.append(f"{mutant.name}  (harness error: {detail})")
+            elif outcome == "uncovered":
+                row.uncovered += 1
+                row.survivors.append(f"{mutant.name}  (no test executes it)")
+            else:
+                row.survivors.append(mutant.name)
+            outcomes.append({"mutant": mutant.name, "outcome": outcome, "detail": detail, "tests": selection})
+            if args.json:
+                with open(args.json, "a") as log:
+                    log.write(json.dumps(outcomes[-1]) + "\n")
+            if done % 25 == 0:
+                print(f"  {done}/{len(tasks)} mutants, {time.monotonic() - started:.0f} s",
+                      file=sys.stderr, flush=True)
+
+        while pending or any(slot.busy for slot in slots):
+            for slot in slots:
+                while slot.busy is None and pending:
+                    mutant = pending.pop(0)
+                    if mutant.name in carried:
+                        record(mutant, "killed", carried[mutant.name] + " (carried over)", 0)
+                        continue
+                    selection = selection_for(mutant, lines, durations)
+                    if not selection:
+                        record(mutant, "uncovered", None, 0)
+                        continue
+                    budget = min(args.timeout, 10 + 5 * sum(durations.get(t, 1.0) for t in selection))
+                    slot.start(mutant, selection, budget, cold=mutant.at_import or args.cold)
+                    cold += mutant.at_import or args.cold
+                if slot.busy is None:
+                    continue
+                outcome = slot.poll()
                 if outcome is None:
                     continue
-                del running[pid]
-                (copies[slot] / mutant.module).write_text((ROOT / mutant.module).read_text())
-                free.append(slot)
-                total[mutant.module] += 1
-                if outcome == "survived":
-                    survivors.append(mutant.name)
-                else:
-                    killed[mutant.module] += 1
-                done = sum(total.values())
-                if done % 10 == 0:
-                    print(f"  {done}/{len(tasks)} mutants run", file=sys.stderr, flush=True)
-            time.sleep(0.02)
-    rows = [(m, total[m], killed[m], excluded[m]) for m in modules]
-    print(f"({len(tasks)} mutants in {time.monotonic() - started:.0f} s, {max(1, args.jobs)} at once)")
-    print(f"{'module':40} {'mutants':>8} {'killed':>7} {'score':>7} {'equiv':>6}")
-    all_total = all_killed = 0
-    for module, count, kills, equivalents in rows:
-        all_total, all_killed = all_total + count, all_killed + kills
-        score = f"{100 * kills / count:.0f}%" if count else "-"
-        print(f"{module:40} {count:8} {kills:7} {score:>7} {equivalents:6}")
-    if all_total:
-        print(f"{'TOTAL':40} {all_total:8} {all_killed:7} {100 * all_killed / all_total:6.0f}%")
+                mutant, selection, _, _, _ = slot.busy
+                slot.busy = None
+                if outcome[0] == "fallback":        # could not patch in place: run it on a fresh import
+                    budget = min(args.timeout, 10 + 5 * sum(durations.get(t, 1.0) for t in selection))
+                    slot.start(mutant, selection, budget, cold=True)
+                    cold += 1
+                    continue
+                record(mutant, *outcome, len(selection))
+            time.sleep(0.005)
+        # Every test that killed a mutant must pass alone on the unmutated code.
+        print(f"checking the {len(killers)} killing tests alone on the unmutated code ...",
+              file=sys.stderr, flush=True)
+        withdrawn = 0
+        checks = list(killers)
+        while checks or any(slot.busy for slot in slots):
+            for slot in slots:
+                if slot.busy is None and checks:
+                    test = checks.pop()
+                    slot.start(None, [test], min(args.timeout, 10 + 5 * durations.get(test, 1.0)), cold=False)
+                if slot.busy is None:
+                    continue
+                outcome = slot.poll()
+                if outcome is None:
+                    continue
+                test = slot.busy[1][0]
+                slot.busy = None
+                if outcome[0] == "survived":
+                    continue
+                victims = killers[test]
+                print(f"  {test} fails alone on the unmutated code: its {len(victims)} kills withdrawn",
+                      file=sys.stderr)
+                for mutant in victims:
+                    tally[mutant.module].killed -= 1
+                    tally[mutant.module].errors += 1
+                    tally[mutant.module].survivors.append(f"{mutant.name}  (harness error: {test} fails alone)")
+                    withdrawn += 1
+            time.sleep(0.005)
+        for slot in slots:
+            slot.close()
+
+    elapsed = time.monotonic() - started
+    print(f"({len(tasks)} mutants in {elapsed:.0f} s, {max(1, args.jobs)} at once; "
+          f"{cold} on a fresh import; {len(killers)} killing tests re-checked alone, {withdrawn} kills withdrawn)")
+    print(f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'uncov':>6} {'error':>6} "
+          f"{'score':>6} {'equiv':>6}")
+    total = Tally()
+    for module in modules:
+        row = tally[module]
+        for name in ("mutants", "killed", "timeouts", "uncovered", "errors", "equivalent"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+        print(_row(module, row))
+    print(_row("TOTAL", total))
+    if stale:
+        print(f"\n{len(stale)} names in {EQUIVALENT_FILE.name} match no mutant any more (the code moved):")
+        for name in stale:
+            print("  " + name)
     if args.survivors:
         print("\nsurvivors:")
-        for name in survivors:
-            print("  " + name)
+        for module in modules:
+            for name in tally[module].survivors:
+                print("  " + name)
     return 0
+
+
+def _row(module: str, row: Tally) -> str:
+    score = f"{100 * row.killed / row.mutants:.1f}%" if row.mutants else "-"
+    return (f"{module:36} {row.mutants:7} {row.killed:7} {row.timeouts:7} {row.uncovered:6} {row.errors:6} "
+            f"{score:>6} {row.equivalent:6}")
 
 
 if __name__ == "__main__":

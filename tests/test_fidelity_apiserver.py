@@ -147,3 +147,82 @@ def test_a_request_defaulted_from_its_limit_satisfies_a_cpu_quota():
     state = state_from_objects([node("a"), quota({"requests.cpu": "8"}, {"requests.cpu": "3800m"})])
     verdict = evaluate(state, app(4, limits={"cpu": "50m", "memory": "1Gi"}))
     assert (verdict.schedulable, verdict.codes) == (4, [])
+
+
+# ---- LimitRange validation messages, word for word (limitranger/admission.go) -----------------
+
+def container_spec(requests=None, limits=None, init=()):
+    return s.pod_spec([s.container("app", requests=requests, limits=limits)], initContainers=list(init))
+
+
+def errors_for(spec, item_type="Container", **item):
+    lr = {"apiVersion": "v1", "kind": "LimitRange", "metadata": s.metadata("limits", "default"),
+          "spec": {"limits": [{"type": item_type, **item}]}}
+    return rejections(spec, [lr])
+
+
+def test_min_wants_a_request_and_checks_the_limit_too():
+    assert errors_for(container_spec(), min={"memory": "64Mi"}) == [
+        "minimum memory usage per Container is 64Mi.  No request is specified"]
+    assert errors_for(container_spec(limits={"cpu": "1"}), item_type="Pod", min={"memory": "64Mi"}) == [
+        "minimum memory usage per Pod is 64Mi.  No request is specified"]
+    # a limit under min means a request over its limit too: both errors are reported
+    assert errors_for(container_spec({"cpu": "500m"}, {"cpu": "200m"}), item_type="Pod", min={"cpu": "300m"}) == [
+        "minimum cpu usage per Pod is 300m, but limit is 200m",
+        "containers app: cpu request 500m must be less than or equal to its limit 200m"]
+    assert errors_for(container_spec({"cpu": "300m"}), item_type="Pod", min={"cpu": "300m"}) == []   # equal is enough
+
+
+def test_max_wants_a_limit_and_checks_the_request_too():
+    assert errors_for(container_spec({"cpu": "1"}), item_type="Pod", max={"cpu": "2"}) == [
+        "maximum cpu usage per Pod is 2.  No limit is specified"]
+    assert errors_for(container_spec({"cpu": "1"}, {"cpu": "3"}), item_type="Pod", max={"cpu": "2"}) == [
+        "maximum cpu usage per Pod is 2, but limit is 3000m"]
+    assert errors_for(container_spec({"cpu": "2"}, {"cpu": "2"}), item_type="Pod", max={"cpu": "2"}) == []
+
+
+def test_the_ratio_needs_a_non_zero_request_and_limit():
+    assert errors_for(container_spec(limits={"memory": "1Gi"}), item_type="Pod",
+                      maxLimitRequestRatio={"memory": "2"}) == [
+        "memory max limit to request ratio per Pod is 2, but no request is specified or request is 0"]
+    assert errors_for(container_spec(requests={"memory": "1Gi"}), item_type="Pod",
+                      maxLimitRequestRatio={"memory": "2"}) == [
+        "memory max limit to request ratio per Pod is 2, but no limit is specified or limit is 0"]
+    assert errors_for(container_spec({"memory": "1Gi"}, {"memory": "2Gi"}), item_type="Pod",
+                      maxLimitRequestRatio={"memory": "2"}) == []         # exactly the ratio: allowed
+
+
+def test_a_ratio_beyond_max_milli_value_compares_whole_values():
+    # enforced.Value() > MaxMilliValue: observed and allowed ratios compare without the * 1000
+    huge = str(2**62)
+    spec = container_spec({"memory": "1"}, {"memory": str(2**62 + 2**40)})
+    assert errors_for(spec, maxLimitRequestRatio={"memory": huge}) == [
+        f"memory max limit to request ratio per Container is {huge}, but provided ratio is "
+        f"{float(2**62 + 2**40):f}"]
+    assert errors_for(container_spec({"memory": "1"}, {"memory": huge}), maxLimitRequestRatio={"memory": huge}) == []
+
+
+def test_a_pod_item_sums_containers_and_sidecars_and_floors_at_each_init_container():
+    # podRequests: app 300m + sidecar 100m = 400m; the classic init container runs beside the sidecar
+    # started before it: 100m + 500m = 600m is the floor, so the pod requests 600m.
+    sidecar = s.container("sidecar", requests={"cpu": "100m"}, limits={"cpu": "100m"}, restartPolicy="Always")
+    init = s.container("setup", requests={"cpu": "500m"}, limits={"cpu": "500m"})
+    spec = container_spec({"cpu": "300m"}, {"cpu": "300m"}, init=[sidecar, init])
+    assert errors_for(spec, item_type="Pod", max={"cpu": "550m"}) == [
+        "maximum cpu usage per Pod is 550m, but limit is 600m"]
+    spec = container_spec({"cpu": "300m"}, {"cpu": "300m"}, init=[init, sidecar])    # sidecar after: 500m floor
+    assert errors_for(spec, item_type="Pod", max={"cpu": "450m"}) == [
+        "maximum cpu usage per Pod is 450m, but limit is 500m"]
+    assert errors_for(spec, item_type="Pod", max={"cpu": "500m"}) == []
+
+
+def test_a_fractional_pod_total_is_shown_in_canonical_milli_units():
+    spec = container_spec({"memory": "1.5"}, {"memory": "1.5"})      # Quantity("1.5").String() == "1500m"
+    assert errors_for(spec, item_type="Pod", max={"memory": "1"}) == [
+        "maximum memory usage per Pod is 1, but limit is 1500m"]
+
+
+def test_an_unknown_item_type_checks_nothing_and_a_bad_quantity_is_an_error():
+    assert errors_for(container_spec({"cpu": "9"}), item_type="PersistentVolumeClaim", max={"storage": "1Gi"}) == []
+    assert errors_for(container_spec({"cpu": "1"}, {"cpu": "1"}), max={"cpu": "lots"}) == [
+        "invalid quantity 'lots'"]

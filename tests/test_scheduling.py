@@ -2,7 +2,7 @@
 
 from webhook import synthetic as s
 from webhook.engine.model import NodeRecord
-from webhook.engine.scheduling import PodPlacementRules, ineligibility
+from webhook.engine.scheduling import PodPlacementRules, ineligibility, node_affinity_matches, selector_matches
 
 
 def rules(**spec):
@@ -67,3 +67,67 @@ def test_node_name_bypasses_the_scheduler_only_that_node_counts():
     pinned = rules(nodeName="n1")
     assert ineligibility(node(unschedulable=True), pinned) is None   # the kubelet does not look at cordons
     assert ineligibility(NodeRecord.from_object(s.node("n2")), pinned) == "not the pod's spec.nodeName"
+
+
+# ---- selector and node-affinity semantics (k8s.io/component-helpers/scheduling/corev1/nodeaffinity,
+# ---- apimachinery labels) ------------------------------------------------------------------------
+
+
+def test_label_selector_operators():
+    labels = {"app": "web", "tier": "front"}
+    assert selector_matches({}, labels) is True
+    assert selector_matches({"matchLabels": {"app": "web"}}, labels) is True
+    assert selector_matches({"matchLabels": {"app": "api"}}, labels) is False
+    assert selector_matches({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]},
+                                labels)
+    assert selector_matches({"matchExpressions": [{"key": "gone", "operator": "NotIn", "values": ["x"]}]}, labels)
+    assert selector_matches({"matchExpressions": [{"key": "app", "operator": "Exists"}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, labels)
+    assert selector_matches({"matchExpressions": [{"key": "gone", "operator": "DoesNotExist"}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "gone", "operator": "Exists"}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "app", "operator": "Matches", "values": ["web"]}]},
+                                labels)
+
+
+def affinity_rules(*exprs, fields=()):
+    term = {}
+    if exprs:
+        term["matchExpressions"] = list(exprs)
+    if fields:
+        term["matchFields"] = list(fields)
+    return rules(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [term]}}})
+
+
+def test_gt_and_lt_are_strict_integer_comparisons_and_a_non_integer_never_matches():
+    n = node(labels={"cores": "8", "arch-gen": "graviton"})
+
+    def fits(operator, value, key="cores"):
+        return ineligibility(n, affinity_rules({"key": key, "operator": operator, "values": [value]})) is None
+
+    assert fits("Gt", "7") and not fits("Gt", "8") and fits("Lt", "9") and not fits("Lt", "8")
+    assert not fits("Gt", "many") and not fits("Gt", "1", key="arch-gen") and not fits("Lt", "1", key="absent")
+    assert ineligibility(n, affinity_rules({"key": "cores", "operator": "Gt", "values": []})) is not None
+
+
+def test_an_empty_node_selector_term_matches_no_node():
+    assert ineligibility(node(), affinity_rules()) == "required node affinity not matched"
+
+
+def test_node_affinity_alone_ignores_taints_and_cordons_but_not_selectors():
+    cordoned = node(unschedulable=True, labels={"pool": "a"},
+                    taints=[{"key": "dedicated", "value": "x", "effect": "NoSchedule"}])
+    assert node_affinity_matches(cordoned, rules(nodeSelector={"pool": "a"})) is True
+    assert node_affinity_matches(cordoned, rules(nodeSelector={"pool": "b"})) is False
+    assert node_affinity_matches(cordoned, affinity_rules({"key": "pool", "operator": "In", "values": ["b"]})) is False
+
+
+def test_daemon_pods_tolerate_the_node_condition_taints_but_not_others():
+    daemon = PodPlacementRules.from_pod_spec(s.pod_spec(), daemon=True)
+    pressured = node(taints=[{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"},
+                             {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}])
+    assert ineligibility(pressured, daemon) is None
+    assert ineligibility(pressured, rules()) == "taint node.kubernetes.io/disk-pressure:NoSchedule not tolerated"
+    dedicated = node(taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
+    assert ineligibility(dedicated, daemon) == "taint dedicated=gpu:NoSchedule not tolerated"

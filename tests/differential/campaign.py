@@ -12,6 +12,8 @@ from tests.differential.judge import Judgement, disagreement_class, judge, repro
 from tests.differential.referee import Referee, RefereeError
 
 START_OPTIONS = {"scheduler": True}
+#: Runs of a disagreeing scenario before it counts as one (a second outcome makes it "unstable").
+REPLAYS = 3
 
 
 def start_control_plane():
@@ -43,18 +45,20 @@ def check_seed(referee: Referee, seed: int, shrink_budget: int = 0) -> SeedResul
     j = judge(run)
     result = SeedResult(seed, j)
     if not j.ok:
-        # The scheduler breaks score ties at random: play it again before calling it a disagreement.
-        try:
-            again = referee.run(sc)
-        except RefereeError as exc:
-            return SeedResult(seed, None, error=str(exc), seconds=time.monotonic() - start)
-        if (again.outcome.unscheduled, len(again.outcome.rejected)) != (run.outcome.unscheduled,
-                                                                         len(run.outcome.rejected)):
-            result.judgement = Judgement("unstable", "scheduler-nondeterministic",
-                                         f"{j.detail}; second run: unscheduled={again.outcome.unscheduled} "
-                                         f"rejected={len(again.outcome.rejected)}")
-            result.seconds = time.monotonic() - start
-            return result
+        # The scheduler breaks score ties at random: play it again (up to REPLAYS times) before calling it a
+        # disagreement. Seed 2 binds 8 of 8 pods in about one run of four, 7 of 8 otherwise.
+        for _ in range(REPLAYS):
+            try:
+                again = referee.run(sc)
+            except RefereeError as exc:
+                return SeedResult(seed, None, error=str(exc), seconds=time.monotonic() - start)
+            if (again.outcome.unscheduled, len(again.outcome.rejected)) != (run.outcome.unscheduled,
+                                                                             len(run.outcome.rejected)):
+                result.judgement = Judgement("unstable", "scheduler-nondeterministic",
+                                             f"{j.detail}; another run: unscheduled={again.outcome.unscheduled} "
+                                             f"rejected={len(again.outcome.rejected)}")
+                result.seconds = time.monotonic() - start
+                return result
     if not j.ok:
         small, small_j, small_run = sc, j, run
         header = "not shrunk"
@@ -102,7 +106,7 @@ class Summary:
         ratio = agreeing / comparable if comparable else 0.0
         lines = [f"{len(self.results)} scenarios: {c['agree']} agree, {c['deliberate']} deliberate differences, "
                  f"{c['disagree']} disagree, {c['unstable']} where the scheduler itself placed differently on a "
-                 f"second run (not counted), {c['error']} referee errors",
+                 f"replay (not counted), {c['error']} referee errors",
                  f"agreement: {agreeing}/{comparable} = {ratio:.2%} "
                  f"(strict, deliberate differences counted as disagreements: "
                  f"{c['agree'] / comparable if comparable else 0:.2%})"]

@@ -3,7 +3,7 @@
 The seeds are a contiguous range (not picked for being easy). A seed the engine still
 gets wrong is listed in KNOWN_DISAGREEMENTS with the scheduler rule it misses, as a
 non-strict xfail (a fix shows up as XPASS in the -ra summary; then remove the entry).
-A seed where kube-scheduler itself places differently on a second run (random tie-break
+A seed where kube-scheduler itself places differently on another run (random tie-break
 among equal scores) is skipped, saying so.
 A new disagreement fails with a shrunk reproducer (YAML) in the message.
 """

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/capacity-webhook:dev"   # scripts/build-image's default: one cached image
 # The target: under 250 MB, measured as `buildah images` prints the size (the sum of the
 # uncompressed layers in the image's manifest, scripts/build-image's "size:" line). 462 MB at
-# first; 208 MB since the runtime root is the base with its package tools purged (Dockerfile).
+# first; 209 MB since the runtime root is the base with its package tools purged (Dockerfile).
 SIZE_LIMIT = 250 * 1000 * 1000
 UID = 65532
 SITE = "/opt/venv/lib/python3.11/site-packages"

@@ -100,7 +100,7 @@ def admitted_spec(pod_spec: Mapping, limit_ranges: Iterable[Mapping]) -> dict:
 def _min_error(kind: str, resource: str, enforced, requests: Mapping, limits: Mapping) -> str | None:
     bound = _value(resource, enforced)
     if resource not in requests:
-        return f"minimum {resource} usage per {kind} is {enforced}. No request is specified"
+        return f"minimum {resource} usage per {kind} is {enforced}.  No request is specified"
     if _value(resource, requests[resource]) < bound:
         return f"minimum {resource} usage per {kind} is {enforced}, but request is {requests[resource]}"
     if resource in limits and _value(resource, limits[resource]) < bound:
@@ -111,7 +111,7 @@ def _min_error(kind: str, resource: str, enforced, requests: Mapping, limits: Ma
 def _max_error(kind: str, resource: str, enforced, requests: Mapping, limits: Mapping) -> str | None:
     bound = _value(resource, enforced)
     if resource not in limits:
-        return f"maximum {resource} usage per {kind} is {enforced}. No limit is specified"
+        return f"maximum {resource} usage per {kind} is {enforced}.  No limit is specified"
     if _value(resource, limits[resource]) > bound:
         return f"maximum {resource} usage per {kind} is {enforced}, but limit is {limits[resource]}"
     if resource in requests and _value(resource, requests[resource]) > bound:
@@ -123,9 +123,11 @@ def _ratio_error(kind: str, resource: str, enforced, requests: Mapping, limits: 
     request = _value(resource, requests[resource]) if resource in requests else 0
     limit = _value(resource, limits[resource]) if resource in limits else 0
     if request == 0:
-        return f"{resource} max limit to request ratio per {kind} is {enforced}, but no request is specified or is 0"
+        return (f"{resource} max limit to request ratio per {kind} is {enforced}, but no request is specified or "
+                "request is 0")
     if limit == 0:
-        return f"{resource} max limit to request ratio per {kind} is {enforced}, but no limit is specified or is 0"
+        return (f"{resource} max limit to request ratio per {kind} is {enforced}, but no limit is specified or "
+                "limit is 0")
     # Both observed values use MilliValue for cpu, Value otherwise; the ratio compares in milli units.
     ratio = limit / request
     allowed = parse_quantity(enforced)
@@ -141,15 +143,15 @@ _CHECKS = (("min", _min_error), ("max", _max_error), ("maxLimitRequestRatio", _r
 
 
 def _pod_totals(spec: Mapping, field: str) -> dict:
-    """Pod-level requests or limits for a Pod LimitRange item: containers summed, each init container's
-    own value as a floor (the LimitRanger's podRequests / podLimits)."""
-    totals: dict = {}
-    for container in spec.get("containers") or ():
-        for key, value in ((container.get("resources") or {}).get(field) or {}).items():
-            totals[key] = totals.get(key, 0) + parse_quantity(value)
-    for container in spec.get("initContainers") or ():
-        for key, value in ((container.get("resources") or {}).get(field) or {}).items():
-            totals[key] = max(totals.get(key, 0), parse_quantity(value))
+    """Pod-level requests or limits for a Pod LimitRange item (the LimitRanger's podRequests / podLimits):
+    containers and sidecars (restartable init containers) summed, each classic init container, next
+    to the sidecars started before it, a floor."""
+    from .requests import pod_amounts      # requests imports this module for defaulted_item
+
+    def amounts(container: Mapping) -> dict:
+        return {k: parse_quantity(v) for k, v in ((container.get("resources") or {}).get(field) or {}).items()}
+    totals = pod_amounts((amounts(c) for c in spec.get("containers") or ()),
+                         ((c.get("restartPolicy") == "Always", amounts(c)) for c in spec.get("initContainers") or ()))
     return {k: _as_quantity(v) for k, v in totals.items()}
 
 

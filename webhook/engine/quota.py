@@ -63,13 +63,21 @@ def pod_usage(spec: Mapping) -> dict:
 
 
 def _best_effort(spec: Mapping) -> bool:
+    """QoS BestEffort as ``ComputePodQOS`` decides it: no *non-zero* cpu or memory request or limit."""
     for group in ("containers", "initContainers"):
         for container in spec.get(group) or ():
             resources = container.get("resources") or {}
             for field in ("requests", "limits"):
-                if any(k in ("cpu", "memory") for k in (resources.get(field) or {})):
+                if any(k in ("cpu", "memory") and _positive(v) for k, v in (resources.get(field) or {}).items()):
                     return False
     return True
+
+
+def _positive(value: object) -> bool:
+    try:
+        return parse_quantity(value) > 0
+    except QuantityError:
+        return True         # the API server refuses such a pod; never call it BestEffort
 
 
 def _scope_matches(scope: str, operator: str | None, values, spec: Mapping) -> bool:

@@ -67,14 +67,3 @@ def hard_constraints(spec: Mapping, labels: Mapping) -> tuple:
     return tuple(SpreadConstraint.of(c, labels) for c in spec.get("topologySpreadConstraints") or ()
                  if c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule")
 
-
-def global_min(counts: Mapping[str, int], min_domains: int) -> int:
-    """The critical path: the smallest domain count, or 0 with fewer domains than ``minDomains``."""
-    if len(counts) < min_domains or not counts:
-        return 0
-    return min(counts.values())
-
-
-def skew_allows(constraint: SpreadConstraint, counts: Mapping[str, int], value: str, self_match: int,
-                minimum: int) -> bool:
-    return counts.get(value, 0) + self_match - minimum <= constraint.max_skew

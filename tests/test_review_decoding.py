@@ -1,0 +1,163 @@
+"""The AdmissionReview body as the apiserver sends it, read in-process: scale, defaults, responses.
+
+Oracles: k8s.io/api admission/v1 (``AdmissionRequest``: uid, kind, resource, subResource,
+namespace, name, operation CREATE/UPDATE/DELETE/CONNECT, userInfo, object, oldObject,
+dryRun; ``AdmissionResponse``: uid, allowed, status, warnings, auditAnnotations) and
+autoscaling/v1 ``Scale`` (``spec.replicas`` is ``omitempty``: absent means 0). The
+apiserver truncates nothing for us: warnings over its limits are dropped, so the webhook
+keeps each one short and the list small itself.
+"""
+
+import json
+
+import pytest
+
+from webhook.server.review import (
+    BadReview,
+    ScaleError,
+    annotations_of,
+    error_body,
+    parse_review,
+    review_response,
+    sanitize_warnings,
+    scale_objects,
+    scale_replicas,
+    scale_target_key,
+)
+
+
+def body(request=None, **top):
+    document = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", **top}
+    if request is not None:
+        document["request"] = request
+    return json.dumps(document).encode()
+
+
+def scale_request(replicas=5, old=2, resource="deployments", **extra):
+    request = {"uid": "u-1", "operation": "UPDATE", "subResource": "scale", "namespace": "shop", "name": "web",
+               "kind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+               "resource": {"group": "apps", "version": "v1", "resource": resource},
+               "userInfo": {"username": "alice"},
+               "object": {"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": replicas}},
+               "oldObject": {"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": old}}}
+    request.update(extra)
+    return request
+
+
+def test_a_scale_review_names_its_target_and_carries_both_replica_counts():
+    review = parse_review(body(scale_request()))
+    assert review.is_scale and (review.kind, review.resource, review.user) == ("Scale", "deployments", "alice")
+    assert scale_target_key(review) == ("Deployment", "shop", "web")
+    stored = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+              "spec": {"replicas": 2, "template": {"spec": {"containers": []}}}}
+    new, old = scale_objects(review, stored)
+    assert (new["spec"]["replicas"], old["spec"]["replicas"]) == (5, 2)
+    assert new["spec"]["template"] == stored["spec"]["template"] and stored["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("resource,kind", [("replicasets", "ReplicaSet"), ("statefulsets", "StatefulSet"),
+                                           ("deployments", "Deployment"), ("jobs", None)])
+def test_scale_targets_are_the_three_scalable_workload_kinds(resource, kind):
+    review = parse_review(body(scale_request(resource=resource)))
+    assert scale_target_key(review) == ((kind, "shop", "web") if kind else None)
+
+
+def test_scale_replicas_omitted_means_zero_and_a_missing_old_scale_reads_the_stored_count():
+    assert scale_replicas(None, "request.object") is None
+    assert scale_replicas({"kind": "Scale"}, "request.object") == 0
+    assert scale_replicas({"spec": {}}, "request.object") == 0
+    assert scale_replicas({"spec": {"replicas": 0}}, "request.object") == 0
+    review = parse_review(body(scale_request(oldObject=None)))
+    new, old = scale_objects(review, {"kind": "StatefulSet", "spec": {"replicas": 3}})
+    assert (new["spec"]["replicas"], old["spec"]["replicas"]) == (5, 3)
+    new, old = scale_objects(review, {"kind": "StatefulSet", "spec": {}})     # replicas defaults to 1
+    assert old["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("scale,field", [
+    ({"spec": []}, "request.object.spec"),
+    ({"spec": {"replicas": -1}}, "request.object.spec.replicas"),
+    ({"spec": {"replicas": "3"}}, "request.object.spec.replicas"),
+    ({"spec": {"replicas": True}}, "request.object.spec.replicas"),
+    ({"spec": {"replicas": 1.5}}, "request.object.spec.replicas"),
+])
+def test_a_scale_that_is_not_a_non_negative_count_is_named_by_its_field(scale, field):
+    with pytest.raises(ScaleError) as error:
+        scale_replicas(scale, "request.object")
+    assert error.value.field == field
+
+
+def test_a_hand_made_review_gets_the_kind_namespace_and_name_the_apiserver_would_fill():
+    request = {"uid": "u-2", "operation": "CREATE", "namespace": "team", "kind": {"kind": "Deployment"},
+               "resource": {"resource": "deployments"}, "dryRun": True,
+               "object": {"spec": {}}, "oldObject": {"metadata": {"name": "kept", "namespace": "there"}}}
+    review = parse_review(body(request))
+    assert review.obj == {"spec": {}, "kind": "Deployment", "metadata": {"namespace": "team"}}
+    assert review.old["metadata"] == {"name": "kept", "namespace": "there"} and review.old["kind"] == "Deployment"
+    assert (review.namespace, review.name, review.dry_run, review.is_scale) == ("team", "", True, False)
+
+
+def test_the_name_falls_back_to_the_object_name_then_generate_name_and_the_namespace_to_default():
+    review = parse_review(body({"uid": "u", "operation": "CREATE", "object": {"metadata": {"generateName": "job-"}}}))
+    assert (review.name, review.namespace, review.dry_run, review.user) == ("job-", "default", False, "")
+    review = parse_review(body({"uid": "u", "operation": "CREATE", "name": "given", "dryRun": "yes",
+                                "object": {"metadata": {"name": "other"}}}))
+    assert review.name == "given" and review.dry_run is False            # only a JSON true is a dry run
+    assert review.obj["metadata"]["name"] == "other"
+
+
+@pytest.mark.parametrize("request_,message", [
+    ({"uid": "u", "operation": "UPDATE"}, "request.object is missing: a UPDATE review carries the object"),
+    ({"uid": "u", "operation": "CREATE", "object": []}, "request.object must be a JSON object, got an array"),
+    ({"uid": "u", "operation": "CREATE", "object": {}, "oldObject": "x"},
+     "request.oldObject must be a JSON object, got a string"),
+    ({"uid": "u", "operation": "CREATE", "object": 7}, "request.object must be a JSON object, got a number"),
+    ({"uid": "u", "operation": "CREATE", "object": True}, "request.object must be a JSON object, got a boolean"),
+    ({"uid": "u", "operation": "PATCH", "object": {}},
+     "request.operation must be one of CREATE, UPDATE, DELETE, CONNECT, got 'PATCH'"),
+    ({"uid": "", "operation": "CREATE"}, "request.uid is missing: the response must echo it"),
+])
+def test_a_review_the_webhook_cannot_answer_is_a_400_that_says_why(request_, message):
+    with pytest.raises(BadReview) as error:
+        parse_review(body(request_))
+    assert (error.value.status, error.value.message) == (400, message)
+
+
+def test_delete_and_connect_need_no_object():
+    for operation in ("DELETE", "CONNECT"):
+        review = parse_review(body({"uid": "u", "operation": operation, "oldObject": {"kind": "Pod"}}))
+        assert review.obj is None and review.old == {"kind": "Pod", "metadata": {}}
+
+
+def test_annotations_are_read_only_from_an_object_shape():
+    assert annotations_of({"metadata": {"annotations": {"a": "1"}}}) == {"a": "1"}
+    assert annotations_of({"metadata": {"annotations": ["a"]}}) == {}
+    assert annotations_of({"metadata": "x"}) == {} and annotations_of(None) == {}
+
+
+def test_a_deny_carries_a_forbidden_status_and_an_allow_none():
+    denied = review_response("u-9", False, ["warning: low room"], "no room", audit_annotations={"k": "v" * 2000})
+    assert denied["apiVersion"] == "admission.k8s.io/v1" and denied["kind"] == "AdmissionReview"
+    response = denied["response"]
+    assert response["uid"] == "u-9" and response["allowed"] is False
+    assert response["status"] == {"code": 403, "reason": "Forbidden", "message": "no room"}
+    assert response["warnings"] == ["low room"] and response["auditAnnotations"] == {"k": "v" * 1024}
+    assert review_response("u", False, code=400)["response"]["status"] == {
+        "code": 400, "reason": "BadRequest", "message": "denied by capacity-webhook"}
+    allowed = review_response("u", True)["response"]
+    assert allowed == {"uid": "u", "allowed": True}
+
+
+def test_warnings_are_deduplicated_and_capped_with_a_count_of_the_rest():
+    assert sanitize_warnings(["same", "same", "", "other"]) == ["same", "other"]
+    many = [f"warning number {i:03d} " + "x" * 80 for i in range(100)]
+    kept = sanitize_warnings(many, total=1000)
+    shown = kept[:-1]
+    assert kept[-1] == f"{100 - len(shown)} more warnings not shown"
+    assert sum(map(len, shown)) + 40 <= 1000 < sum(map(len, shown)) + len(shown[0]) + 40
+    assert sanitize_warnings(["a" * 50, "b" * 50], total=100) == ["a" * 50, "b" * 50]   # the last needs no reserve
+
+
+def test_an_error_body_is_a_kubernetes_status():
+    assert error_body(413, "too big") == {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 413,
+                                          "message": "too big"}
