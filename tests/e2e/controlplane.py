@@ -455,6 +455,20 @@ class ControlPlane:
                          "-p", json.dumps({"status": status}))
         return self.kubectl_json("get", "pod", name, "-n", namespace)
 
+    def create_motivating_cluster(self, nodes: Sequence[tuple[str, str, int]]) -> None:
+        """The README's two-t3.medium example, for real: the aws-node DaemonSet and, on each
+        ``(name, zone, ip_pods)`` node, its aws-node pod, a host-network kube-proxy and
+        ``ip_pods`` coredns-like pods that take pod IPs (5 and 4 leave 10 + 11 = 21 slots)."""
+        self.apply([synthetic.as_manifest(synthetic.aws_node())])
+        aws_node = self.kubectl_json("get", "daemonset", "aws-node", "-n", "kube-system")
+        for name, zone, ip_pods in nodes:
+            self.create_node(name, "t3.medium", zone)
+            short = name.split(".")[0]
+            self.create_daemon_pod(aws_node, name)
+            self.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
+            for i in range(ip_pods):
+                self.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
+
     def create_daemon_pod(self, daemonset: Mapping[str, Any], node: str) -> None:
         """The DaemonSet's pod on ``node``, owned by it as the DaemonSet controller would make it.
 

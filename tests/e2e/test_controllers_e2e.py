@@ -31,15 +31,7 @@ NODES = (("ip-10-0-1-17.ec2.internal", "us-east-1a", 5), ("ip-10-0-2-23.ec2.inte
 @pytest.fixture(scope="module")
 def cluster(control_plane_with_controllers, tmp_path_factory):
     cp = control_plane_with_controllers
-    cp.apply([as_manifest(s.aws_node())])
-    aws_node = cp.kubectl_json("get", "daemonset", "aws-node", "-n", "kube-system")
-    for name, zone, ip_pods in NODES:
-        cp.create_node(name, "t3.medium", zone)
-        short = name.split(".")[0]
-        cp.create_daemon_pod(aws_node, name)
-        cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
-        for i in range(ip_pods):
-            cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
+    cp.create_motivating_cluster(NODES)
     server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
                             "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
     try:
