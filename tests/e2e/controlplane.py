@@ -18,6 +18,7 @@ identity becomes a ServiceAccount token bound to the same read-only role.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -34,7 +35,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -357,6 +358,22 @@ class ControlPlane:
                   "--set", f"webhook.url={server.url('/validate')}",
                   "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
                   "--set", "deployment.enabled=false", "--set", "mode=enforce")
+
+    @contextlib.contextmanager
+    def enforcing_webhook(self, directory: Path, chart: os.PathLike | str, ttl: float) -> Iterator[Any]:
+        """A real ``webhook.server`` on loopback that reads this API server, registered by the
+        chart in url mode and enforcing; stopped and uninstalled afterwards."""
+        from tests.server_fixture import WebhookProcess
+
+        server = WebhookProcess(directory, None, "--kubeconfig", str(self.webhook_kubeconfig), "--mode", "enforce",
+                                "--reservation-ttl", str(ttl), "--stale-after", "60")
+        try:
+            server.start(timeout=60)
+            self.install_chart_for("cw", "capacity-webhook", server, chart)
+            yield server
+        finally:
+            server.stop()
+            self.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
 
     def kubectl_json(self, *args: Any, **kw: Any) -> Any:
         """`kubectl <args> -o json`, parsed."""

@@ -27,7 +27,6 @@ import yaml
 from webhook import synthetic as s
 from webhook.synthetic import as_manifest
 
-from server_fixture import WebhookProcess
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,15 +44,8 @@ def cluster(control_plane, tmp_path_factory):
     cp = control_plane
     cp.apply([as_manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
     cp.create_motivating_cluster(((N1, "us-east-1a", 5), (N2, "us-east-1b", 4)))
-    server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
-                            "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
-    try:
-        server.start(timeout=60)
-        cp.install_chart_for("cw", "capacity-webhook", server, CHART)
+    with cp.enforcing_webhook(tmp_path_factory.mktemp("webhook"), CHART, TTL) as server:
         yield cp, server
-    finally:
-        server.stop()
-        cp.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
 
 
 def apply(cp, obj, *flags, namespace=None):

@@ -20,7 +20,6 @@ import yaml
 from webhook import synthetic as s
 from webhook.synthetic import as_manifest
 
-from server_fixture import WebhookProcess
 
 pytestmark = pytest.mark.e2e
 TTL = 2.0
@@ -32,15 +31,8 @@ NODES = (("ip-10-0-1-17.ec2.internal", "us-east-1a", 5), ("ip-10-0-2-23.ec2.inte
 def cluster(control_plane_with_controllers, tmp_path_factory):
     cp = control_plane_with_controllers
     cp.create_motivating_cluster(NODES)
-    server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
-                            "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
-    try:
-        server.start(timeout=60)
-        cp.install_chart_for("cw", "capacity-webhook", server, CHART)
+    with cp.enforcing_webhook(tmp_path_factory.mktemp("webhook"), CHART, TTL) as server:
         yield cp, server
-    finally:
-        server.stop()
-        cp.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
 
 
 def apply(cp, obj, *flags):
