@@ -11,7 +11,6 @@ patches ``server_options`` before ``serve`` runs; production code has no such sw
 from __future__ import annotations
 
 import os
-import re
 import signal
 import ssl
 import subprocess
@@ -24,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from certs.authority import write_bundle  # noqa: E402 (after the sys.path insert that makes it importable)
+from tests.server_fixture import launch_server, wait_ready  # noqa: E402
 
 _GTHREAD_LAUNCHER = """
 import sys
@@ -54,8 +54,6 @@ class WebhookServer:
         self.port: int | None = None
 
     def start(self, timeout: float = 60.0) -> WebhookServer:
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   PYTHONUNBUFFERED="1")
         if self.worker == "gthread":
             head = [sys.executable, "-c", _GTHREAD_LAUNCHER]
         else:
@@ -63,28 +61,17 @@ class WebhookServer:
         command = [*head, "--cluster", self.snapshot, "--tls-cert-file", str(self.bundle.tls_cert),
                    "--tls-private-key-file", str(self.bundle.tls_key), "--bind", "127.0.0.1", "--port", "0",
                    *self.args]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
         deadline = time.monotonic() + timeout
-        while self.port is None:
-            match = re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", self.log_text())
-            if match:
-                self.port = int(match.group(1))
-            elif self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{self.log_text()[-3000:]}")
-            else:
-                time.sleep(0.05)
-        while True:
-            try:
-                with urllib.request.urlopen(self.url("/readyz"), context=self.client_context(), timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server is not ready:\n{self.log_text()[-3000:]}")
-            time.sleep(0.1)
+        self.proc, self._log, self.port = launch_server(command, REPO, self.log_path, deadline)
+        wait_ready(self.proc, self._readyz_answers, self.log_path, deadline)
+        return self
+
+    def _readyz_answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url("/readyz"), context=self.client_context(), timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.bundle.ca_cert))

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import IO, Callable, Iterable, Mapping
 
 import requests
 
@@ -136,33 +136,20 @@ class WebhookProcess:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> "WebhookProcess":
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   PYTHONUNBUFFERED="1")
         source = ["--cluster", str(self.snapshot)] if self.snapshot else []
         command = [sys.executable, "-m", "webhook.server", *source,
                    "--tls-cert-file", str(self.bundle.tls_cert), "--tls-private-key-file", str(self.bundle.tls_key),
                    "--bind", "127.0.0.1", "--port", "0", *self.args]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(command, cwd=self.dir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
         deadline = time.monotonic() + timeout
-        while self.port is None:
-            match = re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", self.log_text())
-            if match:
-                self.port = int(match.group(1))
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start (exit {self.proc.poll()}):\n{self.log_text()}")
-            time.sleep(0.05)
-        while True:
-            try:
-                if self.session.get(self.url("/readyz"), timeout=2).status_code == 200:
-                    return self
-            except (requests.ConnectionError, requests.Timeout):
-                pass        # the worker is still booting (slow on a loaded machine): ask again
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server is not answering (exit {self.proc.poll()}):\n{self.log_text()}")
-            time.sleep(0.05)
+        self.proc, self._log, self.port = launch_server(command, self.dir, self.log_path, deadline)
+        wait_ready(self.proc, self._readyz_answers, self.log_path, deadline)
+        return self
+
+    def _readyz_answers(self) -> bool:
+        try:
+            return self.session.get(self.url("/readyz"), timeout=2).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
+            return False        # the worker is still booting (slow on a loaded machine): ask again
 
     def signal_all(self, sig: int) -> None:
         """Signal gunicorn's master and its forked worker (SIGSTOP hangs the whole server)."""
@@ -249,6 +236,37 @@ class WebhookProcess:
             if time.monotonic() - started > timeout:
                 raise AssertionError("reservations did not expire")
             time.sleep(0.05)
+
+
+def launch_server(command: list[str], cwd: Path, log_path: Path,
+                  deadline: float) -> tuple[subprocess.Popen, IO[bytes], int]:
+    """Start a gunicorn-based server with ``--port 0`` in its own process group, its output
+    in ``log_path``, and return it with the port it bound (read from gunicorn's
+    "Listening at" line: the only place a ``--port 0`` server says which port it got).
+    Shared by the tests' ``WebhookProcess`` and the benchmarks' ``WebhookServer``."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    while True:
+        text = log_path.read_text(errors="replace")
+        match = re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", text)
+        if match:
+            return proc, log, int(match.group(1))
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start (exit {proc.poll()}):\n{text[-4000:]}")
+        time.sleep(0.05)
+
+
+def wait_ready(proc: subprocess.Popen, answers: Callable[[], bool], log_path: Path, deadline: float) -> None:
+    """Poll ``answers`` (a /readyz probe) until it holds; fail with the server's log if the
+    process exits or the deadline passes first."""
+    while not answers():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server is not answering (exit {proc.poll()}):\n"
+                               f"{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.05)
 
 
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')

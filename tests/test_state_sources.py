@@ -140,3 +140,21 @@ def test_a_file_that_only_looks_recorded_is_read_as_one_document(tmp_path):
         assert "broken.json" in str(exc)
     else:
         raise AssertionError("invalid JSON must be refused")
+
+
+def test_surrogate_escapes_in_a_recorded_snapshot_read_as_json_reads_them(tmp_path):
+    """A valid pair is the character it encodes; a lone one is refused with the usual sentence."""
+    from webhook.state import snapshot
+
+    items = s.two_t3_medium_cluster()["items"]
+    good = _recorded(items + [s.namespace("smile", labels={"face": "PLACEHOLDER"})])
+    path = tmp_path / "pair.json"
+    path.write_text(good.replace("PLACEHOLDER", "\\ud83d\\ude00"), encoding="utf-8")
+    assert snapshot.load_snapshot(str(path)).namespaces["smile"]["face"] == "\U0001F600"
+    path.write_text(good.replace("PLACEHOLDER", "\\ud800"), encoding="utf-8")
+    try:
+        snapshot.load_snapshot(str(path))
+    except snapshot.InputError as exc:
+        assert "surrogate" in str(exc)
+    else:
+        raise AssertionError("a lone surrogate escape must be refused")

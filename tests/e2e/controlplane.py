@@ -18,6 +18,7 @@ identity becomes a ServiceAccount token bound to the same read-only role.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -34,7 +35,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -358,6 +359,22 @@ class ControlPlane:
                   "--set", f"webhook.caBundle={server.bundle.ca_bundle}",
                   "--set", "deployment.enabled=false", "--set", "mode=enforce")
 
+    @contextlib.contextmanager
+    def enforcing_webhook(self, directory: Path, chart: os.PathLike | str, ttl: float) -> Iterator[Any]:
+        """A real ``webhook.server`` on loopback that reads this API server, registered by the
+        chart in url mode and enforcing; stopped and uninstalled afterwards."""
+        from tests.server_fixture import WebhookProcess
+
+        server = WebhookProcess(directory, None, "--kubeconfig", str(self.webhook_kubeconfig), "--mode", "enforce",
+                                "--reservation-ttl", str(ttl), "--stale-after", "60")
+        try:
+            server.start(timeout=60)
+            self.install_chart_for("cw", "capacity-webhook", server, chart)
+            yield server
+        finally:
+            server.stop()
+            self.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
+
     def kubectl_json(self, *args: Any, **kw: Any) -> Any:
         """`kubectl <args> -o json`, parsed."""
         return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
@@ -454,6 +471,20 @@ class ControlPlane:
             self.kubectl("patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
                          "-p", json.dumps({"status": status}))
         return self.kubectl_json("get", "pod", name, "-n", namespace)
+
+    def create_motivating_cluster(self, nodes: Sequence[tuple[str, str, int]]) -> None:
+        """The README's two-t3.medium example, for real: the aws-node DaemonSet and, on each
+        ``(name, zone, ip_pods)`` node, its aws-node pod, a host-network kube-proxy and
+        ``ip_pods`` coredns-like pods that take pod IPs (5 and 4 leave 10 + 11 = 21 slots)."""
+        self.apply([synthetic.as_manifest(synthetic.aws_node())])
+        aws_node = self.kubectl_json("get", "daemonset", "aws-node", "-n", "kube-system")
+        for name, zone, ip_pods in nodes:
+            self.create_node(name, "t3.medium", zone)
+            short = name.split(".")[0]
+            self.create_daemon_pod(aws_node, name)
+            self.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
+            for i in range(ip_pods):
+                self.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
 
     def create_daemon_pod(self, daemonset: Mapping[str, Any], node: str) -> None:
         """The DaemonSet's pod on ``node``, owned by it as the DaemonSet controller would make it.

@@ -27,7 +27,6 @@ import yaml
 from webhook import synthetic as s
 from webhook.synthetic import as_manifest
 
-from server_fixture import WebhookProcess
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,24 +42,10 @@ def web(name="web", replicas=30, namespace="default") -> dict:
 @pytest.fixture(scope="module")
 def cluster(control_plane, tmp_path_factory):
     cp = control_plane
-    cp.apply([as_manifest(s.aws_node()), as_manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
-    aws_node = cp.kubectl_json("get", "daemonset", "aws-node", "-n", "kube-system")
-    for name, zone, ip_pods in ((N1, "us-east-1a", 5), (N2, "us-east-1b", 4)):
-        cp.create_node(name, "t3.medium", zone)
-        short = name.split(".")[0]
-        cp.create_daemon_pod(aws_node, name)
-        cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
-        for i in range(ip_pods):
-            cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
-    server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
-                            "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
-    try:
-        server.start(timeout=60)
-        cp.install_chart_for("cw", "capacity-webhook", server, CHART)
+    cp.apply([as_manifest(s.storage_class("gp3", parameters={"type": "gp3"}, default=True))])
+    cp.create_motivating_cluster(((N1, "us-east-1a", 5), (N2, "us-east-1b", 4)))
+    with cp.enforcing_webhook(tmp_path_factory.mktemp("webhook"), CHART, TTL) as server:
         yield cp, server
-    finally:
-        server.stop()
-        cp.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
 
 
 def apply(cp, obj, *flags, namespace=None):

@@ -20,7 +20,6 @@ import yaml
 from webhook import synthetic as s
 from webhook.synthetic import as_manifest
 
-from server_fixture import WebhookProcess
 
 pytestmark = pytest.mark.e2e
 TTL = 2.0
@@ -31,24 +30,9 @@ NODES = (("ip-10-0-1-17.ec2.internal", "us-east-1a", 5), ("ip-10-0-2-23.ec2.inte
 @pytest.fixture(scope="module")
 def cluster(control_plane_with_controllers, tmp_path_factory):
     cp = control_plane_with_controllers
-    cp.apply([as_manifest(s.aws_node())])
-    aws_node = cp.kubectl_json("get", "daemonset", "aws-node", "-n", "kube-system")
-    for name, zone, ip_pods in NODES:
-        cp.create_node(name, "t3.medium", zone)
-        short = name.split(".")[0]
-        cp.create_daemon_pod(aws_node, name)
-        cp.create_pod("kube-system", f"kube-proxy-{short}", name, {"cpu": "100m"}, host_network=True)
-        for i in range(ip_pods):
-            cp.create_pod("kube-system", f"coredns-{short}-{i}", name, {"cpu": "100m", "memory": "70Mi"})
-    server = WebhookProcess(tmp_path_factory.mktemp("webhook"), None, "--kubeconfig", str(cp.webhook_kubeconfig),
-                            "--mode", "enforce", "--reservation-ttl", str(TTL), "--stale-after", "60")
-    try:
-        server.start(timeout=60)
-        cp.install_chart_for("cw", "capacity-webhook", server, CHART)
+    cp.create_motivating_cluster(NODES)
+    with cp.enforcing_webhook(tmp_path_factory.mktemp("webhook"), CHART, TTL) as server:
         yield cp, server
-    finally:
-        server.stop()
-        cp.helm("uninstall", "cw", "-n", "capacity-webhook", check=False)
 
 
 def apply(cp, obj, *flags):

@@ -11,7 +11,6 @@ does), so the decisions that follow do not walk 150,000 pod records at every col
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 
 import yaml
@@ -59,7 +58,6 @@ def parse_snapshot(text: str, source: str) -> list[Mapping]:
     return document["items"]
 
 
-_ESCAPED_SURROGATE_BYTES = re.compile(_ESCAPED_SURROGATE.pattern.encode())
 # What ``record_snapshot`` writes around its items, which it writes one per line as compact JSON.
 RECORDED_HEAD = b'{\n  "apiVersion": "v1",\n  "kind": "List",\n  "metadata": {"resourceVersion": ""},\n  "items": [\n'
 RECORDED_TAIL = b"\n  ]\n}\n"
@@ -73,8 +71,10 @@ def _json_bytes(path: str) -> bytes | None:
     """The file's bytes when it may be a JSON snapshot orjson reads exactly; else ``None``.
 
     Skips decoding hundreds of megabytes to text (orjson checks the UTF-8 itself). YAML,
-    stdin, escaped surrogates and unreadable files return ``None`` and take
-    ``parse_snapshot``, which reads them or says what is wrong exactly as before.
+    stdin and unreadable files return ``None`` and take ``parse_snapshot``, which reads
+    them or says what is wrong exactly as before. No scan for surrogate escapes is needed
+    here: orjson refuses a lone one (that document then takes ``parse_snapshot``, which
+    names the problem) and decodes a valid pair as ``json`` does.
     """
     if path == "-" or orjson is None:
         return None
@@ -83,7 +83,7 @@ def _json_bytes(path: str) -> bytes | None:
             raw = f.read()
     except OSError:
         return None
-    if not raw.lstrip().startswith(b"{") or _ESCAPED_SURROGATE_BYTES.search(raw):
+    if not raw.lstrip().startswith(b"{"):
         return None
     return raw
 
