@@ -4,7 +4,7 @@
     python bench/cache_bench.py                 # full size (about 2 minutes on 2 cores)
     python bench/cache_bench.py --scale 0.1     # a tenth, for a quick look
 
-It builds a synthetic cluster with ``webhook.synthetic`` (realistic pods: two containers
+It builds a synthetic cluster with ``tests.synthetic`` (realistic pods: two containers
 with requests and limits, env, probes, a projected token volume, owner references to
 ReplicaSets, full status with container statuses, and managedFields as the API server
 sends them; three DaemonSet pods per node; three ReplicaSets per Deployment), encodes it
@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webhook import synthetic as s  # noqa: E402
+from tests import synthetic as s  # noqa: E402
 
 NODE_ALLOCATABLE = {"cpu": "7910m", "ephemeral-storage": "95551679124", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
                     "memory": "31208812Ki", "pods": "58"}

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import yaml  # noqa: E402
 
-from webhook import synthetic as s  # noqa: E402
+from tests import synthetic as s  # noqa: E402
 
 API_VERSIONS = {"Node": "v1", "Pod": "v1", "Namespace": "v1", "LimitRange": "v1", "PersistentVolume": "v1",
                 "PersistentVolumeClaim": "v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",

@@ -2,7 +2,7 @@
 
     python bench/decision_bench.py [--nodes 5000] [--pods-per-node 30] [--decisions 200] [--small 100]
 
-Builds a synthetic cluster (kubectl-shaped objects from webhook.synthetic) into a
+Builds a synthetic cluster (kubectl-shaped objects from tests.synthetic) into a
 ClusterState, then times ``evaluate`` for an ordinary Deployment that fits (200 replicas
 of 10m / 32Mi: the target is p99 under 1 ms at 5,000 nodes / 150,000 pods) and one that
 does not. The same decision on a ``--small``-node cluster of the same shape gives the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webhook import synthetic as s  # noqa: E402
+from tests import synthetic as s  # noqa: E402
 from webhook.engine.evaluate import evaluate  # noqa: E402
 from webhook.engine.model import ClusterState  # noqa: E402
 from webhook.engine.requests import ZERO  # noqa: E402

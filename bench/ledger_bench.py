@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from server_fixture import WebhookProcess, review  # noqa: E402
-from webhook import synthetic as s  # noqa: E402
+from tests import synthetic as s  # noqa: E402
 
 from e2e import controlplane  # noqa: E402
 

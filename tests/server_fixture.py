@@ -1,7 +1,7 @@
 """Run the real webhook server (``python -m webhook.server``: gunicorn + TLS) for tests.
 
 ``WebhookProcess`` writes a CA + serving certificate made by ``certs.authority`` (and, for
-the snapshot source, a snapshot built with ``webhook.synthetic``) into a temporary
+the snapshot source, a snapshot built with ``tests.synthetic``) into a temporary
 directory, starts the server on 127.0.0.1 with ``--port 0`` (gunicorn logs the port it
 bound) in its own process group, waits until ``/readyz`` answers, and talks to it over
 HTTPS with ``requests``, verifying the certificate against the CA. The e2e tier uses it
@@ -24,7 +24,7 @@ from typing import IO, Callable, Iterable, Mapping
 import requests
 
 from certs.authority import write_bundle
-from webhook import synthetic as s
+from tests import synthetic as s
 
 REPO = Path(__file__).resolve().parents[1]
 DNS, IPS = ["localhost"], ["127.0.0.1"]

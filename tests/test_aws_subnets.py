@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 from moto import mock_aws
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.aws import describe_instances, describe_subnets
 from webhook.engine.evaluate import evaluate
 from webhook.state.holder import StateHolder

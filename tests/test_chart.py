@@ -646,7 +646,7 @@ def dashboard_metric_names(dashboard: dict[str, Any]) -> set[str]:
 
 def served_metric_families() -> set[str]:
     """The metric family names the real flask app's /metrics serves for a snapshot cluster."""
-    from webhook import synthetic
+    from tests import synthetic
     from webhook.server.app import create_app
     from webhook.state.holder import StateHolder
     from webhook.state.snapshot import state_from_objects

@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 import yaml
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CLUSTER = ROOT / "webhook" / "examples" / "cluster.json"

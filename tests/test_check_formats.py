@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "tests" / "data" / "wgpolicyk8s.io_policyreports.v1alpha2.schema.yaml"

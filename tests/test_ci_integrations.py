@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = Path(os.environ.get("CAPACITY_WEBHOOK_TOOLS", Path.home() / ".cache" / "capacity-webhook" / "tools"))

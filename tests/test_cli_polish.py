@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import yaml
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ security groups for pods. max-pods-calculator.sh caps the prefix-delegation figu
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.instance_types import InstanceLimits
 from webhook.engine.ipslots import CniConfig, IpCapacity, ip_slots, node_ip_capacity, pod_enis, recommended_max_pods
 

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

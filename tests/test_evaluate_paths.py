@@ -9,7 +9,7 @@ scale-down or a no-op apply creates nothing.
 
 import copy
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate, identity
 from webhook.state.snapshot import state_from_objects
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine import placement
 from webhook.engine.evaluate import evaluate
 from webhook.engine.model import ClusterState

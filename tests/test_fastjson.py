@@ -5,7 +5,7 @@ import json
 import pytest
 
 from webhook import fastjson
-from webhook import synthetic as s
+from tests import synthetic as s
 
 
 @pytest.mark.parametrize("text", [

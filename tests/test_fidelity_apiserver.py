@@ -4,7 +4,7 @@ Rules from plugin/pkg/admission/limitranger/admission.go, pkg/apis/core/v1/defau
 (SetDefaults_LimitRangeItem) and pkg/quota/v1/evaluator/core/pods.go (Kubernetes v1.33).
 """
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.check import check_manifests
 from webhook.engine.evaluate import evaluate
 from webhook.engine.limitranger import admitted_spec, defaulted_item, rejections

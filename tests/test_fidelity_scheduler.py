@@ -5,7 +5,7 @@ Nodes here have no instance type (so no VPC IP-slot rule: the scheduler cannot s
 pkg/scheduler/framework/plugins/ in Kubernetes v1.33.
 """
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

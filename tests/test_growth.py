@@ -8,7 +8,7 @@ without limits is unbounded. The number of template-sized nodes left under a lim
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.engine.growth import Growth, growth_sources
 from webhook.state.snapshot import state_from_objects

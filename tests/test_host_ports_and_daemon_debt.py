@@ -15,7 +15,7 @@ the host network, one IP.
 
 import copy
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.constraints import PodConstraints, host_ports, ports_conflict
 from webhook.engine.daemonsets import owed_by_node
 from webhook.state.snapshot import state_from_objects

@@ -8,7 +8,7 @@ the same numbers and the same message.
 
 import copy
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

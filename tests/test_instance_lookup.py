@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from tests.watch_server import FakeApiServer
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import UNKNOWN_INSTANCE_TYPE, evaluate
 from webhook.engine.instance_types import InstanceTable, load_default_table
 from webhook.state.holder import StateHolder

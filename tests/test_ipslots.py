@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.instance_types import load_default_table
 from webhook.engine.ipslots import CniConfig, ip_slots, node_ip_capacity, recommended_max_pods
 

@@ -17,7 +17,7 @@ import random
 import pytest
 
 from tests.watch_server import FakeApiServer
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from tests.polling import wait_until
 from webhook.state.live import LiveSource, live_holder

@@ -1,6 +1,6 @@
 """Per-node figures in messages are what the node had free before this workload: what a person can check."""
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 from server_fixture import REPO, WebhookProcess, metric, parse_metrics, server_cluster
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 
 def metrics_port_of(proc: WebhookProcess, timeout: float = 10.0) -> int:

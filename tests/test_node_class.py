@@ -13,7 +13,7 @@ Numbers by hand from the sources:
 from pathlib import Path
 
 from tests.test_subnets import instance
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.engine.instance_types import load_default_table
 from webhook.engine.node_class import NodeClass, class_pod_limit

@@ -4,7 +4,7 @@ Numbers from the VPC CNI's rules: m5.large has 3 ENIs x 10 IPv4 (9 pod IPs each,
 """
 
 from tests.test_subnets import instance
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.engine.ipslots import CniConfig
 from webhook.engine.quantity import format_bytes, format_cpu, milli, parse_quantity, units

@@ -5,7 +5,7 @@ webhook/data/pod_eni_limits.json) gives m5.large 9 branch ENIs and t3.medium non
 (IsTrunkingCompatible: false), so on t3.medium every pod a SecurityGroupPolicy selects stays Pending.
 """
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.engine.pod_eni import branch_limits
 from webhook.state.snapshot import state_from_objects

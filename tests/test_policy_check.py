@@ -19,7 +19,7 @@ import yaml
 
 from server_fixture import review
 from webhook import policy
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.state.holder import StateHolder
 from webhook.state.snapshot import state_from_objects
 

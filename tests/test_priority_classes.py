@@ -6,7 +6,7 @@ both PreemptLowerPriority); without a name the globalDefault class applies (the 
 value when several claim it), else priority 0.
 """
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.priority import pod_priority
 from webhook.state.snapshot import state_from_objects
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.quota import admitted_pods, pod_usage, quota_matches
 from webhook.state.snapshot import state_from_objects
 

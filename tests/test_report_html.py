@@ -13,7 +13,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 ROOT = Path(__file__).resolve().parents[1]
 

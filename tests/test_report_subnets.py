@@ -4,7 +4,7 @@ import json
 
 from tests.test_subnets import _custom_networking
 from webhook import report
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.state.snapshot import state_from_objects
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.quantity import QuantityError, milli, parse_quantity, units
 from webhook.engine.requests import ContainerDefaults, ObjectError, Resources, pod_requests, uses_pod_ip
 

@@ -12,7 +12,7 @@ import json
 import re
 
 from server_fixture import review, server_cluster
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.server.app import AdmissionHandler
 from webhook.server.review import parse_review
 from webhook.state.holder import StateHolder

@@ -1,6 +1,6 @@
 """Node eligibility: cordons, readiness, taints, nodeSelector and required node affinity."""
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.model import NodeRecord
 from webhook.engine.scheduling import PodPlacementRules, ineligibility, node_affinity_matches, selector_matches
 

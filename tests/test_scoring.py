@@ -1,6 +1,6 @@
 """The default profile's resource scores, worked by hand from noderesources/{least,balanced}_allocated.go."""
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.placement import RoomMap
 from webhook.engine.requests import Resources
 from webhook.engine.scoring import balanced_allocation, least_allocated, node_score

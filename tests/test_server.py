@@ -1,5 +1,5 @@
 """The admission webhook server, end to end: the real ``serve`` command (gunicorn, gthread,
-TLS with certificates from ``certs/``) serving a ``webhook.synthetic`` snapshot, and real
+TLS with certificates from ``certs/``) serving a ``tests.synthetic`` snapshot, and real
 AdmissionReview v1 bodies posted over HTTPS with ``requests``, verified against the CA.
 
 Cluster (``server_fixture.server_cluster``): two t3.medium nodes with 10 and 11 free pod
@@ -25,7 +25,7 @@ from cryptography import x509
 from certs.authority import renew_serving_cert
 from server_fixture import (CORDONED, DNS, HPA_USER, IPS, NODES, WebhookProcess, families, metric, review, scale,
                             server_cluster)
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.server.review import MAX_BODY_BYTES, sanitize_warning, sanitize_warnings
 from webhook.state.holder import StateHolder
 from webhook.state.snapshot import state_from_objects

@@ -7,7 +7,7 @@ e.g. 1-CPU pods: 2 fit, the 3rd stays Pending.
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects
 

@@ -8,7 +8,7 @@ IP-consuming pods, DaemonSet pods, extended resources, host ports, volume claims
 
 import copy
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.state.snapshot import state_from_objects
 
 NODE = {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "4"}

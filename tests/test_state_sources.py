@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
 from webhook.server.app import create_app
 from webhook.state.holder import StateHolder

@@ -13,7 +13,7 @@ with 10 free pod IP slots (15 - 5 add-ons), node 2 in us-east-1b with 11 (15 - 4
 import copy
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.engine import storage
 from webhook.engine.evaluate import evaluate
 from webhook.state.snapshot import state_from_objects

@@ -6,7 +6,7 @@ attached for it, and with prefix delegation whole /28 prefixes. EC2 figures ente
 data objects ``webhook.aws`` builds from DescribeSubnets / DescribeInstances answers.
 """
 
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.aws import instance_object, subnet_object
 from webhook.engine.evaluate import evaluate
 from webhook.engine.ipslots import CniConfig

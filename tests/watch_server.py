@@ -19,7 +19,7 @@ Plain HTTP on 127.0.0.1 (threaded). What it implements, as kube-apiserver does:
   ``unavailable = True`` drops every request without an answer until reset.
 
 Tests drive it with :meth:`add`, :meth:`modify`, :meth:`delete` (objects as
-``webhook.synthetic`` builds them) and read :attr:`requests` to see what the client did.
+``tests.synthetic`` builds them) and read :attr:`requests` to see what the client did.
 """
 
 from __future__ import annotations

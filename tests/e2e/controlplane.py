@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from webhook import synthetic
+from tests import synthetic
 from webhook.state.live_lister import LIVE_RESOURCES
 
 TOOLS_ENV = "CAPACITY_WEBHOOK_TOOLS"
@@ -424,7 +424,7 @@ class ControlPlane:
         capacity: Mapping[str, str] | None = None,
         ready: bool = True,
     ) -> dict[str, Any]:
-        """Create a Node the way kwok does: the object from webhook.synthetic, then its status.
+        """Create a Node the way kwok does: the object from tests.synthetic, then its status.
 
         Returns the Node as read back from the API server.
         """

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from webhook import synthetic as s
-from webhook.synthetic import as_manifest
+from tests import synthetic as s
+from tests.synthetic import as_manifest
 
 from server_fixture import WebhookProcess
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook import synthetic as s
-from webhook.synthetic import as_manifest
+from tests import synthetic as s
+from tests.synthetic import as_manifest
 
 
 pytestmark = pytest.mark.e2e

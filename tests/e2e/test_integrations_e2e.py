@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

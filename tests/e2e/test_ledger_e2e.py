@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from server_fixture import WebhookProcess, families
-from webhook import synthetic as s
+from tests import synthetic as s
 from webhook.state import ledger_api
 
 from .controlplane import LEDGER_NAMESPACE, TEST_LABEL

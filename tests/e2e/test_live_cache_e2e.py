@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from webhook.engine.evaluate import evaluate
-from webhook import synthetic as s
+from tests import synthetic as s
 from tests.polling import wait_until
 from webhook.state.live import live_holder
 from webhook.state.live_lister import RawLister, abort_response

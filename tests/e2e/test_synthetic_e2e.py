@@ -1,10 +1,10 @@
-"""webhook.synthetic claims to build objects as kubectl prints them: the real API server is the judge."""
+"""tests.synthetic claims to build objects as kubectl prints them: the real API server is the judge."""
 
 import json
 
 import pytest
 
-from webhook import synthetic as s
+from tests import synthetic as s
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,8 @@
 Tests, benchmarks and the bundled example cluster build their objects here, so every
 one of them carries the metadata (uid, resourceVersion, creationTimestamp, ownerReferences)
 and status layout of the real API, not a hand-trimmed shape the engine happens to like.
-Only builders live here; no capacity logic.
+Only builders live here; no capacity logic. It sits under tests/, not in the webhook
+package, because nothing the product runs needs it: the image and the wheel ship without it.
 """
 
 from __future__ import annotations
