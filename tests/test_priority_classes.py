@@ -7,6 +7,7 @@ value when several claim it), else priority 0.
 """
 
 from tests import synthetic as s
+from webhook.engine.evaluate import evaluate
 from webhook.engine.priority import pod_priority
 from webhook.state.snapshot import state_from_objects
 
@@ -45,3 +46,44 @@ def test_without_a_name_the_lowest_global_default_applies_else_zero():
     assert priority(priority_class("c", 50)).value == 0
     plain = priority(preemptionPolicy="Never")
     assert (plain.value, plain.preempts, plain.class_name) == (0, False, "")
+
+
+# ---- a class that does not exist: the Priority admission plugin refuses the pods --------------
+# plugin/pkg/admission/priority/admission.go, on Create: a name the lister cannot find (and that
+# is not one of the two system classes) is "no PriorityClass with name X was found", Forbidden.
+SYSTEM = [priority_class("system-node-critical", 2000001000), priority_class("system-cluster-critical", 2000000000)]
+
+
+def web_with_class(name, replicas=3):
+    workload = s.small_web("web", replicas)
+    workload["spec"]["template"]["spec"]["priorityClassName"] = name
+    return workload
+
+
+def codes(*classes, workload):
+    cluster = s.two_t3_medium_cluster()
+    return [r.code for r in evaluate(state_from_objects(cluster["items"] + list(classes)), workload).reasons]
+
+
+def test_a_class_missing_from_a_recorded_list_refuses_every_pod():
+    verdict = evaluate(state_from_objects(s.two_t3_medium_cluster()["items"] + SYSTEM), web_with_class("gold"))
+    assert [r.code for r in verdict.reasons] == ["PRIORITY_CLASS_NOT_FOUND"]
+    assert verdict.verdict == "deny"
+    assert "no PriorityClass with name gold was found" in verdict.reasons[0].message
+    assert verdict.pending == 0            # never created, so never Pending
+
+
+def test_an_existing_or_system_class_is_not_reported():
+    assert codes(*SYSTEM, priority_class("gold", 1000), workload=web_with_class("gold")) == []
+    assert codes(*SYSTEM, workload=web_with_class("system-cluster-critical")) == []
+
+
+def test_without_the_recorded_classes_nothing_is_claimed():
+    # Every API server creates the system classes; their absence means the list was not
+    # recorded (old snapshot, no RBAC), so the missing name may well exist.
+    assert codes(workload=web_with_class("gold")) == []
+    assert codes(SYSTEM[0], workload=web_with_class("gold")) == []
+
+
+def test_zero_replicas_create_no_pod_to_refuse():
+    assert codes(*SYSTEM, workload=web_with_class("gold", replicas=0)) == []

@@ -117,6 +117,65 @@ def test_warn_mode_namespace_creates_and_kubectl_prints_the_warning(cluster):
     server.wait_reservations_gone(timeout=TTL + 5)
 
 
+def with_class(workload: dict, priority_class: str) -> dict:
+    workload["spec"]["template"]["spec"]["priorityClassName"] = priority_class
+    return workload
+
+
+def dry_run_until(cp, obj, refused: bool, timeout: float = 15.0):
+    """Dry-run ``obj`` until the answer is a refusal (or an admission) as asked: the objects
+    it depends on reach the webhook through its watches, a moment after kubectl created them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = apply(cp, obj, "--dry-run=server")
+        if (result.returncode != 0) == refused or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_a_high_priority_workload_that_fits_by_preemption_is_admitted_with_a_warning(cluster):
+    # The motivating cluster leaves 21 IP slots; 9 coredns-like pods of priority 0 hold the rest.
+    # The real scheduler would preempt them for a higher-priority workload, so refusing it would be
+    # a false deny: the webhook must read PriorityClasses from the API server to know.
+    cp, _ = cluster
+    cp.apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "e2e-high"},
+              "value": 1000000, "description": "capacity-webhook e2e"})
+    try:
+        result = dry_run_until(cp, with_class(web(replicas=30), "e2e-high"), refused=False)
+        assert result.returncode == 0, result.stderr
+        assert "would preempt" in result.stderr and "PREEMPTION" not in result.stdout
+        plain = apply(cp, web(replicas=30), "--dry-run=server")      # the same without the class: refused
+        assert plain.returncode != 0 and "9 of 30 pods would stay Pending" in plain.stderr
+    finally:
+        cp.kubectl("delete", "priorityclass", "e2e-high", check=False)
+
+
+def test_a_priority_class_that_does_not_exist_is_refused_as_the_api_server_would_refuse_its_pods(cluster):
+    cp, _ = cluster
+    result = apply(cp, with_class(web("ghost", replicas=3), "e2e-no-such-class"), "--dry-run=server")
+    assert result.returncode != 0
+    assert "no PriorityClass with name e2e-no-such-class was found" in result.stderr
+    # What the API server itself says when a pod names it (the oracle for the message).
+    pod = as_manifest(s.pod("ghost-pod", "default", None, s.pod_spec(priorityClassName="e2e-no-such-class")))
+    direct = cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert "no PriorityClass with name e2e-no-such-class was found" in direct.stderr
+
+
+def test_a_resource_quota_that_refuses_pods_is_read_from_the_api_server(cluster):
+    cp, _ = cluster
+    cp.ensure_namespace("quota-e2e")
+    cp.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods", "namespace": "quota-e2e"},
+              "spec": {"hard": {"pods": "2"}}})
+    # What the quota controller writes (no kube-controller-manager in this tier): the API server,
+    # like the engine, enforces status.hard only, so an unsynced quota refuses nothing.
+    cp.kubectl("patch", "resourcequota", "pods", "-n", "quota-e2e", "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"hard": {"pods": "2"}, "used": {"pods": "0"}}}))
+    result = dry_run_until(cp, web("q", replicas=5, namespace="quota-e2e"), refused=True)
+    assert result.returncode != 0
+    assert "QUOTA_EXCEEDED" in result.stderr or "ResourceQuota pods" in result.stderr, result.stderr
+    assert apply(cp, web("q", replicas=2, namespace="quota-e2e"), "--dry-run=server").returncode == 0
+
+
 def test_a_read_write_many_claim_on_ebs_is_refused(cluster):
     cp, _ = cluster
     claim = as_manifest(s.pvc("shared", modes=("ReadWriteMany",), storage_class_name="gp3"))

@@ -15,7 +15,8 @@ from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place, reserved_by_node
-from .priority import local_victims, pod_priority, preemption_reason, victims, victims_used
+from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, missing_class, pod_priority, preemption_reason, victims,
+                       victims_used)
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -113,6 +114,14 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
         if demand.replicas is not None and demand.kind != "Pod":
             # A scale-down (or a no-op apply) releases what an earlier promise holds beyond it.
             verdict.hold_at_most = max(0, demand.replicas - len(own))
+        return verdict
+
+    missing = missing_class(state, demand.pod_spec)
+    if missing and demand.replicas != 0:     # the API server refuses every pod: none is created, none is Pending
+        verdict.requested = demand.replicas if demand.replicas is not None else 0
+        verdict.reasons.append(Reason(PRIORITY_CLASS_NOT_FOUND, clip(
+            f"{label}: the API server would refuse its pods: no PriorityClass with name {missing} was found")
+            + "\nCreate the PriorityClass first or fix priorityClassName (kubectl get priorityclasses).", DENY))
         return verdict
 
     if demand.pod_spec.get("schedulingGates"):

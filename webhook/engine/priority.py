@@ -23,6 +23,7 @@ from typing import Mapping
 from .verdict import WARN, Reason, clip
 
 PREEMPTION = "PREEMPTION"
+PRIORITY_CLASS_NOT_FOUND = "PRIORITY_CLASS_NOT_FOUND"
 SYSTEM_CLASSES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 
 
@@ -48,6 +49,23 @@ def pod_priority(state, spec: Mapping) -> Priority:
         value, default_name = min(defaults)
         return Priority(value, classes[default_name]["preemptionPolicy"] != "Never", default_name)
     return Priority(0, spec.get("preemptionPolicy") != "Never", "")
+
+
+def missing_class(state, spec: Mapping) -> str | None:
+    """The ``priorityClassName`` the Priority admission plugin would refuse, if any.
+
+    ``plugin/pkg/admission/priority`` answers a pod naming a class that does not exist with
+    "no PriorityClass with name X was found": the controller's pods are never created. That
+    is only certain when the state holds the cluster's PriorityClasses: every API server
+    creates the two system classes at start, so their absence means the list was not
+    recorded (an old snapshot, no RBAC), and then nothing is claimed.
+    """
+    name = spec.get("priorityClassName")
+    if not name or name in SYSTEM_CLASSES or name in state.priority_classes:
+        return None
+    if not all(system in state.priority_classes for system in SYSTEM_CLASSES):
+        return None
+    return name
 
 
 def victims(state, priority: Priority, rules=None, node_filter=None) -> list:

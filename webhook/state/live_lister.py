@@ -61,6 +61,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("CSINode", "storage.k8s.io/v1", "StorageV1Api", "list_csi_node"),
     Resource("VolumeAttachment", "storage.k8s.io/v1", "StorageV1Api", "list_volume_attachment"),
     Resource("LimitRange", "v1", "CoreV1Api", "list_limit_range_for_all_namespaces", True),
+    # What the API server refuses before the scheduler sees a pod (QUOTA_EXCEEDED), and the
+    # priorities preemption works with: without PriorityClasses a high-priority workload in a
+    # full cluster reads as priority 0 and is denied although the scheduler would preempt for
+    # it. Optional (403/404 read as empty) so that a release whose RBAC predates them still syncs.
+    Resource("ResourceQuota", "v1", "CoreV1Api", "list_resource_quota_for_all_namespaces", True, optional=True),
+    Resource("PriorityClass", "scheduling.k8s.io/v1", "SchedulingV1Api", "list_priority_class", optional=True),
 )
 # Karpenter NodePools tell how far the cluster can grow; most clusters have none. Karpenter's
 # EC2NodeClasses and EKS Auto Mode's NodeClasses say where a node's kubelet maxPods comes from
