@@ -1,0 +1,96 @@
+"""Preemption for workloads too big to play pod by pod: every candidate node's victims out at once.
+
+``evaluate`` plays DefaultPreemption one pod at a time (``engine/preemption.py``) while that
+fits its budget; past it (and for DaemonSets, whose pod count is the nodes) it removes the
+victims of every candidate node at once (``priority.local_victims``) and counts the evicted
+pods as SelectVictimsOnNode does (``priority.victims_used``: all lower-priority pods out, the
+new pods in, the victims reprieved highest priority first while they still fit). The
+scenarios of test_fidelity_scheduler (each checked against a real kube-scheduler, the
+differential seeds they name) must come out the same on that path: run here with the
+pod-by-pod budget at zero.
+"""
+
+import pytest
+
+from tests import synthetic as s
+from tests import test_fidelity_scheduler as fidelity
+from webhook.engine import preemption
+from webhook.engine.evaluate import evaluate
+from webhook.engine.priority import Priority, _clashes, preemption_reason, victims, victims_used
+from webhook.state.snapshot import state_from_objects
+
+SCENARIOS = [
+    fidelity.test_a_higher_priority_workload_warns_that_it_would_preempt,
+    fidelity.test_preemption_that_cannot_make_room_for_all_still_denies,
+    fidelity.test_preemption_policy_never_preempts_nothing,
+    fidelity.test_a_global_default_class_gives_pods_without_a_class_their_priority,
+    fidelity.test_preemption_also_clears_a_host_port_held_by_a_lower_priority_pod,
+    fidelity.test_preemption_clears_a_lower_priority_pods_anti_affinity,
+    fidelity.test_a_repelling_pod_on_a_cordoned_node_still_blocks_its_zone_and_cannot_be_preempted,
+    fidelity.test_preemption_never_evicts_the_pods_a_required_affinity_needs,
+    fidelity.test_preemption_clears_pods_the_new_pods_anti_affinity_rejects,
+    fidelity.test_preemption_cannot_clear_a_zone_held_by_pods_on_other_nodes,
+    fidelity.test_preemption_keeps_a_node_whose_affinity_the_workloads_own_bound_pods_satisfy,
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__[5:])
+def test_the_bulk_path_agrees_with_the_scheduler(scenario, monkeypatch):
+    monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    scenario()
+
+
+# ---- which bound pods are victims at all (priority.victims) ----------------------------------------------
+def _low(name, node, priority, cpu="100m"):
+    return s.pod(name, "default", node, spec=s.pod_spec([s.container(requests={"cpu": cpu})], priority=priority))
+
+
+def _victim_state():
+    return state_from_objects([
+        s.node("a", instance_type=None), s.node("cordoned", instance_type=None, unschedulable=True),
+        _low("pending", None, 0),            # not bound: never a victim
+        _low("higher", "a", 20),             # higher priority: never a victim
+        _low("equal", "a", 10),              # equal priority: never (DefaultPreemption evicts lower only)
+        _low("on-cordoned", "cordoned", 0),
+        _low("on-ghost", "ghost", 0),        # bound to a node the state does not hold
+        _low("low-1", "a", 0),
+        _low("low-2", "a", -5),
+    ])
+
+
+def _names(pods):
+    return sorted(p.name for p in pods)
+
+
+def test_only_lower_priority_bound_pods_on_usable_nodes_are_victims():
+    from webhook.engine.scheduling import PodPlacementRules
+    state = _victim_state()
+    assert _names(victims(state, Priority(10, True, "x"), PodPlacementRules())) == ["low-1", "low-2"]
+    # without node rules every node the state holds is a candidate, the cordoned one included
+    assert _names(victims(state, Priority(10, True, "x"))) == ["low-1", "low-2", "on-cordoned"]
+    # a node the volumes rule out (node_filter True) is no candidate either
+    assert _names(victims(state, Priority(10, True, "x"), None, lambda node: node.name == "a")) == ["on-cordoned"]
+
+
+def test_no_victims_for_a_pod_that_never_preempts_or_is_not_higher():
+    state = _victim_state()
+    assert victims(state, Priority(10, False, "polite")) == []
+    assert victims(state, Priority(-5, True, "x")) == []          # nothing bound below -5
+    assert _names(victims(state, Priority(-4, True, "x"))) == ["low-2"]
+
+
+def test_a_priority_is_a_value_object():
+    import dataclasses
+    p = Priority(10, True, "x")
+    assert p == Priority(10, True, "x") and hash(p) == hash(Priority(10, True, "x"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.value = 11          # type: ignore[misc]
+
+
+def test_the_preemption_warning_names_the_numbers_and_the_class():
+    reason = preemption_reason(None, Priority(1000, True, "high"), 2, 3, "Deployment default/web")
+    assert reason.code == "PREEMPTION" and reason.severity == "warn"
+    assert "Deployment default/web: 2 pods fit only by preemption: would preempt 3 lower-priority pods" in reason.message
+    assert "Its priority 1000 (PriorityClass high) lets" in reason.message
+    plain = preemption_reason(None, Priority(5, True, ""), 1, 1, "x")
+    assert "Its priority 5 lets" in plain.message and "(PriorityClass" not in plain.message
