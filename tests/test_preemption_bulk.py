@@ -15,8 +15,7 @@ import pytest
 from tests import synthetic as s
 from tests import test_fidelity_scheduler as fidelity
 from webhook.engine import preemption
-from webhook.engine.evaluate import evaluate
-from webhook.engine.priority import Priority, _clashes, preemption_reason, victims, victims_used
+from webhook.engine.priority import Priority, preemption_reason, victims
 from webhook.state.snapshot import state_from_objects
 
 SCENARIOS = [
@@ -90,7 +89,8 @@ def test_a_priority_is_a_value_object():
 def test_the_preemption_warning_names_the_numbers_and_the_class():
     reason = preemption_reason(None, Priority(1000, True, "high"), 2, 3, "Deployment default/web")
     assert reason.code == "PREEMPTION" and reason.severity == "warn"
-    assert "Deployment default/web: 2 pods fit only by preemption: would preempt 3 lower-priority pods" in reason.message
+    assert ("Deployment default/web: 2 pods fit only by preemption: would preempt 3 lower-priority pods"
+            in reason.message)
     assert "Its priority 1000 (PriorityClass high) lets" in reason.message
     plain = preemption_reason(None, Priority(5, True, ""), 1, 1, "x")
     assert "Its priority 5 lets" in plain.message and "(PriorityClass" not in plain.message
