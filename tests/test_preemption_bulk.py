@@ -94,3 +94,123 @@ def test_the_preemption_warning_names_the_numbers_and_the_class():
     assert "Its priority 1000 (PriorityClass high) lets" in reason.message
     plain = preemption_reason(None, Priority(5, True, ""), 1, 1, "x")
     assert "Its priority 5 lets" in plain.message and "(PriorityClass" not in plain.message
+
+
+# ---- the reprieve, resource by resource ---------------------------------------------------------------------
+# SelectVictimsOnNode (defaultpreemption, v1.33.13): remove every lower-priority pod, then add them back highest
+# priority first while the preemptor still fits. NodeResourcesFit refuses only requested > allocatable, so a
+# victim that fills the node EXACTLY is reprieved. Node: 4 units of the resource, two victims of 2 (priority -1,
+# -2) fill it; the new pod asks 2: victim -1 comes back (free exactly 0), victim -2 stays out: one victim.
+FULL = {"cpu": "4", "memory": "4Gi", "ephemeral-storage": "4Gi", "pods": "110", "example.com/dongle": "4"}
+RESOURCE_CASES = {
+    "cpu": ({"cpu": "2"}, {}),
+    "memory": ({"memory": "2Gi"}, {}),
+    "ephemeral-storage": ({"ephemeral-storage": "2Gi"}, {}),
+    "extended": ({"example.com/dongle": "2"}, {}),
+    # pods: 2 allowed; both slots held by victims, the new pod takes one, victim -1 the other.
+    "pods": ({"cpu": "10m"}, {"pods": "2"}),
+}
+
+
+def _reprieve_state(requests, allocatable):
+    spec = lambda priority: s.pod_spec([s.container(requests=requests, limits=dict(requests))],  # noqa: E731
+                                       priority=priority)
+    return state_from_objects([
+        s.node("a", instance_type=None, allocatable={**FULL, **allocatable}),
+        s.pod("victim-1", "default", "a", spec=spec(-1)), s.pod("victim-2", "default", "a", spec=spec(-2)),
+    ])
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+@pytest.mark.parametrize("case", sorted(RESOURCE_CASES))
+def test_a_victim_that_fills_the_node_exactly_is_reprieved(case, bulk, monkeypatch):
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    requests, allocatable = RESOURCE_CASES[case]
+    new = s.deployment("new", 1, spec=s.pod_spec([s.container(requests=requests, limits=dict(requests))]))
+    verdict = evaluate(_reprieve_state(requests, allocatable), new)
+    assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+def _two_nodes_a_full(victim_spec_a, extra=()):
+    return state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL), s.node("b", instance_type=None, allocatable=FULL),
+        s.pod("victim-1", "default", "a", spec=victim_spec_a(-1)),
+        s.pod("victim-2", "default", "a", spec=victim_spec_a(-2)),
+        *extra,
+    ])
+
+
+def _cpu_spec(priority, cpu="2", **extra):
+    return s.pod_spec([s.container(requests={"cpu": cpu})], priority=priority, **extra)
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_a_daemonset_preempts_only_on_the_node_it_does_not_fit(bulk, monkeypatch):
+    # A DaemonSet pod per node: b has room (its own low pod stays), a is full of two 2-CPU victims. The pod
+    # for a (2 CPU) preempts: victim -1 is reprieved (exact fit), victim -2 is evicted: one victim in all.
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    state = _two_nodes_a_full(_cpu_spec, [s.pod("low-b", "default", "b", spec=_cpu_spec(-5, "1"))])
+    ds = s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})]))
+    verdict = evaluate(state, ds)
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+RACK = "example.com/rack"        # a topology key no node carries: such a term never repels (interpodaffinity)
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk, monkeypatch):
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    repel_new = fidelity.anti({"matchLabels": {"app": "new"}}, key=RACK)
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL),
+        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1, affinity=repel_new), labels={"app": "old"}),
+        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2), labels={"app": "old"}),
+    ])
+    new = s.deployment("new", 1, spec=_cpu_spec(0), labels={"app": "new"})
+    verdict = evaluate(state, new)
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    # the new pods' own anti-affinity to app=old over the missing key: likewise no clash
+    own = s.deployment("new", 1, spec=_cpu_spec(0, affinity=fidelity.anti({"matchLabels": {"app": "old"}}, key=RACK)),
+                       labels={"app": "new"})
+    plain = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL),
+        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1), labels={"app": "old"}),
+        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2), labels={"app": "old"}),
+    ])
+    verdict = evaluate(plain, own)
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_the_workloads_own_bound_pods_keep_a_node_a_candidate_when_a_match_lives_elsewhere(bulk, monkeypatch):
+    # differential seed 108 again, with one more app=web pod on a full node b: now the "first pod" exception of
+    # InterPodAffinity (no matching pod anywhere, the pod matches its own term) cannot carry node a. After
+    # buddy is removed only the two web pods bound on a satisfy the affinity there: buddy is still the victim.
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    buddy = s.pod_spec([s.container(requests={"cpu": "500m"})], priority=-10)
+    big = s.pod_spec([s.container(requests={"cpu": "2400m"})], priority=0)
+    elsewhere = s.pod_spec([s.container(requests={"cpu": "1"})], priority=0)
+    state = state_from_objects([
+        fidelity.node("a"), fidelity.node("b", allocatable={**fidelity.BIG, "cpu": "1"}),
+        s.pod("buddy", "default", "a", spec=buddy, labels={"app": "web"}),
+        s.pod("big", "default", "a", spec=big, labels={"app": "big"}),
+        s.pod("web-old", "default", "b", spec=elsewhere, labels={"app": "web"}),
+    ])
+    spec = s.pod_spec([s.container(requests={"cpu": "375m"})],
+                      affinity=fidelity.affinity({"matchLabels": {"app": "web"}}, key=fidelity.HOST))
+    verdict = evaluate(state, s.deployment("web", 3, spec=spec))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 3, 0, ["PREEMPTION"])
+    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary

@@ -87,3 +87,12 @@ def test_without_the_recorded_classes_nothing_is_claimed():
 
 def test_zero_replicas_create_no_pod_to_refuse():
     assert codes(*SYSTEM, workload=web_with_class("gold", replicas=0)) == []
+
+
+def test_an_unknown_class_without_a_recorded_list_is_assumed_priority_0():
+    # Nothing claims the class is missing (see above); the engine assumes the default priority 0 and keeps
+    # the pod's own preemptionPolicy (default PreemptLowerPriority).
+    unknown = priority(priorityClassName="gold")
+    assert (unknown.value, unknown.preempts, unknown.class_name) == (0, True, "gold")
+    polite = priority(priorityClassName="gold", preemptionPolicy="Never")
+    assert (polite.value, polite.preempts) == (0, False)
