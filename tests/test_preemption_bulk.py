@@ -214,3 +214,75 @@ def test_the_workloads_own_bound_pods_keep_a_node_a_candidate_when_a_match_lives
     verdict = evaluate(state, s.deployment("web", 3, spec=spec))
     assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 3, 0, ["PREEMPTION"])
     assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+PORT = [{"containerPort": 9100, "hostPort": 9100, "protocol": "TCP"}]
+
+
+def _ported(priority, cpu, ports=True, **extra):
+    container = s.container(requests={"cpu": cpu}) | ({"ports": PORT} if ports else {})
+    return s.pod_spec([container], priority=priority, **extra)
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_a_victim_holding_the_new_pods_host_port_stays_out_and_the_others_are_still_weighed(bulk, monkeypatch):
+    # 5 CPU full: victim -1 (2 CPU, hostPort 9100), -2 (2 CPU), -3 (1 CPU). The new pod: 3 CPU and hostPort 9100.
+    # All out, the new pod in (3); -1 clashes on the port (NodePorts): victim; -2 fits (5): reprieved; -3 would
+    # make 6 > 5: victim. Two victims.
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable={**FULL, "cpu": "5"}),
+        s.pod("victim-1", "default", "a", spec=_ported(-1, "2")),
+        s.pod("victim-2", "default", "a", spec=_ported(-2, "2", ports=False)),
+        s.pod("victim-3", "default", "a", spec=_ported(-3, "1", ports=False)),
+    ])
+    verdict = evaluate(state, s.deployment("new", 1, spec=_ported(0, "3")))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+    # A victim's host port the new pod does not want is no clash: 4 CPU full with -1 (1 CPU, hostPort 9100) and
+    # -2 (3 CPU); the new pod, 3 CPU, no port: -1 is reprieved (4), -2 is the one victim.
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL),
+        s.pod("victim-1", "default", "a", spec=_ported(-1, "1")),
+        s.pod("victim-2", "default", "a", spec=_ported(-2, "3", ports=False)),
+    ])
+    verdict = evaluate(state, s.deployment("new", 1, spec=_ported(0, "3", ports=False)))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_a_daemonset_preempts_on_every_full_node_whatever_their_order(bulk, monkeypatch):
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    spec = lambda priority: _cpu_spec(priority)  # noqa: E731
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL), s.node("b", instance_type=None, allocatable=FULL),
+        s.node("c", instance_type=None, allocatable=FULL),
+        s.pod("low-a", "default", "a", spec=_cpu_spec(-5, "1")),
+        s.pod("b-1", "default", "b", spec=spec(-1)), s.pod("b-2", "default", "b", spec=spec(-2)),
+        s.pod("c-1", "default", "c", spec=spec(-1)), s.pod("c-2", "default", "c", spec=spec(-2)),
+    ])
+    verdict = evaluate(state, s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})])))
+    assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
+    assert "2 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+
+
+def test_a_node_where_the_workloads_own_pod_holds_the_port_is_no_candidate():
+    # SelectVictimsOnNode on a: the workload's pod bound there first holds hostPort 9100; the next pod wants it
+    # too, NodePorts fails whatever is removed: a is no candidate, its low pod is no victim.
+    from webhook.engine.constraints import PodConstraints
+    from webhook.engine.priority import local_victims
+    from webhook.engine.scheduling import PodPlacementRules
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
+                                s.pod("low", "default", "a", spec=_ported(-1, "1", ports=False))])
+    spec = _ported(0, "1")
+    rules = PodPlacementRules.from_pod_spec(spec, {"app": "new"},
+                                            constraints=PodConstraints.from_pod_spec(spec, "default", {"app": "new"}))
+    candidates = victims(state, Priority(0, True, ""), rules)
+    assert _names(candidates) == ["low"]
+    assert local_victims(state, rules, candidates, [], {"a": 1}) == []
+    assert _names(local_victims(state, rules, candidates, [], {})) == ["low"]

@@ -193,3 +193,27 @@ def test_container_extended_request_overrides_the_limit():
     spec = s.pod_spec([s.container("a", requests={"example.com/x": "1"}, limits={"example.com/x": "3"})])
     assert extended_requests(spec) == (("example.com/x", 1),)
     assert req.extended_amounts({1: "2", "example.com/y": "2"}, "p") == {"example.com/y": 2}
+
+
+def test_pod_amounts_for_keys_only_one_side_has():
+    # a sidecar's resource the later init container does not ask for: the init phase needs the sidecar's 1
+    assert pod_amounts([], [(True, {"g": 1}), (False, {"h": 1})]) == {"g": 1, "h": 1}
+    assert pod_amounts([], [(True, {"g": 1})]) == {"g": 1}         # a sidecar alone, no regular container
+    assert pod_amounts([], [(False, {"g": 0})]) == {"g": 0}        # a zero stays zero
+    assert pod_amounts([{"h": 2}], [(False, {"g": 0})]) == {"h": 2, "g": 0}
+
+
+def test_overhead_of_an_extended_resource_no_container_asks_for():
+    spec = s.pod_spec([s.container("a", requests={"cpu": "1"})], overhead={"example.com/nic": "1"})
+    assert extended_requests(spec) == (("example.com/nic", 1),)
+
+
+def test_container_requests_are_the_real_ones_unless_scoring_is_asked_for():
+    assert req.container_requests({}, req.NO_DEFAULTS, "c") == Resources(0, 0, 0)
+    assert req.container_requests({}, req.NO_DEFAULTS, "c", for_scoring=True) == Resources(100, 200 * MI, 0)
+
+
+def test_container_defaults_are_immutable():
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.NO_DEFAULTS.default_request = {"cpu": "1"}      # type: ignore[misc]
