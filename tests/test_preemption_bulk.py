@@ -80,8 +80,10 @@ def test_no_victims_for_a_pod_that_never_preempts_or_is_not_higher():
 
 def test_a_priority_is_a_value_object():
     import dataclasses
-    p = Priority(10, True, "x")
-    assert p == Priority(10, True, "x") and hash(p) == hash(Priority(10, True, "x"))
+
+    from webhook.engine.priority import pod_priority
+    p = pod_priority(state_from_objects([]), {"priority": 10})
+    assert p == Priority(0, True, "") and hash(p) == hash(Priority(0, True, ""))
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.value = 11          # type: ignore[misc]
 
@@ -166,26 +168,29 @@ RACK = "example.com/rack"        # a topology key no node carries: such a term n
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
 def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk, monkeypatch):
+    # 4 CPU full: victim -1 (1 CPU) and -2 (3 CPU); the new pod asks 3: -1 is reprieved, -2 is the one victim.
     from webhook.engine.evaluate import evaluate
     if bulk:
         monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     repel_new = fidelity.anti({"matchLabels": {"app": "new"}}, key=RACK)
     state = state_from_objects([
         s.node("a", instance_type=None, allocatable=FULL),
-        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1, affinity=repel_new), labels={"app": "old"}),
-        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2), labels={"app": "old"}),
+        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1, "1", affinity=repel_new), labels={"app": "old"}),
+        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2, "3"), labels={"app": "old"}),
     ])
-    new = s.deployment("new", 1, spec=_cpu_spec(0), labels={"app": "new"})
-    verdict = evaluate(state, new)
+    # (the new pod wants a host port of its own, so that it carries pod-level constraints)
+    ported = _cpu_spec(0, "3")
+    ported["containers"][0]["ports"] = [{"containerPort": 9200, "hostPort": 9200, "protocol": "TCP"}]
+    verdict = evaluate(state, s.deployment("new", 1, spec=ported, labels={"app": "new"}))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
     assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
     # the new pods' own anti-affinity to app=old over the missing key: likewise no clash
-    own = s.deployment("new", 1, spec=_cpu_spec(0, affinity=fidelity.anti({"matchLabels": {"app": "old"}}, key=RACK)),
-                       labels={"app": "new"})
+    repel_old = fidelity.anti({"matchLabels": {"app": "old"}}, key=RACK)
+    own = s.deployment("new", 1, spec=_cpu_spec(0, "3", affinity=repel_old), labels={"app": "new"})
     plain = state_from_objects([
         s.node("a", instance_type=None, allocatable=FULL),
-        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1), labels={"app": "old"}),
-        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2), labels={"app": "old"}),
+        s.pod("victim-1", "default", "a", spec=_cpu_spec(-1, "1"), labels={"app": "old"}),
+        s.pod("victim-2", "default", "a", spec=_cpu_spec(-2, "3"), labels={"app": "old"}),
     ])
     verdict = evaluate(plain, own)
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
