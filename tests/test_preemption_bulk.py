@@ -291,3 +291,23 @@ def test_a_node_where_the_workloads_own_pod_holds_the_port_is_no_candidate():
     assert _names(candidates) == ["low"]
     assert local_victims(state, rules, candidates, [], {"a": 1}) == []
     assert _names(local_victims(state, rules, candidates, [], {})) == ["low"]
+
+
+def test_a_host_port_held_by_a_pod_that_stays_keeps_the_node_no_candidate():
+    # NodePorts after SelectVictimsOnNode removed the lower-priority pods: a port held by a pod of equal or
+    # higher priority is still held; a port only the victims held is free again.
+    from webhook.engine.constraints import PodConstraints
+    from webhook.engine.priority import local_victims
+    from webhook.engine.scheduling import PodPlacementRules
+    spec = _ported(0, "1")
+    rules = PodPlacementRules.from_pod_spec(spec, {"app": "new"},
+                                            constraints=PodConstraints.from_pod_spec(spec, "default", {"app": "new"}))
+    held = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
+                               s.pod("keeper", "default", "a", spec=_ported(5, "1")),
+                               s.pod("low", "default", "a", spec=_ported(-1, "1", ports=False))])
+    candidates = victims(held, Priority(0, True, ""), rules)
+    assert _names(candidates) == ["low"]
+    assert local_victims(held, rules, candidates, []) == []
+    freed = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
+                                s.pod("holder", "default", "a", spec=_ported(-1, "1"))])
+    assert _names(local_victims(freed, rules, victims(freed, Priority(0, True, ""), rules), [])) == ["holder"]
