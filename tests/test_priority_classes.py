@@ -87,3 +87,18 @@ def test_without_the_recorded_classes_nothing_is_claimed():
 
 def test_zero_replicas_create_no_pod_to_refuse():
     assert codes(*SYSTEM, workload=web_with_class("gold", replicas=0)) == []
+
+
+def test_a_shortfall_of_a_class_that_was_never_read_is_only_a_warning():
+    # No PriorityClass objects at all: "gold" may be a class the scheduler preempts for, so the
+    # 9 pods without IP slots (README's example) must not be a deny; the same pods without a class are.
+    cluster = s.two_t3_medium_cluster()["items"]
+    unread = evaluate(state_from_objects(cluster), web_with_class("gold", replicas=30))
+    assert unread.verdict == "warn" and unread.pending == 9
+    assert "PriorityClass gold was not read" in unread.reasons[0].message
+    plain = evaluate(state_from_objects(cluster), s.small_web("web", 30))
+    assert plain.verdict == "deny" and plain.pending == 9
+    # With the classes read, a known low class keeps the deny.
+    known = evaluate(state_from_objects(cluster + SYSTEM + [priority_class("gold", -5)]),
+                     web_with_class("gold", replicas=30))
+    assert known.verdict == "deny"

@@ -15,8 +15,8 @@ from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place, reserved_by_node
-from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, missing_class, pod_priority, preemption_reason, victims,
-                       victims_used)
+from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, missing_class, pod_priority, preemption_reason,
+                       unread_class, victims, victims_used)
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -226,6 +226,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
                                 r.severity if branch.certain else WARN) for r in shortfall]
         if covered:
             shortfall.insert(0, preemption_reason(placement, priority, covered, evicted, label))
+        unread = unread_class(state, demand.pod_spec)
+        if unread and state.bound_priorities:   # its priority is unknown: preemption may make the room
+            shortfall = [Reason(r.code, f"{r.message}\nPriorityClass {unread} was not read (no permission to list "
+                                "priorityclasses, or a snapshot without them): the scheduler may preempt "
+                                "lower-priority pods for these, so this is a warning.", WARN) for r in shortfall]
         growth = absorb(state, placement, requests, uses_ip)
         if growth:   # the autoscaler only reacts to Pending pods: never block its input
             shortfall = [Reason(r.code, f"{r.message}\n{growth}", WARN) for r in shortfall]

@@ -68,6 +68,21 @@ def missing_class(state, spec: Mapping) -> str | None:
     return name
 
 
+def unread_class(state, spec: Mapping) -> str | None:
+    """A ``priorityClassName`` whose value is unknown because the classes were never read.
+
+    Without the class list (no ``list priorityclasses`` permission, a hand-written or old
+    snapshot) a named class may be a high one the scheduler preempts for: a shortfall is then
+    only a warning, never a deny.
+    """
+    name = spec.get("priorityClassName")
+    if not name or name in SYSTEM_CLASSES or name in state.priority_classes:
+        return None
+    if all(system in state.priority_classes for system in SYSTEM_CLASSES):
+        return None           # the list was read: missing_class refuses the pods instead
+    return name
+
+
 def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
     """Bound pods the new pods may preempt (one scan of the pods, only when a lower priority is bound).
 
