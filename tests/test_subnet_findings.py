@@ -1,0 +1,83 @@
+"""subnet_findings on a real snapshot state with a given placement: which subnets, which words, deny or warn.
+
+The placement is given directly (node -> pods placed) so each test states the draw it means.
+Oracles as in tests/test_subnets.py: two m5.xlarge (14 secondary IPs per ENI) in a /24, EC2 says
+each holds 7 secondary IPs with 5 pods (WARM_IP_TARGET=2); branch ENIs (security groups for pods)
+take one subnet address per pod and keep no warm pool (VPC resource controller).
+"""
+
+from types import SimpleNamespace
+
+from tests import synthetic as s
+from tests import test_subnets as base
+from webhook.engine.subnets import subnet_draws, subnet_findings
+from webhook.state.snapshot import state_from_objects
+
+A, B = base.A, base.B
+
+
+def placement(**per_node):
+    nodes = {A if key == "a" else B: SimpleNamespace(placed=count) for key, count in per_node.items()}
+    return SimpleNamespace(per_node=nodes, placed=sum(n.placed for n in nodes.values()))
+
+
+def test_branch_eni_pods_take_one_address_each_and_no_warm_pool():
+    state = state_from_objects(base._two_m5_xlarge(20))
+    reasons, stuck = subnet_findings(state, placement(a=30), "Deployment default/web", branch=True)
+    assert [r.code for r in reasons] == ["SUBNET_IP_EXHAUSTED"] and reasons[0].severity == "deny"
+    assert reasons[0].summary.endswith("has 20 free IPs, its new pods need 30")
+    assert stuck == 10
+    # 20 pods fit exactly; branch ENIs have no warm pool to refill: nothing to say.
+    assert subnet_findings(state, placement(a=20), "Deployment default/web", branch=True) == ([], 0)
+
+
+def test_the_message_names_zone_time_nodes_and_what_admitted_pods_took():
+    state = state_from_objects(base._two_m5_xlarge(20))
+    reasons, stuck = subnet_findings(state, placement(a=20, b=20), "Deployment default/web",
+                                     reserved_ips={A: 4})
+    reason = reasons[0]
+    # A holds 7 with 5 pods: the 4 reserved pods need 2 more (9 IPs, still one ENI): the subnet's 20 become 18.
+    # Then A: 5 + 4 + 20 = 29 IPs, 20 more than the reservation's 9, and 29 > 28 needs a third ENI: 2 new.
+    # B: 5 + 20 = 25 IPs, holds 7: 18 more, and a second ENI. Together 38 + 3 = 41.
+    assert reason.summary == ("Deployment default/web: subnet subnet-a (us-east-1a) has 18 free IPs, "
+                              "its new pods need 41")
+    assert "40 new pods on " + ", ".join(sorted([A, B])) in reason.message
+    assert "38 addresses beyond what the nodes hold and 3 for new ENIs" in reason.message
+    assert "(AvailableIpAddressCount 20, read 2026-11-29T15:00:00Z, less 2 for pods admitted before)" in reason.message
+    assert "EC2 says what the nodes hold" in reason.message
+    assert stuck == 23
+
+
+def test_nothing_to_check_without_the_vpc_cni_or_with_ipv6():
+    items = base._two_m5_xlarge(20)
+    ipv6 = [i for i in items if i["metadata"]["name"] != "aws-node"] + [s.aws_node(ipv6=True)]
+    assert subnet_draws(state_from_objects(ipv6), placement(a=30)) == {}
+    no_cni = [i for i in items if i["metadata"]["name"] != "aws-node"]
+    assert subnet_draws(state_from_objects(no_cni), placement(a=30)) == {}
+
+
+def test_a_node_unknown_to_the_state_or_outside_known_subnets_draws_nothing():
+    state = state_from_objects(base._two_m5_xlarge(20))
+    ghost = SimpleNamespace(per_node={"ghost": SimpleNamespace(placed=30)}, placed=30)
+    assert subnet_draws(state, ghost) == {}
+    items = [i for i in base._two_m5_xlarge(20) if i["kind"] != "EC2Instance"]
+    # Without DescribeInstances the node's subnet is unknown: no draw, no finding.
+    assert subnet_findings(state_from_objects(items), placement(a=30), "Deployment default/web") == ([], 0)
+
+
+def test_a_failed_lookup_with_nothing_placed_says_nothing():
+    items = base._two_m5_xlarge(20) + [{"apiVersion": "aws.capacity-webhook.io/v1", "kind": "EC2Lookup",
+                                        "metadata": {"name": "last"}, "spec": {"error": "AccessDenied"}}]
+    assert subnet_findings(state_from_objects(items), placement(), "Deployment default/web") == ([], 0)
+
+
+def test_prefix_shortage_counts_sixteen_stuck_pods_per_missing_block():
+    # tests/test_subnets.py: 80 more pods need 4 more /28s, 48 free addresses are at most 3: certain.
+    state = state_from_objects(base._prefix_cluster(48))
+    reasons, stuck = subnet_findings(state, placement(a=80), "Deployment default/web")
+    assert reasons[0].severity == "deny" and stuck == 16
+    assert "80 new pods on " + A + " need 4 more /28 prefixes (0 addresses for new ENIs)" in reasons[0].message
+    assert "so 3 /28 blocks at most and 0 for certain" in reasons[0].message
+    # Fragmentation-only shortages are warnings and count no certain stuck pods.
+    reasons, stuck = subnet_findings(state, placement(a=60), "Deployment default/web")
+    assert reasons[0].severity == "warn" and stuck == 0
