@@ -115,3 +115,14 @@ def test_every_short_subnet_is_reported():
     items.append(base.subnet("subnet-pods-a", "us-east-1a", "100.64.0.0/24", 5))
     reasons, _ = subnet_findings(state_from_objects(items), placement(a=30, b=30), "Deployment default/web")
     assert [r.summary.split(" (")[0].rsplit(" ", 1)[-1] for r in reasons] == ["subnet-pods-a", "subnet-pods-b"]
+
+
+def test_a_node_of_unknown_type_is_skipped_without_hiding_the_others():
+    # A node EC2 describes but whose instance type the limits table lacks: no IP model, no draw.
+    # It sorts before A, so the nodes after it must still be counted.
+    odd = base.m5_node("ip-10-0-0-5.ec2.internal", "us-east-1a", itype="x9.imaginary")
+    items = base._two_m5_xlarge(20) + [odd, base.instance(odd, "subnet-a", [(7, 0)])]
+    placed = SimpleNamespace(per_node={odd["metadata"]["name"]: SimpleNamespace(placed=3),
+                                       A: SimpleNamespace(placed=30)}, placed=33)
+    draw = subnet_draws(state_from_objects(items), placed)["subnet-a"]
+    assert [n.node for n in draw.nodes] == [A]
