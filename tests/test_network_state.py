@@ -55,18 +55,20 @@ def test_a_malformed_cidr_has_no_size():
     assert Subnet("subnet-1", None, "10.0.1.0/24/7", 0).size is None
 
 
-@pytest.mark.parametrize("record", [
-    Subnet("subnet-1", "us-east-1a", "10.0.1.0/24", 200),
-    Interface("eni-1", "subnet-1", 0, 0, "interface", 3, 0),
-    Instance("i-1", "subnet-1", "us-east-1a"),
-    NodeNet("i-1"),
-    LabelSelector((("app", "web"),)),
-    SecurityGroupPolicy("default", "sgp", None, None, ("sg-1",)),
-])
-def test_network_records_are_immutable_values(record):
+@pytest.mark.parametrize("make", [
+    lambda: Subnet("subnet-1", "us-east-1a", "10.0.1.0/24", 200),
+    lambda: Interface("eni-1", "subnet-1", 0, 0, "interface", 3, 0),
+    lambda: Instance("i-1", "subnet-1", "us-east-1a"),
+    lambda: NodeNet("i-1"),
+    lambda: LabelSelector((("app", "web"),)),
+    lambda: SecurityGroupPolicy("default", "sgp", None, None, ("sg-1",)),
+], ids=["Subnet", "Interface", "Instance", "NodeNet", "LabelSelector", "SecurityGroupPolicy"])
+def test_network_records_are_immutable_values(make):
     # The live state is read by concurrent reviews: a record handed out must not be mutable.
+    # Built inside the test, so a re-imported module's classes are the ones checked.
+    record = make()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        record.id = "changed"  # type: ignore[misc]
+        record.id = "changed"
     assert hash(record) == hash(dataclasses.replace(record))
 
 

@@ -169,3 +169,8 @@ def test_stuck_pods_with_prefixes_are_sixteen_per_missing_block():
     assert _stuck_pods(_short(True, 80, 4, 1), 50) == 16
     assert _stuck_pods(_short(True, 10, 4, 1), 50) == 10
     assert _stuck_pods(_short(True, 80, 4, 0), 64) == 0
+
+
+def test_no_new_eni_once_the_pool_already_equals_max_pods():
+    # 20 pods on m5.xlarge capped at maxPods 28: two ENIs (28 IPs) equal maxPods, only 8 free, still no third.
+    assert held_addresses(20, ENI_DEFAULT, 14, 4, 28, False) == Holding(28, 2, False)

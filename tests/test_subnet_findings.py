@@ -81,3 +81,48 @@ def test_prefix_shortage_counts_sixteen_stuck_pods_per_missing_block():
     # Fragmentation-only shortages are warnings and count no certain stuck pods.
     reasons, stuck = subnet_findings(state, placement(a=60), "Deployment default/web")
     assert reasons[0].severity == "warn" and stuck == 0
+
+
+def test_a_draw_lists_only_nodes_that_get_new_pods_and_counts_secondary_addresses():
+    state = state_from_objects(base._two_m5_xlarge(20))
+    draws = subnet_draws(state, placement(a=1), reserved_ips={B: 2})
+    draw = draws["subnet-a"]
+    # A: 5 + 1 = 6 IPs fit the 7 it holds: nothing more. B's reservation also fits its 7: no prior draw.
+    assert [(n.node, n.pods, n.hard, n.eni_addresses) for n in draw.nodes] == [(A, 1, 0, 0)]
+    assert (draw.prior_hard, draw.prior_eni, draw.prefix) == (0, 0, False)
+    # Without branch ENIs the warm pool counts: 30 pods on A need 28 more addresses and 2 ENIs, not 30.
+    assert [(n.hard, n.eni_addresses) for n in subnet_draws(state, placement(a=30))["subnet-a"].nodes] == [(28, 2)]
+
+
+def test_a_refill_exactly_to_the_last_free_address_is_no_warning():
+    # 30 pods on A: 28 addresses + 2 ENI addresses, then WARM_IP_TARGET=2 refills 2: 32 in all.
+    assert subnet_findings(state_from_objects(base._two_m5_xlarge(32)), placement(a=30), "Deployment default/web") \
+        == ([], 0)
+    reasons, _ = subnet_findings(state_from_objects(base._two_m5_xlarge(31)), placement(a=30), "Deployment default/web")
+    assert [r.severity for r in reasons] == ["warn"]
+
+
+def test_admitted_pods_spend_whole_prefixes_first():
+    # Prefix cluster: A runs 10 pods on 2 prefixes. 40 reserved pods: 50 IPs = 4 prefixes, 2 more: 32 of the 48
+    # free addresses go first, 16 stay: one /28 at most. 30 new pods: 80 IPs = 5 prefixes, 1 more.
+    state = state_from_objects(base._prefix_cluster(48))
+    reasons, stuck = subnet_findings(state, placement(a=30), "Deployment default/web", reserved_ips={A: 40})
+    assert "may lack /28 blocks: needs 1, 0-1 free by fragmentation" in reasons[0].summary and stuck == 0
+
+
+def test_every_short_subnet_is_reported():
+    items = [i for i in base._custom_networking(5) if i["metadata"]["name"] != "subnet-pods-a"]
+    items.append(base.subnet("subnet-pods-a", "us-east-1a", "100.64.0.0/24", 5))
+    reasons, _ = subnet_findings(state_from_objects(items), placement(a=30, b=30), "Deployment default/web")
+    assert [r.summary.split(" (")[0].rsplit(" ", 1)[-1] for r in reasons] == ["subnet-pods-a", "subnet-pods-b"]
+
+
+def test_a_node_of_unknown_type_is_skipped_without_hiding_the_others():
+    # A node EC2 describes but whose instance type the limits table lacks: no IP model, no draw.
+    # It sorts before A, so the nodes after it must still be counted.
+    odd = base.m5_node("ip-10-0-0-5.ec2.internal", "us-east-1a", itype="x9.imaginary")
+    items = base._two_m5_xlarge(20) + [odd, base.instance(odd, "subnet-a", [(7, 0)])]
+    placed = SimpleNamespace(per_node={odd["metadata"]["name"]: SimpleNamespace(placed=3),
+                                       A: SimpleNamespace(placed=30)}, placed=33)
+    draw = subnet_draws(state_from_objects(items), placed)["subnet-a"]
+    assert [n.node for n in draw.nodes] == [A]
