@@ -216,4 +216,4 @@ def test_container_requests_are_the_real_ones_unless_scoring_is_asked_for():
 def test_container_defaults_are_immutable():
     import dataclasses
     with pytest.raises(dataclasses.FrozenInstanceError):
-        req.NO_DEFAULTS.default_request = {"cpu": "1"}      # type: ignore[misc]
+        ContainerDefaults.from_limit_ranges([]).default_request = {"cpu": "1"}      # type: ignore[misc]
