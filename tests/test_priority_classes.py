@@ -89,6 +89,15 @@ def test_zero_replicas_create_no_pod_to_refuse():
     assert codes(*SYSTEM, workload=web_with_class("gold", replicas=0)) == []
 
 
+def test_an_unknown_class_without_a_recorded_list_is_assumed_priority_0():
+    # Nothing claims the class is missing (see above); the engine assumes the default priority 0 and keeps
+    # the pod's own preemptionPolicy (default PreemptLowerPriority).
+    unknown = priority(priorityClassName="gold")
+    assert (unknown.value, unknown.preempts, unknown.class_name) == (0, True, "gold")
+    polite = priority(priorityClassName="gold", preemptionPolicy="Never")
+    assert (polite.value, polite.preempts) == (0, False)
+
+
 def test_a_shortfall_of_a_class_that_was_never_read_is_only_a_warning():
     # No PriorityClass objects at all: "gold" may be a class the scheduler preempts for, so the
     # 9 pods without IP slots (README's example) must not be a deny; the same pods without a class are.

@@ -121,3 +121,99 @@ def test_prefer_no_schedule_taints_and_preferred_affinity_weigh_in_as_the_defaul
         ),
     )
     assert [n for _, n in RoomMap(state_from_objects(nodes + [busy, prefers_b])).placed] == ["b"]
+
+
+# ---- the score formulas at their edges (noderesources/least_allocated.go, balanced_allocation.go, --------
+# ---- helper/normalize_score.go in v1.33.13), each number worked by hand from the Go source ------------------
+from webhook.engine.scheduling import PodPlacementRules  # noqa: E402
+from webhook.engine.scoring import Preferences, default_normalize, least_requested  # noqa: E402
+
+
+def test_least_requested_score_follows_least_requested_score_in_go():
+    assert least_requested(0, 0) == 0                  # capacity 0: 0
+    assert least_requested(11, 10) == 0                # requested > capacity: 0
+    assert least_requested(10, 10) == 0                # full: (10 - 10) * 100 / 10
+    assert least_requested(0, 10) == 100
+    assert least_requested(3, 10) == 70
+    assert least_requested(1, 3) == 66                 # int64 division truncates: 200 / 3
+    assert least_requested(9, 10) == 10
+
+
+def test_least_allocated_adds_node_and_pod_requests_and_skips_a_resource_of_zero_capacity():
+    # cpu (1000 - (200 + 300)) * 100 / 1000 = 50; memory (1000 - (100 + 0)) * 100 / 1000 = 90: (50 + 90) / 2 = 70.
+    assert least_allocated(Resources(1000, 1000), Resources(200, 100), Resources(300, 0)) == 70
+    # memory allocatable 0: "if allocable[i] == 0 { continue }", weightSum 1: cpu alone, 75 (not (75 + 0) / 2).
+    assert least_allocated(Resources(1000, 0), Resources(250, 0), Resources(0, 0)) == 75
+    assert least_allocated(Resources(0, 1000), Resources(0, 250), Resources(0, 0)) == 75
+    assert least_allocated(Resources(0, 0), Resources(5, 5), Resources(5, 5)) == 0    # weightSum 0: 0
+    # the average truncates: (100 + 33) / 2 = 66 (33 = (3 - 2) * 100 / 3).
+    assert least_allocated(Resources(10, 3), Resources(0, 2), Resources(0, 0)) == 66
+
+
+def test_balanced_allocation_caps_each_fraction_at_one_and_scores_a_pod_with_one_request():
+    alloc = Resources(1000, 1000)
+    # cpu only requested: still scored (only cpu == 0 and memory == 0 is BestEffort). f 0.5 / 0: std 0.25 -> 75.
+    assert balanced_allocation(alloc, Resources(0, 0), Resources(500, 0)) == 75
+    assert balanced_allocation(alloc, Resources(0, 0), Resources(0, 500)) == 75
+    # node used + pod: cpu (200 + 200) / 1000 = 0.4, memory (600 + 200) / 1000 = 0.8: std 0.2 -> 80.
+    assert balanced_allocation(alloc, Resources(200, 600), Resources(200, 200)) == 80
+    # cpu 3000 / 1000 capped at 1, memory 0: std 0.5 -> 50 (uncapped it would be 3 / 2 = 1.5 -> -50).
+    assert balanced_allocation(alloc, Resources(2900, 0), Resources(100, 0)) == 50
+    # one resource of zero allocatable: one fraction, std 0 -> 100.
+    assert balanced_allocation(Resources(1000, 0), Resources(100, 0), Resources(100, 0)) == 100
+    # int() truncates toward zero: f 0.333 / 0: std 0.16667 -> 83.33 -> 83.
+    assert balanced_allocation(Resources(3, 1000), Resources(0, 0), Resources(1, 0)) == 83
+
+
+def test_node_score_is_the_sum_of_both_plugins():
+    alloc = Resources(1000, 1000)
+    # LeastAllocated over the scored requests: cpu 50, memory 90 -> 70. Balanced over the real: 0.4 / 0.8 -> 80.
+    assert node_score(alloc, Resources(200, 600), Resources(200, 100), Resources(200, 200), Resources(300, 0)) == 150
+
+
+def test_default_normalize_score_as_helper_default_normalize_score():
+    assert default_normalize({"a": 3, "b": 1, "c": 0}, False) == {"a": 100, "b": 33, "c": 0}
+    assert default_normalize({"a": 3, "b": 1, "c": 0}, True) == {"a": 0, "b": 67, "c": 100}
+    assert default_normalize({"a": 0, "b": 0}, True) == {"a": 100, "b": 100}     # maxCount 0, reverse
+    assert default_normalize({"a": 0, "b": 0}, False) == {"a": 0, "b": 0}
+    assert default_normalize({}, True) == {}
+
+
+def _rules(**spec):
+    return PodPlacementRules.from_pod_spec(s.pod_spec(**spec))
+
+
+def _nodes(*objects):
+    state = state_from_objects(list(objects))
+    return [state.nodes[o["metadata"]["name"]] for o in objects]
+
+
+SOFT = [{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]
+
+
+def test_preferences_weigh_taint_toleration_3_and_node_affinity_2():
+    nodes = _nodes(s.node("a", instance_type=None, taints=SOFT), s.node("b", instance_type=None),
+                   s.node("c", instance_type=None, taints=SOFT + [{"key": "x", "effect": "PreferNoSchedule"}]))
+    prefs = Preferences(_rules(), nodes)
+    assert prefs.active
+    # raw intolerable counts a 1, b 0, c 2; reversed normalize: a 100 - 50 = 50, b 100, c 0; weight 3.
+    assert prefs.bonus(["a", "b", "c"]) == {"a": 150, "b": 300, "c": 0}
+    # only the feasible nodes are normalized: a's 1 is the maximum among a and b.
+    assert prefs.bonus(["a", "b"]) == {"a": 0, "b": 300}
+    preferred = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 4, "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}},
+        {"weight": 1, "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}},
+    ]}}
+    tolerant = _rules(tolerations=[{"operator": "Exists"}], affinity=preferred)
+    prefs = Preferences(tolerant, nodes)
+    # taints all tolerated: 0 everywhere, reversed -> 100 x 3; affinity a 4 -> 100, b 1 -> 25, c 0; weight 2.
+    assert prefs.bonus(["a", "b", "c"]) == {"a": 300 + 200, "b": 300 + 50, "c": 300}
+
+
+def test_preferences_are_inactive_when_equal_everywhere():
+    nodes = _nodes(s.node("a", instance_type=None), s.node("b", instance_type=None))
+    prefs = Preferences(_rules(), nodes)
+    assert not prefs.active
+    assert prefs.bonus(["a", "b"]) == {"a": 300, "b": 300}
+    assert not Preferences(_rules(tolerations=[{"operator": "Exists"}]), _nodes(
+        s.node("a", instance_type=None, taints=SOFT))).active
