@@ -126,3 +126,16 @@ def test_a_node_of_unknown_type_is_skipped_without_hiding_the_others():
                                        A: SimpleNamespace(placed=30)}, placed=33)
     draw = subnet_draws(state_from_objects(items), placed)["subnet-a"]
     assert [n.node for n in draw.nodes] == [A]
+
+
+def test_pods_that_fit_in_held_addresses_are_not_denied_when_admitted_pods_overdrew_the_subnet():
+    # 40 pods reserved on A need 38 more addresses and 3 ENIs of a subnet with 20 free: overdrawn by 21.
+    # One new pod on B takes the 6th of the 7 addresses B already holds: it needs nothing from the subnet.
+    state = state_from_objects(base._two_m5_xlarge(20))
+    reasons, stuck = subnet_findings(state, placement(b=1), "Deployment default/web", reserved_ips={A: 40})
+    assert stuck == 0 and "deny" not in [r.severity for r in reasons]
+    assert not [r for r in reasons if "its new pods need" in r.summary]
+    # 2 reserved on B take its last warm addresses: 2 new pods need 2 the overdrawn subnet does not have.
+    reasons, stuck = subnet_findings(state, placement(b=2), "Deployment default/web", reserved_ips={A: 40, B: 2})
+    assert reasons[0].summary.endswith("has 0 free IPs, its new pods need 2") and reasons[0].severity == "deny"
+    assert stuck == 2

@@ -238,7 +238,7 @@ def _stuck_pods(draw: SubnetDraw, left: int) -> int:
     if draw.prefix:
         short_blocks = draw.hard - max(0, left - draw.eni_addresses) // PREFIX_IPS
         return min(draw.pods, max(0, short_blocks) * PREFIX_IPS)
-    return min(draw.pods, max(0, draw.hard + draw.eni_addresses - left))
+    return min(draw.pods, max(0, draw.hard + draw.eni_addresses - max(left, 0)))
 
 
 def subnet_findings(state, placement, label: str, lower: str = "replicas",
@@ -297,7 +297,9 @@ def subnet_findings(state, placement, label: str, lower: str = "replicas",
                 continue
         else:
             need = draw.hard + draw.eni_addresses
-            if need > left:
+            # Admitted pods may already overdraw the subnet (left < 0): new pods that fit in addresses
+            # their nodes hold (need 0) still start, so only a need beyond the free addresses is short.
+            if need > max(left, 0):
                 certain = draw.measured
                 stuck = _stuck_pods(draw, left)
                 if certain:
