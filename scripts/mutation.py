@@ -455,6 +455,19 @@ def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] 
 
 IMPORT = "<import>"      # the coverage context of code that ran outside every test
 
+def write_source(path: Path, text: str) -> None:
+    """Write a module's source and drop its cached bytecode.
+
+    Python trusts a ``.pyc`` whose recorded source size and mtime (whole seconds) match the
+    file: a mutant such as ``100`` -> ``101`` keeps the size, and written within the same second
+    the stale bytecode would be imported instead of the new source (the mutant would not run,
+    or a restored module would still carry it and make an honest test fail alone).
+    """
+    path.write_text(text)
+    for cached in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        cached.unlink(missing_ok=True)
+
+
 FALLBACK = 97   # a warm child's exit code: the edit cannot be patched in place, run it on a fresh import
 
 
@@ -491,8 +504,9 @@ class Slot:
 
     def start(self, mutant: Mutant | None, selection: list[str], budget: float, cold: bool) -> None:
         """Run ``selection`` against ``mutant`` (``None``: the unmutated code, in the warm process)."""
-        if cold and mutant is not None:
-            (self.copy_root / mutant.module).write_text(mutated_source(mutant))
+        if cold:
+            if mutant is not None:
+                write_source(self.copy_root / mutant.module, mutated_source(mutant))
             pid = start_tests(self.copy_root, selection, self.result)
             self.busy = (mutant, selection, "cold", pid, time.monotonic() + budget)
         else:
@@ -507,8 +521,8 @@ class Slot:
         mutant, selection, mode, pid, deadline = self.busy
         if mode == "cold":
             outcome = finished(pid, deadline, self.result)
-            if outcome is not None:
-                (self.copy_root / mutant.module).write_text(source_of(mutant.module))
+            if outcome is not None and mutant is not None:
+                write_source(self.copy_root / mutant.module, source_of(mutant.module))
             return outcome
         ready, _, _ = select.select([self.outbox], [], [], 0)
         if not ready:
@@ -825,6 +839,8 @@ def main(argv: list[str] | None = None) -> int:
             for slot in slots:
                 if slot.busy is None and checks:
                     test = checks.pop()
+                    # In the warm process the kills were made in: if its state is no longer the
+                    # unmutated code's, the kills made there are withdrawn (conservative).
                     slot.start(None, [test], min(args.timeout, 10 + 5 * durations.get(test, 1.0)), cold=False)
                 if slot.busy is None:
                     continue
