@@ -504,9 +504,8 @@ class Slot:
 
     def start(self, mutant: Mutant | None, selection: list[str], budget: float, cold: bool) -> None:
         """Run ``selection`` against ``mutant`` (``None``: the unmutated code, in the warm process)."""
-        if cold:
-            if mutant is not None:
-                write_source(self.copy_root / mutant.module, mutated_source(mutant))
+        if cold and mutant is not None:
+            write_source(self.copy_root / mutant.module, mutated_source(mutant))
             pid = start_tests(self.copy_root, selection, self.result)
             self.busy = (mutant, selection, "cold", pid, time.monotonic() + budget)
         else:
@@ -521,7 +520,7 @@ class Slot:
         mutant, selection, mode, pid, deadline = self.busy
         if mode == "cold":
             outcome = finished(pid, deadline, self.result)
-            if outcome is not None and mutant is not None:
+            if outcome is not None:
                 write_source(self.copy_root / mutant.module, source_of(mutant.module))
             return outcome
         ready, _, _ = select.select([self.outbox], [], [], 0)

@@ -15,8 +15,8 @@ from .growth import absorb
 from .model import ClusterState
 from .constraints import PodConstraints
 from .placement import RoomMap, place, reserved_by_node
-from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, missing_class, pod_priority, preemption_reason,
-                       unread_class, victims, victims_used)
+from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, pod_priority, preemption_reason, unknown_class,
+                       victims, victims_used)
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
 from .verdict import DENY, WARN, Reason, Verdict, clip, decide
@@ -116,11 +116,11 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
             verdict.hold_at_most = max(0, demand.replicas - len(own))
         return verdict
 
-    missing = missing_class(state, demand.pod_spec)
-    if missing and demand.replicas != 0:     # the API server refuses every pod: none is created, none is Pending
+    unknown = unknown_class(state, demand.pod_spec)
+    if unknown and unknown[1] and demand.replicas != 0:   # the API server refuses every pod: none is Pending
         verdict.requested = demand.replicas if demand.replicas is not None else 0
         verdict.reasons.append(Reason(PRIORITY_CLASS_NOT_FOUND, clip(
-            f"{label}: the API server would refuse its pods: no PriorityClass with name {missing} was found")
+            f"{label}: the API server would refuse its pods: no PriorityClass with name {unknown[0]} was found")
             + "\nCreate the PriorityClass first or fix priorityClassName (kubectl get priorityclasses).", DENY))
         return verdict
 
@@ -226,9 +226,8 @@ def _evaluate_workload(state: ClusterState, obj: Mapping, old: Mapping | None) -
                                 r.severity if branch.certain else WARN) for r in shortfall]
         if covered:
             shortfall.insert(0, preemption_reason(placement, priority, covered, evicted, label))
-        unread = unread_class(state, demand.pod_spec)
-        if unread and state.bound_priorities:   # its priority is unknown: preemption may make the room
-            shortfall = [Reason(r.code, f"{r.message}\nPriorityClass {unread} was not read (no permission to list "
+        if unknown and not unknown[1] and state.bound_priorities:   # priority unknown: preemption may make room
+            shortfall = [Reason(r.code, f"{r.message}\nPriorityClass {unknown[0]} was not read (no permission to list "
                                 "priorityclasses, or a snapshot without them): the scheduler may preempt "
                                 "lower-priority pods for these, so this is a warning.", WARN) for r in shortfall]
         growth = absorb(state, placement, requests, uses_ip)

@@ -51,36 +51,19 @@ def pod_priority(state, spec: Mapping) -> Priority:
     return Priority(0, spec.get("preemptionPolicy") != "Never", "")
 
 
-def missing_class(state, spec: Mapping) -> str | None:
-    """The ``priorityClassName`` the Priority admission plugin would refuse, if any.
+def unknown_class(state, spec: Mapping) -> tuple[str, bool] | None:
+    """A ``priorityClassName`` the state does not hold, and whether the class list was read.
 
-    ``plugin/pkg/admission/priority`` answers a pod naming a class that does not exist with
-    "no PriorityClass with name X was found": the controller's pods are never created. That
-    is only certain when the state holds the cluster's PriorityClasses: every API server
-    creates the two system classes at start, so their absence means the list was not
-    recorded (an old snapshot, no RBAC), and then nothing is claimed.
+    Every API server creates the two system classes at start, so their presence means the
+    cluster's classes were read. Read: ``plugin/pkg/admission/priority`` refuses the pods
+    ("no PriorityClass with name X was found"), none is created. Not read (no ``list
+    priorityclasses`` permission, an old or hand-written snapshot): the class may be a high one
+    the scheduler preempts for, so a shortfall can only be a warning.
     """
     name = spec.get("priorityClassName")
     if not name or name in SYSTEM_CLASSES or name in state.priority_classes:
         return None
-    if not all(system in state.priority_classes for system in SYSTEM_CLASSES):
-        return None
-    return name
-
-
-def unread_class(state, spec: Mapping) -> str | None:
-    """A ``priorityClassName`` whose value is unknown because the classes were never read.
-
-    Without the class list (no ``list priorityclasses`` permission, a hand-written or old
-    snapshot) a named class may be a high one the scheduler preempts for: a shortfall is then
-    only a warning, never a deny.
-    """
-    name = spec.get("priorityClassName")
-    if not name or name in SYSTEM_CLASSES or name in state.priority_classes:
-        return None
-    if all(system in state.priority_classes for system in SYSTEM_CLASSES):
-        return None           # the list was read: missing_class refuses the pods instead
-    return name
+    return name, all(system in state.priority_classes for system in SYSTEM_CLASSES)
 
 
 def victims(state, priority: Priority, rules=None, node_filter=None) -> list:
