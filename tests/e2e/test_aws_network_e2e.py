@@ -163,6 +163,15 @@ def _apply_until(cp, obj, predicate, timeout=30.0):
         time.sleep(0.5)
 
 
+def _refused_once_seen(cp, obj, marker: str) -> str:
+    """Wait until a dry run shows ``marker`` (the webhook's caches caught up), then apply for
+    real: the API server must refuse it. Returns kubectl's stderr."""
+    seen = _apply_until(cp, obj, lambda r: marker in r.stderr)
+    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(obj), check=False)
+    assert refused.returncode != 0 and "denied the request" in refused.stderr, seen.stderr
+    return refused.stderr
+
+
 def test_a_deployment_the_subnet_cannot_address_is_refused(network):
     cp, _ = network
     web = _deployment("web", 30, {"app": "web"}, "aws-net-subnet")
@@ -181,12 +190,10 @@ def test_a_deployment_the_subnet_cannot_address_is_refused(network):
 def test_a_security_group_policy_workload_beyond_branch_enis_is_refused(network):
     cp, _ = network
     db = _deployment("db", 2, {"app": "db"}, "aws-net-sg")
-    seen = _apply_until(cp, db, lambda r: "branch ENI" in r.stderr)
-    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(db), check=False)
-    assert refused.returncode != 0, seen.stderr
+    refused_stderr = _refused_once_seen(cp, db, "branch ENI")
     assert ("Deployment aws-net/db: 1 of 2 pods would stay Pending: no branch ENIs (security groups for pods) left"
-            in refused.stderr)
-    assert "SecurityGroupPolicy db-sg selects these pods" in refused.stderr
+            in refused_stderr)
+    assert "SecurityGroupPolicy db-sg selects these pods" in refused_stderr
     # The same pods without the policy's label take secondary IPs and fit.
     plain = cp.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
                        input=yaml.safe_dump(_deployment("api", 2, {"app": "api"}, "aws-net-sg")))
@@ -205,12 +212,10 @@ def test_a_policy_selecting_a_service_account_is_matched_through_the_watched_ser
     pay = _deployment("pay", 2, {"app": "pay"}, "aws-net-sg")
     pay["spec"]["template"]["spec"]["serviceAccountName"] = "payments"
     # The node has one branch ENI: the policy matches the ServiceAccount's labels, so one pod stays Pending.
-    seen = _apply_until(cp, pay, lambda r: "payments-sg" in r.stderr)
-    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(pay), check=False)
-    assert refused.returncode != 0, seen.stderr
-    assert "Deployment aws-net/pay: 1 of 2 pods would stay Pending: no branch ENIs" in refused.stderr
-    assert "SecurityGroupPolicy payments-sg selects these pods" in refused.stderr
-    assert "was not checked" not in refused.stderr           # the labels were known: a certain deny
+    refused_stderr = _refused_once_seen(cp, pay, "payments-sg")
+    assert "Deployment aws-net/pay: 1 of 2 pods would stay Pending: no branch ENIs" in refused_stderr
+    assert "SecurityGroupPolicy payments-sg selects these pods" in refused_stderr
+    assert "was not checked" not in refused_stderr           # the labels were known: a certain deny
     # Pods of a ServiceAccount without the label take secondary IPs and fit.
     reports = _deployment("reports", 2, {"app": "reports"}, "aws-net-sg")
     reports["spec"]["template"]["spec"]["serviceAccountName"] = "reports"
@@ -222,20 +227,16 @@ def test_pod_limit_on_node_class_nodes_names_the_node_class_setting(network):
     cp, _ = network
     # maxPods 20 from EC2NodeClass small; the node still owes the aws-node DaemonSet a pod: 19 fit.
     web = _deployment("kc", 20, {"app": "kc"}, "aws-net-karpenter")
-    seen = _apply_until(cp, web, lambda r: "EC2NodeClass small" in r.stderr)
-    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(web), check=False)
-    assert refused.returncode != 0, seen.stderr
+    refused_stderr = _refused_once_seen(cp, web, "EC2NodeClass small")
     assert ("Deployment aws-net/kc: 1 of 20 pods would stay Pending: kubelet pod limit (maxPods) reached"
-            in refused.stderr)
+            in refused_stderr)
     assert f"node {KARPENTER_NODE}: 19 of 20 pod slots left (spec.kubelet.maxPods 20 on EC2NodeClass small)" \
-        in refused.stderr
+        in refused_stderr
     # m5.large, secondary IPs: the VPC CNI allows 3 x 9 + 2 = 29.
-    assert "Raise spec.kubelet.maxPods on EC2NodeClass small to 29" in refused.stderr
-    assert "Raise kubelet maxPods" not in refused.stderr
+    assert "Raise spec.kubelet.maxPods on EC2NodeClass small to 29" in refused_stderr
+    assert "Raise kubelet maxPods" not in refused_stderr
     # EKS Auto Mode: 110 pods and no setting to raise.
     auto = _deployment("auto", 110, {"app": "auto"}, "aws-net-auto")
-    seen = _apply_until(cp, auto, lambda r: "EKS Auto Mode" in r.stderr)
-    refused = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(auto), check=False)
-    assert refused.returncode != 0, seen.stderr
-    assert f"node {AUTO_NODE}: 109 of 110 pod slots left (EKS Auto Mode caps nodes at 110 pods)" in refused.stderr
-    assert "EKS caps it at 110 pods and has no maxPods setting" in refused.stderr
+    refused_stderr = _refused_once_seen(cp, auto, "EKS Auto Mode")
+    assert f"node {AUTO_NODE}: 109 of 110 pod slots left (EKS Auto Mode caps nodes at 110 pods)" in refused_stderr
+    assert "EKS caps it at 110 pods and has no maxPods setting" in refused_stderr
