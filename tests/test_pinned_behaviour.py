@@ -63,7 +63,7 @@ def test_units_round_up_like_value(text, whole):
     assert units(text) == whole
 
 
-@pytest.mark.parametrize("bad", ["1ki", "1KB", "Mi", "1.2.3", "", "1 Gi", "--1", True, None, [1]])
+@pytest.mark.parametrize("bad", ["1ki", "1KB", "1.2.3", "", "1 Gi", "--1", "1e", True, None, [1]])
 def test_quantities_the_api_rejects_are_errors(bad):
     with pytest.raises(ValueError):
         parse_quantity(bad)

@@ -18,27 +18,45 @@ _PATTERN = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|
 
 # apimachinery's resource.ParseQuantity (k8s.io/apimachinery@v0.33.13 pkg/api/resource/quantity.go):
 # the exponent of "1e<N>" must parse as an int64 (else ErrSuffix) and is then used as an int32
-# scale; binary quantities are capped at maxAllowed = 2^63-1; a non-zero value is rounded *up*
-# to a whole nano-unit. The scheduler then reads int64 MilliValue()/Value(). So no quantity
-# the cluster can act on is larger than 2^63-1 units: everything beyond is the same "more than
-# any node has", and computing 10^9999999 exactly (what "1e9999999" would need) only burns CPU.
+# scale, wrapping around ("1e4294967296" is 1); binary quantities are capped at maxAllowed =
+# 2^63-1; a non-zero value is rounded *up* to a whole nano-unit. The scheduler then reads int64
+# MilliValue()/Value(). So no quantity the cluster can act on is larger than 2^63-1 units:
+# everything beyond is the same "more than any node has", and computing 10^9999999 exactly (what
+# "1e9999999" would need) only burns CPU.
 MAX_VALUE = 2**63 - 1
-MAX_EXPONENT = 2**31 - 1              # the int32 scale of inf.Dec
-_MAX_DIGITS = 21                      # beyond 10^21 units (> 2^63-1 milli-units): capped
-_NANO = Fraction(1, 10**9)
-_KEPT_DIGITS = 60                     # significant digits kept exactly (the rest round up)
+_INT64_DIGITS = 19                    # an exponent of more digits cannot parse as an int64
+_NANO_DIGITS = 9                      # values are rounded up to a multiple of 10^-9
+_NANO = Fraction(1, 10**_NANO_DIGITS)
 
 
 class QuantityError(ValueError):
     """A quantity string that the Kubernetes API would reject."""
 
 
-def parse_quantity(value: object) -> Fraction:
-    """Return the value of a Kubernetes quantity (``"100m"``, ``"1.5Gi"``, ``2``), bounded as the API's.
+def _int32(number: int) -> int:
+    """``number`` as Go's int32 conversion (and int32 arithmetic) leaves it: wrapped modulo 2^32."""
+    return (number + 2**31) % 2**32 - 2**31
 
-    Exact for every quantity up to 2^63-1 units; larger magnitudes are capped at 2^63-1 and
-    non-zero magnitudes below one nano-unit become one nano-unit, so the cost of a quantity
-    does not grow with its exponent or its number of digits.
+
+def _decimal_power(exponent: str, fraction: str, value: str) -> int:
+    """The power of ten of ``<digits>e<exponent>`` as ParseQuantity computes it.
+
+    The exponent is an int64 converted to the int32 scale of the amount, and the digits after the
+    point are taken off that scale in int32 arithmetic too: ``10**(len(fraction) - exponent)``
+    wraps exactly as ``int32(len(fraction) - int32(exponent))`` does.
+    """
+    digits = exponent.lstrip("+-").lstrip("0")
+    if len(digits) > _INT64_DIGITS or not -2**63 <= int(exponent) <= 2**63 - 1:
+        raise QuantityError(f"invalid quantity {_show(value)}: exponent out of range")
+    return len(fraction) - _int32(len(fraction) - int(exponent))
+
+
+def parse_quantity(value: object) -> Fraction:
+    """Return the value of a Kubernetes quantity (``"100m"``, ``"1.5Gi"``, ``2``), as the API reads it.
+
+    Exact, then rounded up to a whole nano-unit, for every quantity up to 2^63-1 units; larger
+    magnitudes are capped at 2^63-1, so the cost of a quantity does not grow with its exponent or
+    its number of digits. As ParseQuantity, a quantity without digits ("m", ".", "+") is mostly zero.
     """
     if isinstance(value, bool):
         raise QuantityError(f"invalid quantity {value!r}")
@@ -50,39 +68,46 @@ def parse_quantity(value: object) -> Fraction:
         value = repr(value)
     if not isinstance(value, str):
         raise QuantityError(f"invalid quantity of type {type(value).__name__}")
-    match = _PATTERN.match(value.strip())
-    if not match or not (match.group(2) or match.group(3)):
+    text = value.strip()                       # Quantity.UnmarshalJSON trims spaces
+    match = _PATTERN.match(text)
+    if not match or not text:
         raise QuantityError(f"invalid quantity {_show(value)}")
     sign, whole, fraction, exponent, suffix = match.groups()
     fraction = fraction or ""
     if exponent is not None:
-        digits = exponent.lstrip("+-").lstrip("0")
-        if len(digits) > 10 or abs(int(exponent)) > MAX_EXPONENT:
-            raise QuantityError(f"invalid quantity {_show(value)}: exponent out of range")
-        power10, power2 = int(exponent), 0
+        power10, power2 = _decimal_power(exponent, fraction, value), 0
     elif suffix in _BINARY:
         power10, power2 = 0, _BINARY[suffix]
     else:
         power10, power2 = _DECIMAL[suffix or ""], 0
+    if not (whole or fraction):
+        # No digit at all: ParseQuantity's int64 path reads the number as 0, but its inf.Dec path (a
+        # scale below nano, or a Pi/Ei multiplier that leaves no int64 precision) cannot parse it.
+        if power2 >= 50 or (exponent is not None and _int32(int(exponent)) < -_NANO_DIGITS):
+            raise QuantityError(f"invalid quantity {_show(value)}: no digits")
+        return Fraction(0)
     significant = (whole + fraction).lstrip("0")
     if not significant:
         return Fraction(0)
     # the position of the first significant digit, as a power of ten of the final value
     leading = len(whole.lstrip("0")) - 1 if whole.lstrip("0") else -(len(fraction) - len(fraction.lstrip("0"))) - 1
-    magnitude = leading + power10 + (power2 * 3) // 10
-    negative = sign == "-"
-    if magnitude > _MAX_DIGITS:
+    magnitude = leading + power10 + (power2 * 3) // 10     # 2^p >= 10^(3p//10), and < 10^(3p//10 + 0.07) for p <= 60
+    if magnitude > 18:                         # at least 10^19: over 2^63-1
         amount = Fraction(MAX_VALUE)
-    elif magnitude < -12:
+    elif magnitude < -10:                      # below 1.2 x 10^-10: under one nano-unit
         amount = _NANO
     else:
-        kept, dropped = significant[:_KEPT_DIGITS], significant[_KEPT_DIGITS:]
-        mantissa = int(kept) + (1 if dropped.strip("0") else 0)      # rounding the dropped digits up
+        # A nano-unit of the result is 5^power2 x 10^-(9 + power2) of the digits' value, so digits
+        # below 10^-(9 + power2) only decide whether to round up: keep the others, round the rest up.
+        # (keep >= 0: magnitude >= -10 makes leading + power10 >= -10 - 3 * power2 // 10.)
+        keep = leading + power10 + _NANO_DIGITS + power2 + 1
+        kept, dropped = significant[:keep], significant[keep:]
+        mantissa = int(kept or "0") + (1 if dropped.strip("0") else 0)
         shift = leading + 1 - len(kept) + power10                      # value = mantissa * 10^shift * 2^power2
         amount = Fraction(mantissa * 2**power2) * (Fraction(10) ** shift)
+        amount = Fraction(math.ceil(amount * 10**_NANO_DIGITS), 10**_NANO_DIGITS)
         amount = min(amount, Fraction(MAX_VALUE))
-        amount = max(amount, _NANO)
-    return -amount if negative else amount
+    return -amount if sign == "-" else amount
 
 
 def _show(value: str) -> str:
