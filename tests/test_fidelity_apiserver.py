@@ -227,3 +227,38 @@ def test_an_unknown_item_type_checks_nothing_and_a_bad_quantity_is_an_error():
     assert errors_for(container_spec({"cpu": "9"}), item_type="PersistentVolumeClaim", max={"storage": "1Gi"}) == []
     assert errors_for(container_spec({"cpu": "1"}, {"cpu": "1"}), max={"cpu": "lots"}) == [
         "invalid quantity 'lots'"]
+
+
+def test_memory_bounds_compare_in_milli_bytes_like_request_limit_enforced_values():
+    # requestLimitEnforcedValues uses MilliValue() for request, limit and bound whatever the resource
+    # when all three Values fit under MaxMilliValue: 1.2 bytes is 1200m, under a min of 1.5 (1500m),
+    # although both round up to 2 whole bytes.
+    assert errors_for(container_spec({"memory": "1.2"}), min={"memory": "1.5"}) == [
+        "minimum memory usage per Container is 1.5, but request is 1.2"]
+    assert errors_for(container_spec({"memory": "1.2"}, {"memory": "1.8"}), max={"memory": "1.5"}) == [
+        "maximum memory usage per Container is 1.5, but limit is 1.8"]
+    assert errors_for(container_spec({"memory": "1.5"}, {"memory": "1.5"}), min={"memory": "1.5"},
+                      max={"memory": "1.5"}) == []
+    # the limit too: a limit of 1.2 bytes is under a min of 1.5
+    assert errors_for(container_spec({"memory": "2"}, {"memory": "1.2"}), min={"memory": "1.5"}) == [
+        "minimum memory usage per Container is 1.5, but limit is 1.2",
+        "containers app: memory request 2 must be less than or equal to its limit 1.2"]
+    # ratio 1.8 / 1.2 = 1.5 in milli units, over a ratio of 1.4 (whole bytes would give 2 / 2 = 1)
+    assert errors_for(container_spec({"memory": "1.2"}, {"memory": "1.8"}), maxLimitRequestRatio={"memory": "1.4"}) \
+        == ["memory max limit to request ratio per Container is 1.4, but provided ratio is 1.500000"]
+
+
+def test_the_milli_precision_stops_at_max_milli_value():
+    # MaxMilliValue = (2^63 - 1) / 1000 = 9223372036854775. At that bound the values compare in milli
+    # units (a request 0.5 under the min is refused); one unit over it, in whole units, where the
+    # request rounds up to the min itself.
+    edge = "9223372036854775"
+    assert errors_for(container_spec({"memory": "9223372036854774.5"}), min={"memory": edge}) == [
+        f"minimum memory usage per Container is {edge}, but request is 9223372036854774.5"]
+    assert errors_for(container_spec({"memory": "9223372036854775.5"}), min={"memory": "9223372036854776"}) == []
+    # a request beyond it switches all three to whole units too
+    assert errors_for(container_spec({"memory": "9223372036854775.5"}), min={"memory": "9223372036854775.7"}) == []
+    # the ratio: 3 / 2 = 1.5 in either unit; Value 9223372036854776 > MaxMilliValue is compared whole
+    assert errors_for(container_spec({"memory": "2"}, {"memory": "3"}), maxLimitRequestRatio={"memory": "1.5"}) == []
+    assert errors_for(container_spec({"memory": "2"}, {"memory": "3"}), maxLimitRequestRatio={"memory": "1.4"}) == [
+        "memory max limit to request ratio per Container is 1.4, but provided ratio is 1.500000"]

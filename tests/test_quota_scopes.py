@@ -190,3 +190,69 @@ def test_a_used_figure_that_is_not_a_quantity_leaves_that_limit_out():
     state = state_with(quota({"pods": "3", "requests.cpu": "1"}, {"pods": "junk", "requests.cpu": "900m"}))
     outcome = admitted_pods(state, "default", spec_with(requests={"cpu": "100m"}, limits={"cpu": "100m"}), 5)
     assert (outcome.allowed, outcome.resource) == (1, "requests.cpu")
+
+
+# ---- admitted_pods at its edges (ReplicaSet/Job controller: one pod at a time, each checked by every quota) ----
+
+def test_nothing_wanted_is_never_refused_even_by_a_must_specify_quota():
+    state = state_with(quota({"limits.cpu": "4"}, {"limits.cpu": "0"}))
+    assert admitted_pods(state, "default", BEST_EFFORT, 0).allowed is None
+    assert admitted_pods(state, "default", BEST_EFFORT, 1).allowed == 0       # one pod: "must specify limits.cpu"
+
+
+def test_one_pod_wanted_against_a_full_quota_is_refused():
+    state = state_with(quota({"pods": "2"}, {"pods": "2"}))
+    outcome = admitted_pods(state, "default", BURSTABLE, 1)
+    assert (outcome.allowed, outcome.quota, outcome.resource) == (0, "compute", "pods")
+
+
+def test_a_quota_that_does_not_match_is_skipped_and_the_next_one_still_counts():
+    state = state_with(quota({"pods": "0"}, {"pods": "0"}, name="a-batch", scopes=["Terminating"]),
+                       quota({"pods": "3"}, {"pods": "2"}, name="b-all"))
+    outcome = admitted_pods(state, "default", BURSTABLE, 3)                  # no activeDeadlineSeconds
+    assert (outcome.allowed, outcome.quota) == (1, "b-all")
+
+
+def test_a_hard_resource_the_pod_does_not_charge_is_skipped_and_the_next_one_still_counts():
+    state = state_with(quota({"configmaps": "10", "pods": "2"}, {"configmaps": "1", "pods": "2"}))
+    outcome = admitted_pods(state, "default", BURSTABLE, 2)
+    assert (outcome.allowed, outcome.resource) == (0, "pods")
+
+
+def test_of_two_quotas_that_stop_at_the_same_pod_the_first_by_name_is_named():
+    state = state_with(quota({"pods": "5"}, {"pods": "4"}, name="alpha"),
+                       quota({"count/pods": "5"}, {"count/pods": "4"}, name="beta"))
+    outcome = admitted_pods(state, "default", BURSTABLE, 3)
+    assert (outcome.allowed, outcome.quota, outcome.resource) == (1, "alpha", "pods")
+
+
+def test_counted_usage_skips_other_namespaces_wherever_their_pods_are_listed():
+    bound = [s.pod("x", "other", "a", spec=spec_with(requests={"cpu": "1"})),
+             s.pod("y", "default", "a", spec=spec_with(requests={"cpu": "2"}))]
+    state = state_with(quota({"requests.cpu": "3"}, status=False), pods=bound)
+    spec = spec_with(requests={"cpu": "1m"}, limits={"cpu": "1m"})
+    # default uses 2 cores: (3000m - 2000m) // 1m = 1000 pods; counted in exact millicores (1000m = 1 core)
+    assert admitted_pods(state, "default", spec, 5000).allowed == 1000
+
+
+def test_counted_memory_usage_is_exact_bytes():
+    bound = [s.pod(f"p{i}", "default", "a", spec=spec_with(requests={"memory": "1Gi"})) for i in range(2)]
+    state = state_with(quota({"requests.memory": "4Gi"}, status=False), pods=bound)
+    spec = spec_with(requests={"memory": "1Gi"}, limits={"memory": "1Gi"})
+    assert admitted_pods(state, "default", spec, 5).allowed == 2          # (4Gi - 2Gi) // 1Gi
+    state = state_with(quota({"pods": "3"}, status=False), pods=bound)
+    assert admitted_pods(state, "default", spec, 5).allowed == 1          # 3 - 2 pods
+
+
+def test_a_resource_neither_counted_nor_in_status_used_starts_at_zero():
+    # a quota without status on limits.cpu: the slim pod records cannot count limits, so none are used
+    state = state_with(quota({"limits.cpu": "2"}, status=False))
+    spec = spec_with(requests={"cpu": "1"}, limits={"cpu": "1"})
+    assert admitted_pods(state, "default", spec, 5).allowed == 2
+
+
+def test_a_pod_with_an_unreadable_cpu_is_never_best_effort():
+    # the API server refuses it anyway; a BestEffort quota must not count it as free
+    bad = spec_with(requests={"cpu": "lots"})
+    assert matches(quota({"pods": "1"}, scopes=["BestEffort"]), bad) is False
+    assert matches(quota({"pods": "1"}, scopes=["NotBestEffort"]), bad) is True

@@ -108,7 +108,9 @@ def test_limit_ranges_give_container_defaults_only_from_container_items_first_on
     defaults = ContainerDefaults.from_limit_ranges([first, second])
     # the first item's default memory 1Gi is also its defaultRequest (SetDefaults_LimitRangeItem), so it wins.
     assert dict(defaults.default_request) == {"cpu": "100m", "memory": "1Gi"}
-    assert dict(defaults.default_limit) == {"memory": "1Gi", "cpu": "2"}
+    # the second's default cpu 2 is shadowed by its own defaultRequest 900m, itself by the first's 100m
+    spec = s.pod_spec([s.container("a", requests={})])
+    assert pod_requests(spec, defaults) == Resources(100, 2**30, 0)
     # A Pod-type max is no container default; an empty LimitRange gives nothing.
     assert ContainerDefaults.from_limit_ranges([{"spec": {"limits": [pod_item]}}, {}]) == req.NO_DEFAULTS
 
@@ -217,3 +219,20 @@ def test_container_defaults_are_immutable():
     import dataclasses
     with pytest.raises(dataclasses.FrozenInstanceError):
         ContainerDefaults.from_limit_ranges([]).default_request = {"cpu": "1"}      # type: ignore[misc]
+
+
+def test_a_quantity_of_a_type_no_quantity_has_names_its_field():
+    # a list or a map is not a quantity: the field is named, as for a bad string (and nothing is cached)
+    for raw in ([1], {"a": 1}):
+        with pytest.raises(ObjectError) as err:
+            resources_from({"cpu": raw}, "spec.overhead")
+        assert err.value.field == "spec.overhead.cpu"
+    assert resources_from({"memory": 1.5, "cpu": 0.25}, "x") == Resources(250, 2, 0)     # YAML numbers
+
+
+def test_a_limit_range_default_limit_alone_defaults_the_request_too():
+    # LimitRange {default: {cpu: 300m}} is stored with defaultRequest {cpu: 300m}: the request is 300m.
+    lr = {"spec": {"limits": [{"type": "Container", "default": {"cpu": "300m"}, "min": {"memory": "32Mi"}}]}}
+    defaults = ContainerDefaults.from_limit_ranges([lr])
+    assert dict(defaults.default_request) == {"cpu": "300m", "memory": "32Mi"}
+    assert pod_requests(s.pod_spec([s.container("a", requests={})]), defaults) == Resources(300, 32 * MI, 0)

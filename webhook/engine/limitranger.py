@@ -14,7 +14,8 @@ In order, as kube-apiserver v1.33 does on pod creation:
 4. LimitRanger validation: Container items check ``min`` (a request must exist and be >=,
    a limit if present >=), ``max`` (a limit must exist and be <=, a request if present
    <=), ``maxLimitRequestRatio`` on every container; Pod items check the pod's summed
-   requests and limits.
+   requests and limits. Every resource (memory too) is compared in milli units unless a
+   value is too large for them (requestLimitEnforcedValues).
 5. Pod validation: a request above its limit is invalid.
 
 Any error in 4 or 5 means the API server refuses every pod of the workload: they are
@@ -27,7 +28,7 @@ from typing import Iterable, Mapping
 
 from .quantity import QuantityError, milli, parse_quantity, units
 
-MAX_MILLI_VALUE = 2**63 // 1000 - 1          # resource.MaxMilliValue
+MAX_MILLI_VALUE = 9_223_372_036_854_775          # resource.MaxMilliValue = int64(((1 << 63) - 1) / 1000)
 
 
 def defaulted_item(item: Mapping) -> dict:
@@ -55,8 +56,15 @@ def _sorted(limit_ranges: Iterable[Mapping]) -> list[Mapping]:
     return sorted(limit_ranges, key=lambda lr: str((lr.get("metadata") or {}).get("name") or ""))
 
 
-def _value(resource: str, quantity) -> int:
-    return milli(quantity) if resource == "cpu" else units(quantity)
+def _observed(resource: str, requests: Mapping, limits: Mapping, enforced) -> tuple[int, int, int]:
+    """requestLimitEnforcedValues: the request, limit and enforced bound at one precision, for any
+    resource: each ``Value()`` (rounded up; a missing one is 0), or each ``MilliValue()`` when all
+    three Values are at most MaxMilliValue (so memory is compared in milli-bytes too)."""
+    quantities = (requests.get(resource), limits.get(resource), enforced)
+    values = [0 if q is None else units(q) for q in quantities]
+    if all(v <= MAX_MILLI_VALUE for v in values):
+        values = [0 if q is None else milli(q) for q in quantities]
+    return values[0], values[1], values[2]
 
 
 def _api_defaulted(container: Mapping) -> dict:
@@ -98,43 +106,41 @@ def admitted_spec(pod_spec: Mapping, limit_ranges: Iterable[Mapping]) -> dict:
 
 
 def _min_error(kind: str, resource: str, enforced, requests: Mapping, limits: Mapping) -> str | None:
-    bound = _value(resource, enforced)
+    request, limit, bound = _observed(resource, requests, limits, enforced)
     if resource not in requests:
         return f"minimum {resource} usage per {kind} is {enforced}.  No request is specified"
-    if _value(resource, requests[resource]) < bound:
+    if request < bound:
         return f"minimum {resource} usage per {kind} is {enforced}, but request is {requests[resource]}"
-    if resource in limits and _value(resource, limits[resource]) < bound:
+    if resource in limits and limit < bound:
         return f"minimum {resource} usage per {kind} is {enforced}, but limit is {limits[resource]}"
     return None
 
 
 def _max_error(kind: str, resource: str, enforced, requests: Mapping, limits: Mapping) -> str | None:
-    bound = _value(resource, enforced)
+    request, limit, bound = _observed(resource, requests, limits, enforced)
     if resource not in limits:
         return f"maximum {resource} usage per {kind} is {enforced}.  No limit is specified"
-    if _value(resource, limits[resource]) > bound:
+    if limit > bound:
         return f"maximum {resource} usage per {kind} is {enforced}, but limit is {limits[resource]}"
-    if resource in requests and _value(resource, requests[resource]) > bound:
+    if resource in requests and request > bound:
         return f"maximum {resource} usage per {kind} is {enforced}, but request is {requests[resource]}"
     return None
 
 
 def _ratio_error(kind: str, resource: str, enforced, requests: Mapping, limits: Mapping) -> str | None:
-    request = _value(resource, requests[resource]) if resource in requests else 0
-    limit = _value(resource, limits[resource]) if resource in limits else 0
+    request, limit, _ = _observed(resource, requests, limits, enforced)
     if request == 0:
         return (f"{resource} max limit to request ratio per {kind} is {enforced}, but no request is specified or "
                 "request is 0")
     if limit == 0:
         return (f"{resource} max limit to request ratio per {kind} is {enforced}, but no limit is specified or "
                 "limit is 0")
-    # Both observed values use MilliValue for cpu, Value otherwise; the ratio compares in milli units.
     ratio = limit / request
-    allowed = parse_quantity(enforced)
+    # the bound in milli units when its Value fits, the observed ratio scaled to match
     if units(enforced) <= MAX_MILLI_VALUE:
         if ratio * 1000 > float(milli(enforced)):
             return f"{resource} max limit to request ratio per {kind} is {enforced}, but provided ratio is {ratio:f}"
-    elif ratio > float(allowed):
+    elif ratio > float(units(enforced)):
         return f"{resource} max limit to request ratio per {kind} is {enforced}, but provided ratio is {ratio:f}"
     return None
 

@@ -5,8 +5,7 @@ regular containers and restartable init containers ("sidecars") add up; each cla
 init container runs alone next to the sidecars started before it, so the pod needs the
 larger of the two; ``spec.overhead`` is added on top. Containers without requests get
 what the LimitRanger admission plugin will give them later: the namespace LimitRange's
-``defaultRequest``, else its ``default`` (which is also the request the API server
-defaults from a limit).
+``defaultRequest`` (as stored: defaulted from its ``default``, then its ``min``).
 """
 
 from __future__ import annotations
@@ -86,15 +85,18 @@ def resources_from(mapping: Mapping | None, path: str) -> Resources:
 
 @dataclass(frozen=True)
 class ContainerDefaults:
-    """A namespace's LimitRange defaults for containers, already merged over all LimitRanges."""
+    """A namespace's LimitRange default requests for containers, already merged over all LimitRanges.
+
+    Only ``defaultRequest`` matters for requests: the API server stores every Container item with
+    ``defaultRequest`` defaulted from ``default`` (SetDefaults_LimitRangeItem), so a default limit
+    always comes with the same default request.
+    """
 
     default_request: Mapping[str, object]
-    default_limit: Mapping[str, object]
 
     @staticmethod
     def from_limit_ranges(limit_ranges: Iterable[Mapping]) -> "ContainerDefaults":
         request: dict = {}
-        limit: dict = {}
         for lr in limit_ranges:
             for item in (lr.get("spec") or {}).get("limits") or []:
                 if item.get("type") != "Container":
@@ -102,12 +104,10 @@ class ContainerDefaults:
                 item = defaulted_item(item)     # as the API server stores it: default <- max, defaultRequest <- default
                 for key, value in (item.get("defaultRequest") or {}).items():
                     request.setdefault(key, value)
-                for key, value in (item.get("default") or {}).items():
-                    limit.setdefault(key, value)
-        return ContainerDefaults(request, limit)
+        return ContainerDefaults(request)
 
 
-NO_DEFAULTS = ContainerDefaults({}, {})
+NO_DEFAULTS = ContainerDefaults({})
 
 
 # What NodeResourcesFit's LeastAllocated scoring assumes for a container that sets no
@@ -128,7 +128,7 @@ def container_requests(container: Mapping, defaults: ContainerDefaults, path: st
     requests = resources.get("requests") or {}
     limits = resources.get("limits") or {}
     merged = {}
-    sources: tuple[Mapping, ...] = (requests, limits, defaults.default_request, defaults.default_limit)
+    sources: tuple[Mapping, ...] = (requests, limits, defaults.default_request)
     if for_scoring:
         sources += (_SCORE_DEFAULTS,)
     for key, _, _ in _FIELDS:
