@@ -573,3 +573,142 @@ def test_a_daemonset_whose_claim_never_binds_counts_every_node():
     ds = s.daemonset("agent", "default", spec=spec_with_claim("shared", cpu="10m"))
     verdict = evaluate(state, ds)
     assert verdict.verdict == "deny" and (verdict.requested, verdict.pending) == (2, 2)
+
+
+# ---- pod_volume_rules piece by piece (EBS CSI: a zonal volume attaches in its zone, to one node at a time) ----
+from webhook.engine.workloads import demand_of  # noqa: E402
+
+
+def rules_for(state, obj):
+    return storage.pod_volume_rules(state, demand_of(obj))
+
+
+def pod_with_claims(*claims, **extra):
+    return s.pod_spec([s.container(requests={"cpu": "100m"})],
+                      volumes=[{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)],
+                      **extra)
+
+
+def test_a_second_claim_without_zones_keeps_the_first_claims_zone():
+    # data is a PV in us-east-1a; scratch is a new WaitForFirstConsumer claim: no zone yet, no narrowing
+    state = cluster(*bound_claim("data", "us-east-1a"), s.pvc("scratch"))
+    rules = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("data", "scratch")))
+    assert rules.zones == {"us-east-1a"}
+    assert rules.node_filter(state.nodes[N2]) == "outside the volume's zone us-east-1a"
+    assert rules.node_filter(state.nodes[N1]) is None
+
+
+def test_a_missing_claim_or_a_non_ebs_claim_does_not_end_the_scan():
+    state = cluster(efs_class(), s.pvc("shared", modes=("ReadWriteMany",), storage_class_name="efs-sc"),
+                    *bound_claim("data", "us-east-1b"))
+    rules = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("ghost", "shared", "data")))
+    assert rules.zones == {"us-east-1b"}
+    assert [f.code for f in rules.findings] == [storage.CLAIM_NOT_FOUND]
+
+
+def test_a_pv_without_node_affinity_takes_its_zone_from_its_labels():
+    pvc, pv = bound_claim("legacy", "us-east-1a")
+    del pv["spec"]["nodeAffinity"]
+    pv["metadata"]["labels"] = {"failure-domain.beta.kubernetes.io/zone": "us-east-1b"}
+    rules = rules_for(cluster(pvc, pv), s.deployment("app", 1, spec=pod_with_claims("legacy")))
+    assert rules.zones == {"us-east-1b"}
+
+
+def test_a_pv_term_without_an_in_zone_expression_is_not_zonal():
+    pvc, pv = bound_claim("wide", "us-east-1a")
+    pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] = [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "NotIn", "values": ["us-east-1a"]}]}]
+    rules = rules_for(cluster(pvc, pv), s.deployment("app", 1, spec=pod_with_claims("wide")))
+    assert rules.zones is None and rules.node_filter is None
+    # one term with a zone and one without: the term without a zone admits every node
+    pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] = [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]}]},
+        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]
+    assert rules_for(cluster(pvc, pv), s.deployment("app", 1, spec=pod_with_claims("wide"))).zones is None
+
+
+def test_one_pod_attaches_a_new_shared_claim_per_pod_more_pods_share_one_attachment_per_node():
+    state = cluster(s.pvc("data"))
+    one = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("data")))
+    assert (one.new_volumes_per_pod, one.node_volumes) == (1, 0)
+    pinned = rules_for(state, s.deployment("app", 2, spec=pod_with_claims("data", nodeName=N1)))
+    assert (pinned.new_volumes_per_pod, pinned.node_volumes, pinned.pinned_node) == (0, 1, N1)
+    assert pinned.node_filter(state.nodes[N2]) == "not the node holding the volume"
+
+
+def test_a_daemonset_on_a_read_write_once_pod_claim_can_never_run_everywhere():
+    state = cluster(s.pvc("solo", modes=("ReadWriteOncePod",)))
+    ds = s.daemonset("agent", "default", spec=pod_with_claims("solo"))
+    rules = rules_for(state, ds)
+    assert rules.blocking is True and rules.max_pods == 1
+    assert [f.code for f in rules.findings] == [storage.EBS_SHARED_RWO]
+
+
+def test_no_pods_wanted_next_to_a_holder_is_no_finding():
+    holder = s.pod("holder", node_name=N1, spec=pod_with_claims("solo"), owner=("apps/v1", "ReplicaSet", "other"))
+    state = cluster(s.pvc("solo", modes=("ReadWriteOncePod",)), s.pvc("rwo"), holder,
+                    s.pod("h2", node_name=N1, spec=pod_with_claims("rwo"), owner=("apps/v1", "ReplicaSet", "x")))
+    assert rules_for(state, s.deployment("app", 0, spec=pod_with_claims("solo"))).findings == []
+    assert rules_for(state, s.deployment("app", 0, spec=pod_with_claims("rwo"))).findings == []
+    assert [f.code for f in rules_for(state, s.deployment("app", 1, spec=pod_with_claims("rwo"))).findings] \
+        == [storage.EBS_SHARED_RWO]
+
+
+def test_our_own_pods_that_do_not_mount_the_claim_do_not_hide_another_holder():
+    other = s.pod("other-0", node_name=N1, spec=pod_with_claims("rwo"), owner=("apps/v1", "ReplicaSet", "other"))
+    mine = s.pod("app-0", node_name=N1, spec=s.pod_spec(), labels={"app": "app"},
+                 owner=("apps/v1", "ReplicaSet", "app-5d4f"))
+    state = cluster(s.pvc("rwo"), other, mine)
+    demand = demand_of(s.deployment("app", 2, spec=pod_with_claims("rwo")))
+    assert storage._holders(state, demand, "rwo") == {N1}
+
+
+def test_a_claim_without_a_namespace_is_labelled_in_default():
+    verdict = evaluate(cluster(), {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
+                                   "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "gp3",
+                                            "resources": {"requests": {"storage": "1Gi"}}}})
+    assert verdict.reasons[0].message.startswith("PersistentVolumeClaim default/x: ReadWriteMany on EBS class")
+
+
+def test_an_unknown_ebs_volume_type_is_held_to_1_to_65536_gib():
+    state = cluster(s.storage_class("odd", parameters={"type": "gp9"}))
+    assert claim_codes(state, s.pvc("a", size="1Gi", storage_class_name="odd")) == []
+    assert claim_codes(state, s.pvc("a", size="65536Gi", storage_class_name="odd")) == []
+    verdict = evaluate(state, s.pvc("a", size="65537Gi", storage_class_name="odd"))
+    assert verdict.reasons[0].message.startswith(
+        "PersistentVolumeClaim default/a: 65537 GiB is outside the gp9 range of 1-65,536 GiB")
+
+
+def test_the_zone_filter_of_claims_in_two_zones_names_none():
+    state = cluster(*bound_claim("east-a", "us-east-1a"), *bound_claim("east-b", "us-east-1b"))
+    rules = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("east-a", "east-b")))
+    assert rules.zones == set() and rules.blocking
+    assert rules.node_filter(state.nodes[N1]) == "outside the volume's zone (none)"
+    assert [f.code for f in rules.findings] == [storage.EBS_ZONE]
+
+
+def test_a_zone_without_nodes_blocks():
+    state = cluster(*bound_claim("far", "us-east-1c"))
+    rules = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("far")))
+    assert rules.blocking is True and [f.code for f in rules.findings] == [storage.EBS_ZONE]
+
+
+def test_the_attach_limit_counts_the_pods_own_new_volumes_too():
+    # N1 can attach 1 more volume: a shared new claim (1 per node) fits, with a template volume per pod it does not
+    state = cluster(s.pvc("shared"), s.csinode(N1, ebs_count=1), s.csinode(N2, ebs_count=1))
+    rules = rules_for(state, s.deployment("app", 2, spec=pod_with_claims("shared", nodeName=N1)))
+    assert rules.node_volumes == 1 and rules.node_filter(state.nodes[N1]) is None and not rules.blocking
+    rules.new_volumes_per_pod = 1
+    assert rules.node_filter(state.nodes[N1]) == "EBS attach limit reached"
+
+
+def test_the_attach_limit_finding_names_only_nodes_the_pods_may_use_and_at_most_three():
+    nodes = [s.node(f"a{i}", zone="us-east-1a") for i in range(4)] + [s.node("0b", zone="us-east-1b")]
+    csinodes = [s.csinode(n["metadata"]["name"], ebs_count=0) for n in nodes] + [s.csinode(N1, 0), s.csinode(N2, 0)]
+    state = cluster(*bound_claim("data", "us-east-1a"), *nodes, *csinodes)
+    rules = rules_for(state, s.deployment("app", 2, spec=pod_with_claims("data")))
+    attach = [f for f in rules.findings if f.code == storage.EBS_ATTACH_LIMIT]
+    assert rules.blocking is True and len(attach) == 1
+    # the us-east-1a nodes sorted by name, the first three; 0b (us-east-1b) sorts first but cannot be used
+    assert attach[0].message.split("\n")[0] == \
+        "Deployment default/app: no node it can run on can attach its EBS volume (a0, a1, a2)"

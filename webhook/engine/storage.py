@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, cast
 
 from .model import _is_ebs_pv
 from .quantity import QuantityError, parse_quantity
@@ -132,7 +132,7 @@ def spec_findings(state, view: ClaimView, path: str = "spec") -> list[Reason]:
     if view.backend == "ebs":
         multi = modes & {"ReadWriteMany", "ReadOnlyMany"}
         io2_block = (view.ebs_type == "io2" and view.volume_mode == "Block"
-                     and modes <= {"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"})
+                     and modes <= {"ReadWriteMany", "ReadWriteOnce"})     # (the API refuses RWOP with other modes)
         if multi and not io2_block:
             efs = _efs_class_name(state)
             fix = (f"Use the EFS StorageClass {efs!r} for shared storage" if efs else
@@ -395,8 +395,8 @@ def _unreachable(rules: VolumeRules, state, label: str) -> None:
                                      "volumes."))
         rules.blocking = True
         return
-    node_filter = rules.node_filter   # set whenever node_volumes is
-    if rules.node_volumes and node_filter is not None:
+    if rules.node_volumes:
+        node_filter = cast(Callable, rules.node_filter)      # _node_filter makes one whenever node_volumes is set
         candidates = [n for n in state.nodes.values() if (rules.pinned_node is None or n.name == rules.pinned_node)
                       and (zones is None or node_zone(n) in zones)]
         if candidates and all(node_filter(n) for n in candidates):
