@@ -584,9 +584,8 @@ def rules_for(state, obj):
 
 
 def pod_with_claims(*claims, **extra):
-    return s.pod_spec([s.container(requests={"cpu": "100m"})],
-                      volumes=[{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)],
-                      **extra)
+    volumes = [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}} for i, c in enumerate(claims)]
+    return s.pod_spec([s.container(requests={"cpu": "100m"})], volumes=volumes, **extra)
 
 
 def test_a_second_claim_without_zones_keeps_the_first_claims_zone():
