@@ -158,3 +158,32 @@ def test_an_unreadable_daemon_set_is_skipped_and_the_others_still_count():
     state = state_from_objects([*nodes("a"), broken, daemon("logs")])
     requests, pods, _ = owed_by_node(state)["a"]
     assert (requests.cpu, pods) == (100, 1)
+
+
+def test_a_pod_of_the_judged_daemon_set_does_not_stand_in_for_another_daemon_sets_missing_pod():
+    # Judging an update of "logs": node "a" runs a logs pod but no proxy pod yet, so proxy's pod is
+    # still owed there. One DaemonSet pod on the node must not count as "every DaemonSet is here".
+    proxy = daemon("proxy", s.pod_spec([s.container("proxy", requests={"cpu": "50m"})], host_network=True))
+    logs_a = s.pod("logs-a", "kube-system", "a", spec=LOGS, owner=("apps/v1", "DaemonSet", "logs"))
+    state = state_from_objects([*nodes("a"), daemon(), proxy, logs_a])
+    requests, pods, _ = owed_by_node(state, ignore=("DaemonSet", "kube-system", "logs"))["a"]
+    assert (requests.cpu, pods) == (50, 1)
+    assert set(owed_by_node(state)) == {"a"}          # proxy's pod, whoever asks
+    assert owed_by_node(state)["a"][0].cpu == 50
+
+
+def test_a_pod_of_a_daemon_set_that_is_gone_does_not_stand_in_for_a_missing_one():
+    # an orphan: its DaemonSet was deleted (the pod is still terminating); "logs" still owes its pod on "a"
+    orphan = s.pod("old-a", "kube-system", "a", spec=LOGS, owner=("apps/v1", "DaemonSet", "old"))
+    state = state_from_objects([*nodes("a"), daemon(), orphan])
+    assert owed_by_node(state)["a"][1] == 1
+
+
+def test_the_parse_cache_tells_two_unstored_versions_of_a_daemon_set_apart():
+    # manifests read by `check` carry no resourceVersion: the object itself must key the cache
+    first = s.daemonset("logs", spec=LOGS)
+    second = s.daemonset("logs", spec=s.pod_spec([s.container("shipper", requests={"cpu": "300m"})]))
+    state = state_from_objects([*nodes("a"), first])
+    assert owed_by_node(state)["a"][0].cpu == 100
+    state = state_from_objects([*nodes("a"), second])
+    assert owed_by_node(state)["a"][0].cpu == 300

@@ -32,23 +32,28 @@ class DaemonPod:
 
 
 def _daemon_pod(key: tuple, obj: Mapping) -> DaemonPod | None:
-    version = ((obj.get("metadata") or {}).get("resourceVersion")) or id(obj)
+    """The DaemonSet's pod, parsed once per stored version (an object without a resourceVersion,
+    read from a manifest, is parsed every time: nothing else tells two of its versions apart)."""
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    if version is None:
+        return _parse(key, obj)
     cache_key = (key, version)
     if cache_key in _PARSED:
         return _PARSED[cache_key]
-    template = ((obj.get("spec") or {}).get("template") or {})
-    spec = template.get("spec") or {}
-    try:
-        parsed = DaemonPod(pod_requests(spec, path=f"DaemonSet {key[1]}/{key[2]} spec.template.spec"),
-                           uses_pod_ip(spec),
-                           PodPlacementRules.from_pod_spec(spec, (template.get("metadata") or {}).get("labels"),
-                                                           daemon=True))
-    except (ObjectError, AttributeError, TypeError, ValueError):
-        parsed = None
+    parsed = _parse(key, obj)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
     _PARSED[cache_key] = parsed
     return parsed
+
+
+def _parse(key: tuple, obj: Mapping) -> DaemonPod | None:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    try:
+        return DaemonPod(pod_requests(spec, path=f"DaemonSet {key[1]}/{key[2]} spec.template.spec"),
+                         uses_pod_ip(spec), PodPlacementRules.from_pod_spec(spec, daemon=True))
+    except (ObjectError, AttributeError, TypeError, ValueError):
+        return None
 
 
 def owed_by_node(state, ignore: tuple | None = None) -> dict[str, tuple[Resources, int, int]]:
@@ -72,10 +77,14 @@ def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int
     daemonsets = [key for key in state.workloads if key[0] == "DaemonSet" and key != ignore]
     if not daemonsets or not state.nodes:
         return {}
-    # Fast path: a node running as many DaemonSet pods as there are DaemonSets owes nothing
-    # (the per-node count is kept by ClusterState); only the others are looked at closely.
-    wanted = len(daemonsets)
-    candidates = [(name, node) for name, node in state.nodes.items() if node.daemon_pods < wanted]
+    # Fast path: a node that runs a pod of every one of these DaemonSets owes nothing; only the
+    # others are looked at closely. (Counted per DaemonSet: a pod of the one being judged, or of
+    # a DaemonSet that is gone, must not stand in for another's missing pod.)
+    pods_of = {key: [state.pods[k] for k in state.pods_by_owner.get(key, ()) if k in state.pods]
+               for key in daemonsets}
+    covered_by = {key: {p.node for p in pods if p.node} for key, pods in pods_of.items()}
+    everywhere = set.intersection(*covered_by.values())
+    candidates = [(name, node) for name, node in state.nodes.items() if name not in everywhere]
     if not candidates:
         return {}
     owed: dict[str, tuple[Resources, int, int]] = {}
@@ -84,9 +93,8 @@ def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int
         daemon = _daemon_pod(key, obj) if isinstance(obj, Mapping) else None
         if daemon is None:
             continue
-        pods = [state.pods[k] for k in state.pods_by_owner.get(key, ()) if k in state.pods]
-        covered = {p.node for p in pods if p.node}
-        waiting = [p for p in pods if not p.node and p.rules is not None]
+        covered = covered_by[key]
+        waiting = [p for p in pods_of[key] if not p.node and p.rules is not None]
         for name, node in candidates:
             if name in covered or ineligibility(node, daemon.rules) is not None:
                 continue
