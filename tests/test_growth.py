@@ -134,3 +134,17 @@ def test_an_unlimited_pool_does_not_help_a_pod_no_node_can_hold():
     too_big = s.deployment("big", 1, spec=s.pod_spec([s.container(requests={"cpu": "3"})]))
     verdict = evaluate(cluster_with(pool("free")), too_big)
     assert verdict.verdict == "deny" and "can grow" not in verdict.message
+
+
+def test_a_fresh_node_keeps_the_pod_ips_its_daemon_set_pods_leave():
+    # t3.medium: 3 ENIs x (6 - 1) secondary IPs = 15 pod IPs (max pods 3 x 5 + 2 = 17). The agent
+    # DaemonSet pod takes one IP, so a fresh node has 15 - 1 = 14 IPs for the web pods, not 16.
+    ds = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "10m"})]))
+    agent = s.pod("agent-a", "kube-system", "a", spec=ds["spec"]["template"]["spec"],
+                  owner=("apps/v1", "DaemonSet", "agent"))
+    state = state_from_objects([s.node("a"), s.aws_node(), ds, agent])      # aws-node: the VPC CNI's IP slots
+    state.headroom_nodes = 1
+    tiny = s.deployment("web", 28, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))
+    verdict = evaluate(state, tiny)                    # 14 fit on "a", 14 pending
+    assert (verdict.verdict, verdict.pending) == ("warn", 14)
+    assert "about 1 new t3.medium node(s) of 14 pods each would take the 14 pending pods" in verdict.message
