@@ -262,3 +262,17 @@ def test_the_milli_precision_stops_at_max_milli_value():
     assert errors_for(container_spec({"memory": "2"}, {"memory": "3"}), maxLimitRequestRatio={"memory": "1.5"}) == []
     assert errors_for(container_spec({"memory": "2"}, {"memory": "3"}), maxLimitRequestRatio={"memory": "1.4"}) == [
         "memory max limit to request ratio per Container is 1.4, but provided ratio is 1.500000"]
+
+
+def test_the_ratio_is_float64_arithmetic_as_in_limit_request_ratio_constraint():
+    # enforced 9223372036854775 = MaxMilliValue: compared in milli units. A limit equal to it over a
+    # request of 1: float64(9223372036854775000) / float64(1000) = 9223372036854774.0 (two roundings,
+    # as Go does them), times 1000 is not above float64(9223372036854775000): allowed. An exact
+    # division would round to 9223372036854776.0 and refuse it.
+    edge = "9223372036854775"
+    assert errors_for(container_spec({"memory": "1"}, {"memory": edge}), maxLimitRequestRatio={"memory": edge}) == []
+    # one byte more: the observed values are whole bytes (the limit's Value is over MaxMilliValue), but the
+    # bound still compares in milli units (its own Value is not over): 9223372036854776.0 x 1000 is above.
+    assert errors_for(container_spec({"memory": "1"}, {"memory": "9223372036854776"}),
+                      maxLimitRequestRatio={"memory": edge}) == [
+        f"memory max limit to request ratio per Container is {edge}, but provided ratio is 9223372036854776.000000"]

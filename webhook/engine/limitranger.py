@@ -135,7 +135,7 @@ def _ratio_error(kind: str, resource: str, enforced, requests: Mapping, limits: 
     if limit == 0:
         return (f"{resource} max limit to request ratio per {kind} is {enforced}, but no limit is specified or "
                 "limit is 0")
-    ratio = limit / request
+    ratio = float(limit) / float(request)           # float64(lim) / float64(req), as Go rounds it
     # the bound in milli units when its Value fits, the observed ratio scaled to match
     if units(enforced) <= MAX_MILLI_VALUE:
         if ratio * 1000 > float(milli(enforced)):
