@@ -149,3 +149,14 @@ def test_the_reserved_sums_are_brought_up_to_the_reservations_before_use():
     # A decision about a third workload sees 17 - 2 = 15 pods of room left on n-00.
     verdict = evaluate(state, s.small_web("c", 40))
     assert verdict.placement.placed_per_node() == {"n-00": 15, "n-01": 16}
+
+
+def test_a_waiting_pod_without_volumes_leaves_the_attachments_to_the_new_pods():
+    # CSINode count 2 on a; a Pending pod with no volume binds there first. Pods that each attach one new
+    # EBS volume still find 2 attachments: 2 fit (the 17-pod limit is far).
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN), s.csinode("a", 2),
+                                s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))])
+    rooms = RoomMap(state)
+    assert [(pod.name, node) for pod, node in rooms.placed] == [("w", "a")]
+    result = place(rooms, PodPlacementRules(), SMALL, False, 5, new_volumes=1)
+    assert result.placed == 2 and result.per_node["a"].limit == "EBS_ATTACH_LIMIT"
