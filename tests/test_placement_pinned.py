@@ -160,3 +160,11 @@ def test_a_waiting_pod_without_volumes_leaves_the_attachments_to_the_new_pods():
     assert [(pod.name, node) for pod, node in rooms.placed] == [("w", "a")]
     result = place(rooms, PodPlacementRules(), SMALL, False, 5, new_volumes=1)
     assert result.placed == 2 and result.per_node["a"].limit == "EBS_ATTACH_LIMIT"
+
+
+def test_pods_with_volumes_on_a_node_without_a_csinode_limit():
+    # No CSINode for a: no attachment limit is known, so only the 17 pods stop volume-attaching pods there.
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN)])
+    result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 20, new_volumes=1)
+    assert (result.placed, result.per_node["a"].limit, result.per_node["a"].room.volumes) == (17, "POD_LIMIT_REACHED",
+                                                                                            None)
