@@ -67,3 +67,34 @@ def test_with_constraints_the_budget_is_a_quarter_and_every_pod_judges_every_nod
     played = _play(state, rules, 25_000)
     assert (played.placed, played.evicted) == (1, 1)     # low (4 CPU) is evicted; the port allows one pod per node
     assert _play(state, rules, 25_001) is None
+
+
+def test_a_cordoned_node_takes_no_pod_in_the_play_either():
+    # preemption_cluster: node a (4 CPU) runs three 1 CPU pods of priority 0; urgent pods ask 1500m. With every
+    # victim gone a holds two (3000m <= 4000m), the third stays Pending. An empty cordoned node c does not help
+    # (NodeUnschedulable filters it for the played pods as for the others).
+    from tests.test_fidelity_scheduler import preemption_cluster, urgent
+    state = preemption_cluster()
+    state.apply(node("c", unschedulable=True))
+    verdict = evaluate(state, urgent(3, "high"))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending) == ("deny", 2, 1)
+
+
+def test_pods_that_fit_somewhere_bind_there_before_any_pod_is_preempted():
+    # a: 3 CPU of priority 0 bound, 1 CPU free; b: empty, 4 CPU. Five 1 CPU pods: a takes 1, b takes 4,
+    # nobody is preempted; a sixth evicts the 3 CPU pod on a (the only victim).
+    state = state_from_objects([node("a"), node("b"), _bound("low", "a", "3", 0)])
+    five = _play(state, PodPlacementRules(), 5)
+    assert (five.placed, five.evicted, five.per_node) == (5, 0, {"a": 1, "b": 4})
+    six = _play(state, PodPlacementRules(), 6)
+    assert (six.placed, six.evicted) == (6, 1)
+
+
+def test_a_per_node_cap_holds_in_the_play():
+    # caps (branch ENIs for security groups for pods): at most 2 pods on a, whatever room or victims it has.
+    state = state_from_objects([node("a"), _bound("low", "a", "4", 0)])
+    rules = PodPlacementRules()
+    lower = victims(state, Priority(1000, True, "high"), rules)
+    played = preemption.play(state, RoomMap(state, priority=1000), rules, Resources(1000, 0), Resources(1000, 0),
+                             False, (), 4, lower, caps={"a": (2, "POD_ENI_EXHAUSTED")})
+    assert (played.placed, played.evicted, played.per_node) == (2, 1, {"a": 2})
