@@ -7,6 +7,8 @@ the number of victims.
 
 from __future__ import annotations
 
+import pytest
+
 from tests import synthetic as s
 from tests.test_fidelity_scheduler import node, priority_class
 from webhook.engine import preemption
@@ -39,34 +41,66 @@ def test_the_sum_of_victim_priorities_is_taken_with_max_int32_plus_one_added_to_
     assert "1 pods fit only by preemption: would preempt 3 lower-priority pods" in verdict.reasons[0].summary
 
 
-def _play(state, rules, wanted):
-    lower = victims(state, Priority(1000, True, "high"), rules)
+def _play(state, rules, wanted, lower=None, caps=None):
+    lower = victims(state, Priority(1000, True, "high"), rules) if lower is None else lower
     return preemption.play(state, RoomMap(state, priority=1000), rules, Resources(1000, 0), Resources(1000, 0),
-                           False, (), wanted, lower)
+                           False, (), wanted, lower, caps=caps)
 
 
-def test_the_play_budget_counts_node_checks_and_victims():
-    # Without pod-level constraints: eligible + 3 x victims + wanted x eligible node checks, at most 400,000.
-    # One node, one victim: 1 + 3 + W <= 400,000 -> W = 399,996 is played, 399,997 is left to the bulk estimate.
-    assert preemption.SEQUENTIAL_BUDGET == 400_000
-    state = state_from_objects([node("a"), _bound("low", "a", "3", 0)])
-    rules = PodPlacementRules()
-    played = _play(state, rules, 399_996)
-    assert (played.placed, played.evicted, played.per_node) == (4, 1, {"a": 4})   # 4 CPU: four 1 CPU pods
-    assert _play(state, rules, 399_997) is None
-
-
-def test_with_constraints_the_budget_is_a_quarter_and_every_pod_judges_every_node():
-    # With a host port (a pod-level constraint): wanted x (eligible + 3 x victims) <= 100,000:
-    # one node, one victim: W x 4 -> W = 25,000 is played, 25,001 is not.
+def _constrained(spec) -> PodPlacementRules:
     from webhook.engine.constraints import PodConstraints
-    ported = s.pod_spec([dict(s.container(requests={"cpu": "1"}), ports=[{"containerPort": 80, "hostPort": 80}])])
-    rules = PodPlacementRules.from_pod_spec(ported, {"app": "new"},
-                                            constraints=PodConstraints.from_pod_spec(ported, "default", {"app": "new"}))
-    state = state_from_objects([node("a"), _bound("low", "a", "4", 0)])
-    played = _play(state, rules, 25_000)
-    assert (played.placed, played.evicted) == (1, 1)     # low (4 CPU) is evicted; the port allows one pod per node
-    assert _play(state, rules, 25_001) is None
+    return PodPlacementRules.from_pod_spec(spec, {"app": "new"},
+                                           constraints=PodConstraints.from_pod_spec(spec, "default", {"app": "new"}))
+
+
+PORTED = s.pod_spec([dict(s.container(requests={"cpu": "1"}), ports=[{"containerPort": 80, "hostPort": 80}])])
+
+
+@pytest.mark.parametrize(("nodes", "lower", "wanted", "constrained", "played"), [
+    # Without pod-level constraints: nodes + 3 x lower pods + wanted x nodes checks, at most 400,000.
+    (1, 1, 399_996, False, True),         # 1 + 3 + 399,996 = 400,000
+    (1, 1, 399_997, False, False),        # 400,001
+    (2, 133_332, 1, False, True),         # 2 + 399,996 + 2 = 400,000
+    (2, 133_333, 1, False, False),        # 400,003
+    (2, 1, 199_998, False, False),        # 2 + 3 + 399,996 = 400,001
+    # With them (every pod judges every node and its victims again): wanted x (nodes + 3 x lower) <= 100,000.
+    (1, 1, 25_000, True, True),           # 25,000 x 4 = 100,000
+    (1, 1, 25_001, True, False),          # 100,004
+    (1, 33_333, 1, True, True),           # 1 x (1 + 99,999) = 100,000
+    (1, 33_334, 1, True, False),          # 100,003
+])
+def test_the_play_budget_counts_node_checks_and_victims(nodes, lower, wanted, constrained, played):
+    # Past the budget play() returns None and the caller estimates in bulk. The lower-priority pods here run
+    # on a node the pod may not use (they count for the cost only).
+    assert preemption.SEQUENTIAL_BUDGET == 400_000
+    state = state_from_objects([node(f"n{i}") for i in range(nodes)] + [_bound("low", "elsewhere", "1", 0)])
+    rules = _constrained(PORTED) if constrained else PodPlacementRules()
+    result = _play(state, rules, wanted, lower=list(state.pods.values()) * lower)
+    assert (result is not None) == played
+    if played:      # 4 CPU nodes: four 1 CPU pods each (one with the host port)
+        assert result.placed == min(wanted, nodes if constrained else 4 * nodes) and result.evicted == 0
+
+
+def test_a_played_pod_preempts_for_real():
+    # One node, a 3 CPU pod of priority 0 on it: a 1 CPU pod binds next to it, the second evicts it, then
+    # two more bind: 4 placed, 1 evicted.
+    state = state_from_objects([node("a"), _bound("low", "a", "3", 0)])
+    played = _play(state, PodPlacementRules(), 6)
+    assert (played.placed, played.evicted, played.per_node) == (4, 1, {"a": 4})
+    # With a host port: the first pod evicts low (4 CPU), the second finds the port taken by the first.
+    full = state_from_objects([node("a"), _bound("low", "a", "4", 0)])
+    played = _play(full, _constrained(PORTED), 3)
+    assert (played.placed, played.evicted) == (1, 1)
+
+
+def test_fewer_victims_win_when_the_highest_priorities_are_equal():
+    # One 4 CPU pod: node a holds one 4 CPU pod of priority 0, node b two 2 CPU pods of priority 0. Highest
+    # victim priority 0 on both; sums 2^31 (a) < 2 x 2^31 (b): a is picked, 1 victim.
+    state = state_from_objects([node("a"), node("b"), priority_class("high", 1000), _bound("a-1", "a", "4", 0),
+                                _bound("b-1", "b", "2", 0), _bound("b-2", "b", "2", 0)])
+    spec = s.pod_spec([s.container(requests={"cpu": "4"})], priorityClassName="high")
+    verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
+    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
 
 
 def test_a_cordoned_node_takes_no_pod_in_the_play_either():
@@ -94,7 +128,12 @@ def test_a_per_node_cap_holds_in_the_play():
     # caps (branch ENIs for security groups for pods): at most 2 pods on a, whatever room or victims it has.
     state = state_from_objects([node("a"), _bound("low", "a", "4", 0)])
     rules = PodPlacementRules()
-    lower = victims(state, Priority(1000, True, "high"), rules)
-    played = preemption.play(state, RoomMap(state, priority=1000), rules, Resources(1000, 0), Resources(1000, 0),
-                             False, (), 4, lower, caps={"a": (2, "POD_ENI_EXHAUSTED")})
+    played = _play(state, rules, 4, caps={"a": (2, "POD_ENI_EXHAUSTED")})
     assert (played.placed, played.evicted, played.per_node) == (2, 1, {"a": 2})
+    # The same with a pod-level constraint (a zone spread, one zone: it never stops a pod by itself).
+    spread = s.pod_spec([s.container(requests={"cpu": "1"})], topologySpreadConstraints=[
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": {"matchLabels": {"app": "new"}}}])
+    empty = state_from_objects([node("a")])
+    played = _play(empty, _constrained(spread), 4, caps={"a": (2, "POD_ENI_EXHAUSTED")})
+    assert (played.placed, played.per_node) == (2, {"a": 2})
