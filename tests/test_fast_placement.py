@@ -346,3 +346,38 @@ def test_values_past_2_to_the_62_leave_room_for_the_reservations_subtracted_from
     state.reserve(("Deployment", "default", "other"), {"n-00": 1}, Resources(0, 4 * 10**18), False)
     placed = _plain(state, 900).placement.placed_per_node()
     assert "n-00" not in placed and sum(placed.values()) == 833
+
+
+def test_a_reservation_too_big_for_64_bits_is_subtracted_exactly():
+    # Two promised pods of 5Ei each hold 2 x 5 x 2^60 bytes on n-00, past 2^63: n-00 has no memory left for
+    # the 900 pods; the other 49 nodes take 17 each (833).
+    state = state_from_objects(_alike(50))
+    state.reserve(("Deployment", "default", "huge"), {"n-00": 2}, Resources(10, 5 * 2**60), False)
+    placed = _plain(state, 900).placement.placed_per_node()
+    assert "n-00" not in placed and sum(placed.values()) == 833
+
+
+def test_a_node_with_no_pod_ip_left_takes_no_pod_that_needs_one():
+    # t3.medium with the VPC CNI: 3 ENIs x (6 - 1) = 15 pod IPs (eni-max-pods.txt: 3 x 5 + 2 = 17 with the two
+    # host-network pods), here with maxPods raised to 110. n-00 already runs 15 pods with IPs: 0 left, while
+    # 95 pod slots are free. 900 pods: 47 other nodes x 15 IPs = 705 placed, n-00 stopped by POD_IP_EXHAUSTED.
+    nodes = [s.node(f"n-{i:02d}", allocatable={"cpu": "1930m", "memory": "3388360Ki", "pods": "110"})
+             for i in range(48)]
+    running = [s.pod(f"r-{i}", "default", "n-00", spec=s.pod_spec([s.container(requests={"cpu": "1m"})]))
+               for i in range(15)]
+    agents = [s.pod(f"aws-node-{i:02d}", "kube-system", f"n-{i:02d}", owner=("apps/v1", "DaemonSet", "aws-node"),
+                    spec=s.pod_spec([s.container("aws-node", requests={"cpu": "25m"})], host_network=True))
+              for i in range(48)]      # aws-node runs everywhere: nothing is owed, no room is built ahead
+    state = state_from_objects([s.aws_node(), *nodes, *agents, *running])
+    placement_ = _plain(state, 900).placement
+    assert placement_.placed == 705 and "n-00" not in placement_.placed_per_node()
+    assert placement_.per_node["n-00"].limit == "POD_IP_EXHAUSTED"
+
+
+def test_a_request_of_one_unit_still_counts():
+    # Nodes with 5m of CPU and 17 pods: pods of 1m CPU fit 5 per node (INSUFFICIENT_CPU), 48 x 5 = 240.
+    nodes = [s.node(f"n-{i:02d}", instance_type=None, allocatable={"cpu": "5m", "memory": "8Gi", "pods": "17"})
+             for i in range(48)]
+    state = state_from_objects(nodes)
+    verdict = evaluate(state, s.deployment("tiny", 300, "default", s.pod_spec([s.container(requests={"cpu": "1m"})])))
+    assert verdict.placement.placed == 240 and verdict.placement.limits() == {"INSUFFICIENT_CPU": 48}
