@@ -168,3 +168,11 @@ def test_pods_with_volumes_on_a_node_without_a_csinode_limit():
     result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 20, new_volumes=1)
     assert (result.placed, result.per_node["a"].limit, result.per_node["a"].room.volumes) == (17, "POD_LIMIT_REACHED",
                                                                                             None)
+
+
+def test_a_nodes_room_is_one_object_before_and_after_every_room_is_built():
+    state = _fleet(3)
+    rooms = RoomMap(state)
+    early = rooms.room("n-01")                 # built alone, on first use
+    assert rooms.rooms["n-01"] is early and rooms.room("n-01") is early
+    assert rooms.room("n-02") is rooms.rooms["n-02"]      # asked for after every room was built
