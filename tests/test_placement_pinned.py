@@ -176,3 +176,41 @@ def test_a_nodes_room_is_one_object_before_and_after_every_room_is_built():
     early = rooms.room("n-01")                 # built alone, on first use
     assert rooms.rooms["n-01"] is early and rooms.room("n-01") is early
     assert rooms.room("n-02") is rooms.rooms["n-02"]      # asked for after every room was built
+
+
+def test_a_waiting_pod_with_constraints_avoids_a_prefer_no_schedule_taint_by_score():
+    # As test_scoring's PreferNoSchedule case, for a pod placed by the scan (it has a host port): a (tainted,
+    # empty) scores 97 + 98 = 195 on resources, b (1 CPU busy) (72 + 95) // 2 + 86 = 169; TaintToleration x 3
+    # adds 0 to a and 300 to b: the pod binds on b.
+    big = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+    ported = s.pod_spec([dict(s.container(requests={"cpu": "100m"}), ports=[{"containerPort": 80, "hostPort": 80}])])
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=big,
+               taints=[{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]),
+        s.node("b", instance_type=None, allocatable=big),
+        s.pod("busy", node_name="b", spec=s.pod_spec([s.container(requests={"cpu": "1"})])),
+        s.pod("w", spec=ported)])
+    assert [(pod.name, node) for pod, node in RoomMap(state).placed] == [("w", "b")]
+
+
+def test_pods_placed_one_at_a_time_are_scored_with_the_default_requests():
+    # BestEffort pods with a zone spread (placed one at a time): LeastAllocated counts each as 100m / 200Mi
+    # (scored), so after the first pod on a, b scores higher: (3900 * 100 // 4000 = 97) < 100 on cpu. They
+    # alternate a, b, a, b rather than piling onto a.
+    spec = s.pod_spec([s.container()], topologySpreadConstraints=[
+        {"maxSkew": 5, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": {"matchLabels": WEB}}])
+    rules = PodPlacementRules.from_pod_spec(spec, WEB, constraints=PodConstraints.from_pod_spec(spec, "default", WEB))
+    state = state_from_objects([s.node(n, instance_type=None, allocatable=SEVENTEEN) for n in ("a", "b")])
+    result = place(RoomMap(state), rules, Resources(0, 0), False, 4, scored=Resources(100, 200 * 2**20))
+    assert result.placed_per_node() == {"a": 2, "b": 2}
+
+
+def test_pod_level_constraints_are_obeyed_on_a_large_cluster():
+    # A host port allows one pod per node (NodePorts): 100 replicas on 60 nodes place 60, even where the
+    # index would otherwise serve the plain case.
+    ported = s.pod_spec([dict(s.container(requests={"cpu": "10m"}), ports=[{"containerPort": 80, "hostPort": 80}])])
+    rules = PodPlacementRules.from_pod_spec(ported, WEB,
+                                            constraints=PodConstraints.from_pod_spec(ported, "default", WEB))
+    result = place(RoomMap(_fleet(60)), rules, SMALL, False, 100)
+    assert result.placed == 60 and set(result.placed_per_node().values()) == {1}
