@@ -230,3 +230,26 @@ def test_the_warning_list_fits_the_apiservers_4096_character_budget_exactly():
     lines = [f"{i:02d}" + "z" * 116 for i in range(34)]
     assert sanitize_warnings(lines + ["q" * 84]) == lines + ["q" * 84]
     assert sanitize_warnings(lines + ["q" * 85]) == lines + ["1 more warnings not shown"]
+
+
+@pytest.mark.parametrize("raw,message", [
+    (body({"uid": "u"}, kind="AdmissionReviewList"), "kind must be AdmissionReview, got 'AdmissionReviewList'"),
+    (body({"uid": "u"}, apiVersion="admission.k8s.io/v1beta1"),
+     "apiVersion must be admission.k8s.io/v1, got 'admission.k8s.io/v1beta1' "
+     "(set admissionReviewVersions: [\"v1\"] in the webhook configuration)"),
+    (body(), "AdmissionReview has no request: the apiserver sends one in every review"),
+    (body(request=["uid"]), "request must be a JSON object, got an array"),
+    (body(request="u"), "request must be a JSON object, got a string"),
+])
+def test_an_envelope_that_is_not_an_admission_review_v1_request_is_a_400(raw, message):
+    with pytest.raises(BadReview) as error:
+        parse_review(raw)
+    assert (error.value.status, error.value.message) == (400, message)
+
+
+def test_the_objects_own_kind_wins_and_no_kind_is_invented_when_the_review_names_none():
+    review = parse_review(body({"uid": "u", "operation": "UPDATE", "kind": {"kind": "Deployment"},
+                                "object": {"kind": "ReplicaSet"}, "oldObject": {}}))
+    assert review.obj == {"kind": "ReplicaSet", "metadata": {}} and review.old == {"kind": "Deployment", "metadata": {}}
+    review = parse_review(body({"uid": "u", "operation": "CREATE", "object": {"metadata": {"name": "a"}}}))
+    assert review.obj == {"metadata": {"name": "a"}} and review.kind == ""
