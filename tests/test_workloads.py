@@ -154,6 +154,8 @@ def test_a_bare_pod_is_its_own_template_and_a_missing_namespace_is_default():
     assert demand.pod_spec == pod["spec"] and demand.pod_labels == {"app": "p"}
     bare = demand_of({"kind": "Pod"})
     assert (bare.namespace, bare.name, bare.pod_spec, bare.pod_labels) == ("default", "", {}, {})
+    job = demand_of({"kind": "Job", "metadata": {"name": "j", "namespace": "ci"}, "spec": {"parallelism": 3}})
+    assert (job.key, job.replicas, job.pod_spec, job.pod_labels) == (("Job", "ci", "j"), 3, {}, {})
     empty = demand_of({"kind": "StatefulSet", "metadata": None, "spec": None})
     assert (empty.replicas, empty.pod_spec, empty.pod_labels, empty.claim_templates) == (1, {}, {}, ())
 
