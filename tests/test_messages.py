@@ -26,3 +26,56 @@ def test_kubelet_limit_below_the_cni_limit_says_how_far_max_pods_can_go():
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (11, 1, ["POD_LIMIT_REACHED"])
     # eni-max-pods.txt: t3.medium 17.
     assert "Raise kubelet maxPods (the VPC CNI allows 17 on t3.medium)" in verdict.message
+
+
+# ---- the remedy matches the node's IP model (AWS VPC CNI docs, eni-max-pods.txt) -------------------
+
+def _two_nodes(instance_type="t3.medium", **kw):
+    items = s.two_t3_medium_cluster(**kw)["items"]
+    for item in items:
+        if item["kind"] == "Node":
+            for key in ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"):
+                item["metadata"]["labels"][key] = instance_type
+    return state_from_objects(items)
+
+
+def test_ip_exhaustion_on_xen_nodes_says_prefix_delegation_needs_nitro():
+    # t2.medium (Xen): 3 ENIs x (6 - 1) = 15 pod IPs like t3.medium, but no prefix delegation (Nitro only).
+    verdict = evaluate(_two_nodes("t2.medium"), s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_IP_EXHAUSTED"])
+    assert f"(node {N1}: 10 IP slots left of 15 on t2.medium; node {N2}: 11 of 15)" in verdict.message
+    assert verdict.message.endswith(
+        "Prefix delegation needs Nitro instance types: use Nitro nodes, add nodes, or lower replicas.")
+
+
+def test_ip_exhaustion_with_prefix_delegation_on_asks_for_nodes_not_for_prefix_delegation():
+    # Prefixes on t3.medium: 3 ENIs x (6 - 1) = 15 /28 prefixes = 240 IPs; kubelet maxPods 300 is higher,
+    # so the IPs run out first: 240 - 5 + 240 - 4 = 471 of 600 tiny pods fit.
+    state = _two_nodes(prefix_delegation=True, max_pods=300)
+    tiny = s.deployment("web", 600, spec=s.pod_spec([s.container("web", requests={"cpu": "1m", "memory": "1Mi"})]))
+    verdict = evaluate(state, tiny)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (471, 129, ["POD_IP_EXHAUSTED"])
+    assert f"node {N1}: 235 IP slots left of 240 on t3.medium; node {N2}: 236 of 240" in verdict.message
+    assert verdict.message.endswith("\nAdd nodes or larger instance types, or lower replicas.")
+
+
+def test_nodes_that_kept_the_eni_limited_max_pods_after_prefix_delegation_are_named_for_replacement():
+    # Prefix delegation on, but both nodes still run maxPods 17 (booted before it was enabled): they
+    # keep secondary IPs, 10 + 11 free, and the remedy is to replace them.
+    state = _two_nodes(prefix_delegation=True, max_pods=17)
+    verdict = evaluate(state, s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_IP_EXHAUSTED"])
+    fix = verdict.message.splitlines()[-1]
+    assert N1 in fix and N2 in fix and "started before prefix delegation was enabled" in fix
+    assert fix.endswith(" Or add nodes, or lower replicas.")
+
+
+def test_a_kubelet_limit_equal_to_the_cni_limit_does_not_advise_raising_max_pods():
+    # hostNetwork pods take no pod IP, only pod slots: maxPods 17 (= eni-max-pods for t3.medium) less
+    # the 7 and 6 pods already there leaves 10 + 11; nothing to gain from maxPods, so: add nodes.
+    web = s.small_web("web", 40)
+    web["spec"]["template"]["spec"]["hostNetwork"] = True
+    verdict = evaluate(_two_nodes(), web)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 19, ["POD_LIMIT_REACHED"])
+    assert f"(node {N1}: 10 of 17 pod slots left; node {N2}: 11 of 17 pod slots left)" in verdict.message
+    assert verdict.message.endswith("\nAdd nodes or lower replicas.")
