@@ -17,6 +17,8 @@ def test_attach_limit_message_names_the_attachments_each_node_had_left():
     # One new volume per pod: 2 + 3 attachments -> 5 pods, 2 Pending.
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (5, 2, ["EBS_ATTACH_LIMIT"])
     assert f"node {N1}: 2 EBS attachments left; node {N2}: 3 EBS attachments left" in verdict.message
+    assert verdict.message.endswith("\nSpread the pods over more nodes, use fewer EBS volumes per pod, or lower "
+                                    "replicas.")
 
 
 def test_kubelet_limit_below_the_cni_limit_says_how_far_max_pods_can_go():

@@ -73,7 +73,8 @@ def test_sgp_workload_on_m5_large_gets_nine_branch_enis_per_node():
     # 9 - 2 on A, 9 on B: 16 branch ENIs; 20 replicas leave 4 Pending.
     verdict = evaluate(state, s.small_web("web", 20))
     assert verdict.codes == ["POD_ENI_EXHAUSTED"] and (verdict.schedulable, verdict.pending) == (16, 4)
-    assert f"node {A}: 7 of 9 branch ENIs free" in verdict.message
+    assert f"16 fit (node {A}: 7 of 9 branch ENIs free; node {B}: 9 of 9 branch ENIs free); 4 would" \
+        in verdict.message
     assert evaluate(state, s.small_web("web", 16)).verdict == "allow"
 
 
