@@ -2,6 +2,7 @@
 
 from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
+from webhook.engine.requests import Resources
 from webhook.state.snapshot import state_from_objects
 
 N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
@@ -81,3 +82,29 @@ def test_a_kubelet_limit_equal_to_the_cni_limit_does_not_advise_raising_max_pods
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 19, ["POD_LIMIT_REACHED"])
     assert f"(node {N1}: 10 of 17 pod slots left; node {N2}: 11 of 17 pod slots left)" in verdict.message
     assert verdict.message.endswith("\nAdd nodes or lower replicas.")
+
+
+def test_room_promised_to_other_workloads_names_the_biggest_holder_and_counts_the_rest():
+    # N1: 10 free IP slots, promised 6 + 4; N2: 11, promised 5 + 3 + 3. Nothing is left for a new pod.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {N1: 6, N2: 5}, each, True)
+    state.reserve(("Deployment", "default", "b"), {N1: 4}, each, True)
+    state.reserve(("StatefulSet", "default", "c"), {N2: 3}, each, True)
+    state.reserve(("Job", "batch", "d"), {N2: 3}, each, True)
+    verdict = evaluate(state, s.small_web("web", 2))
+    assert (verdict.schedulable, verdict.pending) == (0, 2)
+    assert (f"(node {N1}: 0 IP slots left of 15 on t3.medium (10 reserved for Deployment default/a and 1 other "
+            f"workload); node {N2}: 0 of 15 (11 reserved for Deployment default/a and 2 other workloads))") \
+        in verdict.message
+
+
+def test_a_node_with_no_ebs_attachment_left_shows_zero():
+    items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
+    items += [s.csinode(N1, ebs_count=0), s.csinode(N2, ebs_count=1)]
+    template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": s.pvc("data")["spec"]}
+    db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
+    verdict = evaluate(state_from_objects(items), db)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (1, 2, ["EBS_ATTACH_LIMIT"])
+    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachments left)" in verdict.message
