@@ -151,3 +151,21 @@ def test_a_gated_daemon_set_requests_nothing_yet():
                         spec=s.pod_spec([s.container(requests={"cpu": "9"})], schedulingGates=[{"name": "wait"}]))
     verdict = evaluate(cluster(), gated)
     assert (verdict.verdict, verdict.requested, verdict.pending) == ("allow", 0, 0)
+
+
+def test_a_daemonset_apply_that_keeps_its_template_places_nothing_and_counts_its_running_pods():
+    # kube-proxy runs one pod on each of the two nodes; re-applying it unchanged creates no pod.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    proxy = next(i for i in s.two_t3_medium_cluster()["items"]
+                 if i["kind"] == "DaemonSet" and i["metadata"]["name"] == "kube-proxy")
+    verdict = evaluate(state, proxy, copy.deepcopy(proxy))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("allow", 2, 2, 0)
+    assert verdict.hold_at_most is None and verdict.placement is None
+
+
+def test_an_update_of_a_bare_pod_places_nothing_and_shrinks_no_promise():
+    # A Pod's spec is immutable past a few fields: an update never creates a pod.
+    pod = s.pod("p", "default", None, s.pod_spec([s.container("c", requests={"cpu": "10m"})]))
+    verdict = evaluate(cluster(pod), pod, copy.deepcopy(pod))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("allow", 1, 1, 0)
+    assert verdict.hold_at_most is None and verdict.placement is None

@@ -212,3 +212,16 @@ def test_pods_a_selected_workloads_controller_still_has_to_create_hold_their_bra
     # Not selected by the policy, the promised pod would take a secondary IP and leave the branch ENI.
     plain = _web("api", 1, {"app": "api"})
     assert evaluate(_one_branch_cluster([plain]), _web("web2", 1)).verdict == "allow"
+
+
+def test_pods_on_branch_enis_take_no_secondary_ip_of_the_node():
+    # m5.large with the trunk: 2 ENIs x 9 = 18 secondary IPs, all held by 18 running pods. Pods a
+    # SecurityGroupPolicy selects get their IP on a branch ENI (9 per node), so 3 still fit.
+    fill = s.small_web("fill", 1)["spec"]["template"]["spec"]
+    items = [m5_large(A, "us-east-1a"), pod_eni_aws_node(), s.namespace("default"), sgp(pod_labels={"app": "db"})]
+    items += [s.pod(f"fill-{i}", "default", A, fill, labels={"app": "fill"}) for i in range(18)]
+    state = state_from_objects(items)
+    assert evaluate(state, s.small_web("other", 1)).codes == ["POD_IP_EXHAUSTED"]
+    verdict = evaluate(state, s.small_web("db", 3))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("allow", 3, 0, [])
+    assert (verdict.uses_ip, verdict.branch_eni) == (False, True)
