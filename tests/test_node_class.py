@@ -152,3 +152,16 @@ def test_a_node_class_the_webhook_cannot_read_still_names_the_field_to_change():
     verdict = evaluate(state_from_objects(items), s.small_web("web", 20))
     assert ("Raise spec.kubelet.maxPods on EC2NodeClass small to 29 (its setting is not readable here; the VPC CNI "
             "allows 29 on m5.large)") in verdict.message
+
+
+def test_prefix_delegation_advice_names_at_most_three_node_classes():
+    # Four m5.large Karpenter nodes, one EC2NodeClass each: 3 ENIs x (10 - 1) = 27 pod IPs a node, 108 in all.
+    names = [f"ip-10-0-{i}-1.ec2.internal" for i in range(4)]
+    classes = ["alpha", "bravo", "charlie", "delta"]
+    items = [karpenter_node(n, "m5.large", 29, node_class=c) for n, c in zip(names, classes, strict=True)]
+    items += [ec2_node_class(c) for c in classes] + [s.aws_node(), s.namespace("default")]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 200))
+    assert (verdict.codes, verdict.schedulable, verdict.pending) == (["POD_IP_EXHAUSTED"], 108, 92)
+    assert ("set spec.kubelet.maxPods to 110 on EC2NodeClass alpha, EC2NodeClass bravo, EC2NodeClass charlie "
+            "(Karpenter keeps the ENI-limited figure otherwise)") in verdict.message
+    assert "delta" not in verdict.message
