@@ -144,7 +144,9 @@ def test_gt_and_lt_read_label_values_as_go_parse_int_does():
     cases = [("+7", "Gt", "5", True), ("-3", "Lt", "0", True), ("-3", "Gt", "-4", True),
              ("1_0", "Gt", "5", False), ("99999999999999999999", "Gt", "5", False),
              ("9223372036854775807", "Gt", "9223372036854775806", True), ("7", "Gt", "1_0", False),
-             ("7", "Lt", "99999999999999999999", False), ("seven", "Gt", "5", False)]
+             ("7", "Lt", "99999999999999999999", False), ("seven", "Gt", "5", False),
+             ("9223372036854775808", "Gt", "5", False),                        # 2^63: one past int64
+             ("-9223372036854775808", "Lt", "0", True), ("-9223372036854775809", "Lt", "0", False)]
     for label, operator, bound, eligible in cases:
         verdict = ineligibility(node(labels={"cores": label}), _gt_lt(operator, bound))
         assert (verdict is None) is eligible, (label, operator, bound)
