@@ -151,3 +151,22 @@ def test_gt_and_lt_read_label_values_as_go_parse_int_does():
         verdict = ineligibility(node(labels={"cores": label}), _gt_lt(operator, bound))
         assert (verdict is None) is eligible, (label, operator, bound)
     assert ineligibility(node(), _gt_lt("Gt", "0")) == "required node affinity not matched"   # no label: no match
+
+
+def test_every_taint_and_every_toleration_is_read_not_only_the_first():
+    # v1.33.13 TaintToleration Filter: a node fits when each NoSchedule/NoExecute taint is tolerated by
+    # ANY toleration (v1.Toleration.ToleratesTaint); PreferNoSchedule taints are skipped, not a stop.
+    gpu = node(taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
+    two = [{"key": "spot", "operator": "Exists", "effect": "NoExecute"},
+           {"key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert ineligibility(gpu, rules(tolerations=two)) is None
+    soft_then_hard = node(taints=[{"key": "spot", "value": "true", "effect": "PreferNoSchedule"},
+                                  {"key": "team", "value": "db", "effect": "NoSchedule"}])
+    assert ineligibility(soft_then_hard, rules()) == "taint team=db:NoSchedule not tolerated"
+    # DaemonSet pods tolerate the node-condition taints only: a custom taint after one still stops them.
+    daemon = PodPlacementRules.from_pod_spec(s.pod_spec(), daemon=True)
+    condition_then_custom = node(taints=[{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"},
+                                         {"key": "team", "value": "db", "effect": "NoExecute"}])
+    assert ineligibility(condition_then_custom, daemon) == "taint team=db:NoExecute not tolerated"
+    assert ineligibility(condition_then_custom, rules()) == "taint node.kubernetes.io/disk-pressure:NoSchedule " \
+                                                            "not tolerated"
