@@ -311,3 +311,21 @@ def test_a_host_port_held_by_a_pod_that_stays_keeps_the_node_no_candidate():
     freed = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
                                 s.pod("holder", "default", "a", spec=_ported(-1, "1"))])
     assert _names(local_victims(freed, rules, victims(freed, Priority(0, True, ""), rules), [])) == ["holder"]
+
+
+def test_a_daemonset_counts_only_the_nodes_preemption_really_frees():
+    # a: a 1-CPU victim beside a 3-CPU pod of HIGHER priority: with the victim gone 1 CPU is free, the 2-CPU
+    # daemon pod still does not fit (a is no candidate at all). b has room. c: two 2-CPU victims, -2 goes,
+    # -1 is reprieved (exact fit). So 1 pod runs by preemption, a's stays Pending: a deny, not a warning.
+    from webhook.engine.evaluate import evaluate
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL), s.node("b", instance_type=None, allocatable=FULL),
+        s.node("c", instance_type=None, allocatable=FULL),
+        s.pod("low-a", "default", "a", spec=_cpu_spec(-5, "1")),
+        s.pod("high-a", "default", "a", spec=_cpu_spec(10, "3")),
+        s.pod("c-1", "default", "c", spec=_cpu_spec(-1)), s.pod("c-2", "default", "c", spec=_cpu_spec(-2)),
+    ])
+    verdict = evaluate(state, s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})])))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("deny", 3, 2, 1)
+    assert verdict.codes == ["PREEMPTION", "INSUFFICIENT_CPU"]
+    assert verdict.reasons[0].summary.endswith("1 pods fit only by preemption: would preempt 1 lower-priority pods")
