@@ -213,7 +213,8 @@ def test_without_orjson_the_standard_library_decodes_the_same_review(monkeypatch
     assert slow == fast and slow.uid == "u-1" and slow.obj["spec"] == {"replicas": 5}
     with pytest.raises(BadReview) as error:
         parse_review(b"[1, 2]")
-    assert error.value.message == "request body must be an AdmissionReview object, got an array"
+    assert (error.value.status, error.value.message) == (
+        400, "request body must be an AdmissionReview object, got an array")
 
 
 def test_a_warning_of_exactly_120_characters_is_kept_whole_and_121_are_clipped():
