@@ -135,6 +135,8 @@ def test_node_affinity_policy_honor_leaves_nodes_the_pod_cannot_use_out_of_the_d
     assert honor.spread_counts == [{"z1": 2, "z2": 0}]        # c's three pods are not counted
     assert honor.refusal(state.nodes["a"]) == SPREAD           # 2 + 1 - 0 = 3 > 1
     assert honor.refusal(state.nodes["b"]) is None
+    # a node outside the domains: "matchNum" is 0 when its value is no domain (filtering.go)
+    assert honor.refusal(state.nodes["c"]) is None             # 0 + 1 - 0 = 1 <= 1
     ignore = _watch(state, _incoming(nodeSelector={"disk": "ssd"},
                                      topologySpreadConstraints=_spread(nodeAffinityPolicy="Ignore")))
     assert ignore.spread_counts == [{"z3": 3, "z1": 2, "z2": 0}]
@@ -357,3 +359,47 @@ def test_refusal_reasons_come_in_the_scheduler_order_ports_anti_affinity_affinit
                                          topologySpreadConstraints=_spread(max_skew=1)))
     assert everything.refusal(state.nodes["a"]) == HOST_PORT
     assert everything.refusal(state.nodes["a"], used_ports={}) == ANTI_AFFINITY
+
+
+def test_an_empty_selector_counts_no_pod_but_the_pod_matches_it_itself():
+    # countPodsMatchSelector: "if selector.Empty() { return 0 }"; selfMatchNum: Selector.Matches -> 1
+    nodes = _nodes(("a", "z1", {}, ()), ("b", "z2", {}, ()))
+    state = _state(nodes, [_bound("p1", "a"), _bound("p2", "a")])
+    empty = [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {}}]
+    watch = _watch(state, _incoming(topologySpreadConstraints=empty))
+    assert watch.spread_counts == [{"z1": 0, "z2": 0}]
+    assert watch.changes_as_placed is False
+    watch.observe_self(state.nodes["a"])
+    watch.observe_self(state.nodes["a"])
+    assert watch.spread_counts == [{"z1": 0, "z2": 0}]
+    assert _refusals(watch, state) == {"a": None, "b": None}       # 0 + 1 - 0 = 1 <= 1
+
+
+def test_anti_affinity_by_zone_that_does_not_match_the_pod_itself_changes_nothing_as_placed():
+    state = _state(_nodes(("a", "z1", {}, ()),))
+    watch = _watch(state, _incoming(affinity=_anti(ZONE, {"app": "db"})))
+    assert watch.changes_as_placed is False and watch.one_per_node is None
+
+
+def test_a_removed_repelling_pod_takes_its_repulsion_with_it_one_pod_at_a_time():
+    nodes = _nodes(("a", "z1", {}, ()), ("b", "z2", {}, ()))
+    repelling = [_bound(f"l{i}", "a", labels={"app": "db"}, affinity=_anti(ZONE)) for i in range(2)]
+    state = _state(nodes, repelling)
+    incoming = _incoming(topologySpreadConstraints=_spread(key=HOST, max_skew=5))
+    one_left = _watch(state, incoming, removed=[state.pods[("default", "l0")]])
+    assert one_left.existing_anti == {ZONE: {"z1": 1}}
+    assert _refusals(one_left, state) == {"a": ANTI_AFFINITY, "b": None}
+    none_left = _watch(state, incoming, removed=[state.pods[("default", "l0")], state.pods[("default", "l1")]])
+    assert none_left.existing_anti == {ZONE: {"z1": 0}}
+    assert _refusals(none_left, state) == {"a": None, "b": None}
+
+
+def test_the_first_pod_rule_holds_again_once_the_only_matching_pod_is_gone():
+    # no pod anywhere matches (the one there is leaving) and the pod matches its own term: it may go
+    nodes = _nodes(("a", "z1", {}, ()), ("b", "z2", {}, ()))
+    state = _state(nodes, [_bound("p1", "a")])
+    watch = _watch(state, _incoming(affinity=_affinity(ZONE)), removed=[state.pods[("default", "p1")]])
+    assert watch.aff_counts == [{"z1": 0}]
+    assert _refusals(watch, state) == {"a": None, "b": None}
+    stays = _watch(state, _incoming(affinity=_affinity(ZONE)))
+    assert _refusals(stays, state) == {"a": None, "b": AFFINITY}
