@@ -41,9 +41,22 @@ def test_under_custom_networking_the_pool_starts_on_the_first_secondary_eni():
     cni = CniConfig(True, custom_networking=True)
     assert held_addresses(0, cni, 14, 3, 58, False, first_eni=0) == Holding(14, 1, False)
     assert held_addresses(15, cni, 14, 3, 58, False, first_eni=0) == Holding(42, 3, False)
-    # WARM_ENI_TARGET=0 with nothing running: no pod ENI at all.
+    # WARM_ENI_TARGET=0 with nothing running: ipamd's isDatastorePoolTooLow is also true when the target is 0
+    # and no IP is free ("warmTarget == 0 && available == 0"), and an idle node has none: one pod ENI (14 IPs).
     idle = CniConfig(True, custom_networking=True, warm_eni_target=0)
-    assert held_addresses(0, idle, 14, 3, 58, False, first_eni=0) == Holding(0, 0, False)
+    assert held_addresses(0, idle, 14, 3, 58, False, first_eni=0) == Holding(14, 1, False)
+
+
+def test_warm_eni_target_zero_adds_an_eni_only_once_no_ip_is_free():
+    # pkg/ipamd/ipamd.go isDatastorePoolTooLow: available < 0 x IPs per ENI is never true, so with
+    # WARM_ENI_TARGET=0 the pool grows only when "warmTarget == 0 && available == 0". m5.large: 9 per ENI.
+    zero = CniConfig(True, warm_eni_target=0)
+    assert held_addresses(0, zero, 9, 3, 29, False) == Holding(9, 1, False)      # nothing free: fill ENI 1
+    assert held_addresses(5, zero, 9, 3, 29, False) == Holding(9, 1, False)      # 4 free: enough
+    assert held_addresses(9, zero, 9, 3, 29, False) == Holding(18, 2, False)     # 0 free: a second ENI
+    assert held_addresses(27, zero, 9, 3, 29, False) == Holding(27, 3, False)    # no fourth ENI exists
+    # WARM_ENI_TARGET=2 on an idle node: two whole ENIs of free IPs (18).
+    assert held_addresses(0, CniConfig(True, warm_eni_target=2), 9, 3, 29, False) == Holding(18, 2, False)
 
 
 def test_warm_ip_target_counts_addresses_and_is_capped_by_the_enis():
