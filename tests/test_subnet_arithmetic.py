@@ -187,3 +187,16 @@ def test_stuck_pods_with_prefixes_are_sixteen_per_missing_block():
 def test_no_new_eni_once_the_pool_already_equals_max_pods():
     # 20 pods on m5.xlarge capped at maxPods 28: two ENIs (28 IPs) equal maxPods, only 8 free, still no third.
     assert held_addresses(20, ENI_DEFAULT, 14, 4, 28, False) == Holding(28, 2, False)
+
+
+def test_minimum_ip_target_alone_keeps_no_warm_ip_beyond_the_pods():
+    # ipamd datastoreTargetState: short = max(WARM_IP_TARGET (unset: 0) - available, MINIMUM_IP_TARGET - total).
+    # 20 pods with MINIMUM_IP_TARGET=12 on m5.large (9 per ENI): exactly the 20 in use, on 3 ENIs.
+    assert held_addresses(20, CniConfig(True, minimum_ip_target=12), 9, 3, 29, False) == Holding(20, 3, False)
+
+
+def test_warm_prefix_target_unset_adds_a_prefix_only_when_none_is_free():
+    pd = CniConfig(True, prefix_delegation=True)
+    # 15 pods on one /28: one IP still free, no second prefix; 16 pods: none free, a second one.
+    assert held_addresses(15, pd, 9, 3, 110, True).units == 1
+    assert held_addresses(16, pd, 9, 3, 110, True).units == 2
