@@ -290,7 +290,8 @@ def test_reserved_pods_that_attach_an_eni_are_not_counted_again_for_the_new_pods
 def test_a_refill_warning_counts_the_new_enis_addresses():
     # _two_m5_xlarge(31): 30 pods on A need 28 addresses and 2 ENI addresses, WARM_IP_TARGET=2 refills 2.
     reasons, _ = subnet_findings(state_from_objects(base._two_m5_xlarge(31)), placement(a=30), "Deployment default/web")
-    assert "The new pods fit (30 addresses), but ipamd then refills the nodes' warm pools (2 more)" in reasons[0].message
+    message = reasons[0].message
+    assert "The new pods fit (30 addresses), but ipamd then refills the nodes' warm pools (2 more)" in message
 
 
 def test_a_single_address_short_of_an_empty_subnet_is_denied():
@@ -367,4 +368,5 @@ def test_a_prefix_refill_warning_counts_sixteen_addresses_per_new_prefix():
     reasons, stuck = subnet_findings(state, placement(a=64), "Deployment default/web", reserved_ips={A: 70})
     assert [r.severity for r in reasons] == ["warn"] and stuck == 0
     assert "runs dry after these pods: 75 free IPs, warm pools refill to 80" in reasons[0].summary
-    assert "The new pods fit (64 addresses), but ipamd then refills the nodes' warm pools (16 more)" in reasons[0].message
+    message = reasons[0].message
+    assert "The new pods fit (64 addresses), but ipamd then refills the nodes' warm pools (16 more)" in message
