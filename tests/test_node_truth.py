@@ -74,3 +74,10 @@ def test_a_node_that_just_joined_owes_its_daemonset_pods():
     # A DaemonSet that does not select the node owes it nothing.
     gpu_only = s.daemonset("dcgm", spec=s.pod_spec([s.container("dcgm")], nodeSelector={"gpu": "true"}))
     assert evaluate(state_from_objects(base + running + [gpu_only]), s.small_web("web", 26)).verdict == "allow"
+
+
+def test_a_windows_node_that_advertises_no_private_ipv4_addresses_keeps_its_types_figure():
+    # No vpc.amazonaws.com/PrivateIPv4Address yet (the VPC resource controller has not set it up): nothing
+    # node-specific is known, the type's secondary-IP figure stands (m5.large: 3 x 9 = 27).
+    node = s.node(A, "m5.large", allocatable=M5_LARGE, labels={"kubernetes.io/os": "windows"})
+    assert slots(node, aws_node()) == (27, "secondary-ip")
