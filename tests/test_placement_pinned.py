@@ -123,6 +123,7 @@ def test_lazy_outcomes_read_like_the_dict_of_every_eligible_node():
     result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 18)
     per_node = result.per_node
     assert isinstance(per_node, LazyOutcomes)
+    assert per_node["n-00"].placed == 17 and per_node._all is None     # a node that took pods: nothing else built
     assert len(per_node) == 50 and per_node.placed_items() == [("n-00", 17), ("n-01", 1)]
     assert per_node["n-07"].placed == 0 and per_node["n-07"].free_pods_before == 17
     assert per_node.get("n-09").limit == "POD_LIMIT_REACHED" and per_node.get("missing", "none") == "none"
@@ -160,6 +161,7 @@ def test_a_waiting_pod_without_volumes_leaves_the_attachments_to_the_new_pods():
     assert [(pod.name, node) for pod, node in rooms.placed] == [("w", "a")]
     result = place(rooms, PodPlacementRules(), SMALL, False, 5, new_volumes=1)
     assert result.placed == 2 and result.per_node["a"].limit == "EBS_ATTACH_LIMIT"
+    assert result.per_node["a"].room.volumes == 0          # both attachments are spent by the placed pods
 
 
 def test_pods_with_volumes_on_a_node_without_a_csinode_limit():
@@ -214,3 +216,35 @@ def test_pod_level_constraints_are_obeyed_on_a_large_cluster():
                                             constraints=PodConstraints.from_pod_spec(ported, "default", WEB))
     result = place(RoomMap(_fleet(60)), rules, SMALL, False, 100)
     assert result.placed == 60 and set(result.placed_per_node().values()) == {1}
+
+
+def test_pods_attaching_two_volumes_each_spend_two_attachments():
+    # CSINode count 4: pods with two new EBS volumes each fit 4 // 2 = 2, and leave 0 attachments.
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN), s.csinode("a", 4)])
+    result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 5, new_volumes=2)
+    assert (result.placed, result.per_node["a"].room.volumes) == (2, 0)
+
+
+@pytest.mark.parametrize(("allocatable", "extended", "new_volumes", "csinode"), [
+    ({"cpu": "170m", "memory": "8Gi", "pods": "17"}, (), 0, None),                     # 170m // 10m = 17
+    ({"cpu": "4", "memory": "272Mi", "pods": "17"}, (), 0, None),                      # 272Mi // 16Mi = 17
+    ({"cpu": "4", "memory": "8Gi", "pods": "17", "example.com/dongle": "34"}, (("example.com/dongle", 2),), 0, None),
+    ({"cpu": "4", "memory": "8Gi", "pods": "17"}, (), 1, 17),                          # 17 attachments, 1 each
+])
+def test_on_a_tie_the_pod_limit_is_named_before_the_resource(allocatable, extended, new_volumes, csinode):
+    # Every limit stops the node at exactly 17 pods: LIMIT_ORDER names the kubelet's maxPods first.
+    objects = [s.node("a", instance_type=None, allocatable=allocatable)]
+    objects += [s.csinode("a", csinode)] if csinode else []
+    result = place(RoomMap(state_from_objects(objects)), PodPlacementRules(), SMALL, False, 20,
+                   new_volumes=new_volumes, extended=extended)
+    assert (result.placed, result.per_node["a"].limit) == (17, "POD_LIMIT_REACHED")
+
+
+def test_extended_resources_divide_by_the_amount_each_pod_asks():
+    # 5 dongles, 2 per pod: 5 // 2 = 2 pods, stopped by INSUFFICIENT_EXTENDED_RESOURCE naming the resource.
+    node = s.node("a", instance_type=None, allocatable={**SEVENTEEN, "example.com/dongle": "5"})
+    result = place(RoomMap(state_from_objects([node])), PodPlacementRules(), SMALL, False, 20,
+                   extended=(("example.com/dongle", 2),))
+    outcome = result.per_node["a"]
+    assert (result.placed, outcome.limit) == (2, "INSUFFICIENT_EXTENDED_RESOURCE")
+    assert outcome.short_of == "example.com/dongle"
