@@ -276,3 +276,21 @@ def test_the_ratio_is_float64_arithmetic_as_in_limit_request_ratio_constraint():
     assert errors_for(container_spec({"memory": "1"}, {"memory": "9223372036854776"}),
                       maxLimitRequestRatio={"memory": edge}) == [
         f"memory max limit to request ratio per Container is {edge}, but provided ratio is 9223372036854776.000000"]
+
+
+def test_of_two_limit_ranges_with_different_defaults_the_first_by_name_applies():
+    # The LimitRanger applies every LimitRange in turn and each fills only what is still missing, so
+    # the first one applied wins; Kubernetes takes them in its informer's (unspecified) order, the
+    # engine by name so that the answer is stable: "a-team" before "b-default".
+    first = {"apiVersion": "v1", "kind": "LimitRange", "metadata": s.metadata("a-team", "default"),
+             "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "300m"}}]}}
+    second = {"apiVersion": "v1", "kind": "LimitRange", "metadata": s.metadata("b-default", "default"),
+              "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "64Mi"}}]}}
+    spec = admitted_spec(container_spec(), [second, first])
+    assert spec["containers"][0]["resources"]["requests"] == {"cpu": "300m", "memory": "64Mi"}
+
+
+def test_a_missing_request_is_zero_also_when_the_values_compare_in_whole_units():
+    # the limit's Value is over MaxMilliValue: Values, and a missing request is still 0
+    assert errors_for(container_spec(limits={"memory": "9223372036854776"}), maxLimitRequestRatio={"memory": "2"}) == [
+        "memory max limit to request ratio per Container is 2, but no request is specified or request is 0"]

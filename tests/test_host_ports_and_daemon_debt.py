@@ -183,6 +183,8 @@ def test_the_parse_cache_tells_two_unstored_versions_of_a_daemon_set_apart():
     # manifests read by `check` carry no resourceVersion: the object itself must key the cache
     first = s.daemonset("logs", spec=LOGS)
     second = s.daemonset("logs", spec=s.pod_spec([s.container("shipper", requests={"cpu": "300m"})]))
+    for obj in (first, second):
+        del obj["metadata"]["resourceVersion"]
     state = state_from_objects([*nodes("a"), first])
     assert owed_by_node(state)["a"][0].cpu == 100
     state = state_from_objects([*nodes("a"), second])

@@ -94,7 +94,7 @@ def _owed_by_node(state, ignore: tuple | None) -> dict[str, tuple[Resources, int
         if daemon is None:
             continue
         covered = covered_by[key]
-        waiting = [p for p in pods_of[key] if not p.node and p.rules is not None]
+        waiting = [p for p in pods_of[key] if p.rules is not None]     # only a pod waiting for a node keeps them
         for name, node in candidates:
             if name in covered or ineligibility(node, daemon.rules) is not None:
                 continue
