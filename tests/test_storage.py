@@ -667,12 +667,43 @@ def test_no_pods_wanted_next_to_a_holder_is_no_finding():
 
 
 def test_our_own_pods_that_do_not_mount_the_claim_do_not_hide_another_holder():
+    from webhook.engine.workloads import Demand
+    demand = Demand("StatefulSet", "default", "db", pod_with_claims("rwo"), {}, 2)
     other = s.pod("other-0", node_name=N1, spec=pod_with_claims("rwo"), owner=("apps/v1", "ReplicaSet", "other"))
-    mine = s.pod("app-0", node_name=N1, spec=s.pod_spec(), labels={"app": "app"},
-                 owner=("apps/v1", "ReplicaSet", "app-5d4f"))
-    state = cluster(s.pvc("rwo"), other, mine)
-    demand = demand_of(s.deployment("app", 2, spec=pod_with_claims("rwo")))
-    assert storage._holders(state, demand, "rwo") == {N1}
+    mine = s.pod("db-0", node_name=N1, spec=s.pod_spec(), owner=("apps/v1", "StatefulSet", "db"))
+    assert storage._holders(cluster(s.pvc("rwo"), other, mine), demand, "rwo") == {N1}
+    # our own pod that mounts it moves with us: no other holder
+    mine_with = s.pod("db-0", node_name=N1, spec=pod_with_claims("rwo"), owner=("apps/v1", "StatefulSet", "db"))
+    assert storage._holders(cluster(s.pvc("rwo"), mine_with), demand, "rwo") == set()
+    assert storage._holders(cluster(s.pvc("rwo"), mine_with, other), demand, "rwo") == {N1}
+
+
+def test_pods_pinned_by_required_affinity_to_one_node_share_its_attachment():
+    def pinned(expressions=(), fields=()):
+        term = {"matchExpressions": list(expressions), "matchFields": list(fields)}
+        return pod_with_claims("data", affinity={"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}})
+    state = cluster(s.pvc("data"))
+    by_field = pinned(fields=[{"key": "metadata.name", "operator": "In", "values": [N2]}])
+    assert rules_for(state, s.deployment("app", 2, spec=by_field)).pinned_node == N2
+    by_host = pinned([{"key": "kubernetes.io/hostname", "operator": "In", "values": [N1]}])
+    assert rules_for(state, s.deployment("app", 2, spec=by_host)).pinned_node == N1
+    for loose in (pinned([{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [N1]}]),
+                  pinned([{"key": "kubernetes.io/hostname", "operator": "In", "values": [N1, N2]}]),
+                  pinned(fields=[{"key": "metadata.name", "operator": "NotIn", "values": [N2]}])):
+        rules = rules_for(state, s.deployment("app", 2, spec=loose))
+        assert rules.pinned_node is None and [f.code for f in rules.findings] == [storage.EBS_SHARED_RWO]
+
+
+def test_a_node_without_zone_labels_is_in_no_zone_and_takes_no_zonal_volume():
+    bare = s.node("bare", zone="us-east-1a")
+    for key in storage.ZONE_KEYS:
+        bare["metadata"]["labels"].pop(key, None)
+    bare["metadata"]["labels"]["topology.ebs.csi.aws.com/zone"] = ""          # an empty label is no zone
+    state = cluster(bare, *bound_claim("data", "us-east-1a"))
+    assert storage.node_zone(state.nodes["bare"]) is None
+    rules = rules_for(state, s.deployment("app", 1, spec=pod_with_claims("data")))
+    assert rules.node_filter(state.nodes["bare"]) == "outside the volume's zone us-east-1a"
 
 
 def test_a_claim_without_a_namespace_is_labelled_in_default():

@@ -231,10 +231,12 @@ def _pinned_node(pod_spec: Mapping) -> str | None:
 
 
 def node_zone(node) -> str | None:
+    """The node's zone label (the EBS CSI driver's topology key first); None without one. (NodeRecord.zone
+    reads a subset of the same labels, so it has nothing to add.)"""
     for key in ZONE_KEYS:
         if node.labels.get(key):
             return node.labels[key]
-    return node.zone
+    return None
 
 
 def free_attachments(state, node) -> int | None:
