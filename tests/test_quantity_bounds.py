@@ -40,6 +40,9 @@ def test_an_error_shows_at_most_40_characters_of_the_value():
     with pytest.raises(QuantityError) as error:
         parse_quantity("y" * 40)
     assert str(error.value) == "invalid quantity '" + "y" * 40 + "'"
+    with pytest.raises(QuantityError) as error:
+        parse_quantity("z" * 41)
+    assert str(error.value) == "invalid quantity '" + "z" * 37 + "...'"
 
 
 def test_milli_and_units_round_up_from_the_exact_value():

@@ -35,7 +35,8 @@ class QuantityError(ValueError):
 
 def _int32(number: int) -> int:
     """``number`` as Go's int32 conversion (and int32 arithmetic) leaves it: wrapped modulo 2^32."""
-    return (number + 2**31) % 2**32 - 2**31
+    wrapped = number % 2**32
+    return wrapped - 2**32 if wrapped >= 2**31 else wrapped
 
 
 def _decimal_power(exponent: str, fraction: str, value: str) -> int:
