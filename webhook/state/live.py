@@ -222,6 +222,11 @@ class LiveSource:
                         with self.holder.lock:
                             for obj in items:
                                 seen.add(self._apply(res, obj))
+                    if self.tune_gc and not status.listed:
+                        # The first list, at start-up: its records are frozen before the collector
+                        # runs again, else its first collection would walk all of them (every
+                        # allocation of the pause is still in the youngest generation).
+                        gc.freeze()
                 break
             except WatchExpired:
                 continue                     # continue token expired mid-list: start over
