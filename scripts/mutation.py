@@ -18,8 +18,12 @@ Honest because a kill must be a failing test: the unmutated copy must pass first
 same run that records coverage); a child that exits with a usage error or "no tests
 collected" is a harness error, reported and never counted as a kill; and at the end
 every test that killed a mutant runs alone on the unmutated copy and must pass (else
-the kills it made are withdrawn and reported). A mutant that hangs past its time limit
-(five times its tests' own time, plus a margin) counts as killed: the tests noticed.
+the kills it made are withdrawn and reported, with the failure). That re-check runs in the
+warm process the kills were made in, so that process must hold the unmutated code: no
+mutant is written into a copy before its warm process has finished importing it (a cold
+mutant written during that import used to stay loaded for the whole run, so every later
+warm run measured it and the re-check withdrew honest kills). A mutant that hangs past its
+time limit (five times its tests' own time, plus a margin) counts as killed: the tests noticed.
 
 Everything runs on private copies of the repository (the work tree is never touched),
 with bytecode caching off so an edited module can never be loaded from a stale ``.pyc``.
@@ -316,14 +320,33 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.failed: str | None = None
+        self.why: str | None = None
 
     def pytest_runtest_logreport(self, report):  # noqa: ANN001 (pytest hook)
         if report.failed and self.failed is None:
             self.failed = report.nodeid + ("" if report.when == "call" else f" ({report.when})")
+            self.why = _why(report)
 
     def pytest_collectreport(self, report):  # noqa: ANN001 (pytest hook)
         if report.failed and self.failed is None:
             self.failed = f"collection error in {report.nodeid or 'the test files'}"
+
+
+def _why(report) -> str:  # noqa: ANN001 (a pytest TestReport)
+    """The failure in one line (the exception and its message), for the harness's own reports."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return " ".join(text.split())[:300]
+
+
+def _test_of(detail: str) -> str:
+    """The test's node id in a kill's detail: without the phase (`` (setup)``) or `` (carried over)``.
+
+    Only those known suffixes are cut: a parametrized id may itself hold " (".
+    """
+    for suffix in (" (carried over)", " (setup)", " (teardown)"):
+        detail = detail.removesuffix(suffix)
+    return detail
 
 
 class _CoverageMap:
@@ -384,7 +407,7 @@ def start_tests(copy_root: Path, selection: list[str], result: Path) -> int:
             import pytest
             recorder = _Recorder()
             code = int(pytest.main(_pytest_args(copy_root, selection), plugins=[recorder]))
-            result.write_text(json.dumps({"code": code, "failed": recorder.failed}))
+            result.write_text(json.dumps({"code": code, "failed": recorder.failed, "why": recorder.why}))
         finally:
             os._exit(code)
     return pid
@@ -424,11 +447,12 @@ def _is_library(name: str, path: str | None, copy_root: Path) -> bool:
     return not path.startswith(str(copy_root)) and not path.startswith(str(ROOT))
 
 
-def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] | None:
-    """(outcome, detail) once the run is over, else None.
+def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None, str | None] | None:
+    """(outcome, detail, why) once the run is over, else None.
 
-    outcome: 'survived', 'killed' (detail: the failing test), 'timeout' (a hang is a kill)
-    or 'error' (pytest could not run the selection: a harness fault, never a kill).
+    outcome: 'survived', 'killed' (detail: the failing test; why: its error, one line),
+    'timeout' (a hang is a kill) or 'error' (pytest could not run the selection: a harness
+    fault, never a kill).
     """
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
@@ -436,20 +460,20 @@ def finished(pid: int, deadline: float, result: Path) -> tuple[str, str | None] 
         detail = json.loads(result.read_text()) if result.exists() else {"code": code, "failed": None}
         result.unlink(missing_ok=True)
         if code == 0:
-            return "survived", None
+            return "survived", None, None
         if code == FALLBACK:
-            return "fallback", None
+            return "fallback", None, None
         failed = detail.get("failed") or ""
         if (code in (1, 2) and failed) or (code == 4 and failed.startswith("collection error")):
-            return "killed", failed     # a test failed, or the mutated code broke the tests' import
+            return "killed", failed, detail.get("why")  # a test failed, or the mutant broke the tests' import
         if code < 0:                                # the mutant crashed the interpreter itself
-            return "killed", f"(test process died with signal {-code})"
-        return "error", f"pytest exit {code}"
+            return "killed", f"(test process died with signal {-code})", None
+        return "error", f"pytest exit {code}", None
     if time.monotonic() > deadline:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         result.unlink(missing_ok=True)
-        return "timeout", None
+        return "timeout", None, None
     return None
 
 
@@ -501,9 +525,27 @@ class Slot:
         os.close(from_warm_w)
         self.inbox = os.fdopen(to_warm_w, "w")
         self.outbox = os.fdopen(from_warm_r, "r")
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Block until the warm process has imported the code and the tests (its first line says so).
+
+        Nothing may be written into the copy before that: the warm process imports the
+        copy's modules while it collects, and a cold mutant written into the copy meanwhile
+        would be imported instead of the unmutated code. The warm process would then carry
+        that mutant for the whole run (every later test in it runs against it, and since
+        the mutated text is re-formatted by ``ast.unparse``, no function is found at its
+        line to be patched in place either).
+        """
+        if not self.ready:
+            line = self.outbox.readline()
+            if line.strip() != '"ready"':
+                raise RuntimeError(f"the warm test process did not start: {line.strip() or 'it exited'}")
+            self.ready = True
 
     def start(self, mutant: Mutant | None, selection: list[str], budget: float, cold: bool) -> None:
         """Run ``selection`` against ``mutant`` (``None``: the unmutated code, in the warm process)."""
+        self.wait_ready()
         if cold and mutant is not None:
             write_source(self.copy_root / mutant.module, mutated_source(mutant))
             pid = start_tests(self.copy_root, selection, self.result)
@@ -514,7 +556,7 @@ class Slot:
             self.inbox.flush()
             self.busy = (mutant, selection, "warm", self.warm, 0.0)
 
-    def poll(self) -> tuple[str, str | None] | None:
+    def poll(self) -> tuple[str, str | None, str | None] | None:
         """The outcome of the running mutant once it is known (a cold mutant's file is restored)."""
         assert self.busy is not None
         mutant, selection, mode, pid, deadline = self.busy
@@ -529,8 +571,8 @@ class Slot:
         line = self.outbox.readline()
         if not line:
             raise RuntimeError("the warm test process died")
-        outcome, detail = json.loads(line)
-        return outcome, detail
+        outcome, detail, why = json.loads(line)
+        return outcome, detail, why
 
     def close(self) -> None:
         """End the idle warm process (a later slot's warm process holds this pipe too: no EOF to wait for)."""
@@ -565,6 +607,8 @@ class _WarmSession:
         items = {item.nodeid: item for item in session.items}
         functions = _function_index(self.copy_root)
         outbox = os.fdopen(self.outbox_fd, "w")
+        outbox.write('"ready"\n')      # the code is imported: from now on the copy's files may be edited
+        outbox.flush()
         for line in os.fdopen(self.inbox_fd):
             job = json.loads(line)
             mutant = Mutant(**{**job["mutant"], "lines": tuple(job["mutant"]["lines"])}) if job["mutant"] else None
@@ -578,7 +622,7 @@ class _WarmSession:
                     elif mutant is not None and not patch_in_place(mutant, self.copy_root, functions):
                         code = FALLBACK
                     else:
-                        code, failed = 0, None
+                        code, failed, why = 0, None, None
                         for i, item in enumerate(chosen):
                             following = chosen[i + 1] if i + 1 < len(chosen) else None
                             reports = runtestprotocol(item, log=False, nextitem=following)
@@ -586,8 +630,9 @@ class _WarmSession:
                             if bad:
                                 code = 1
                                 failed = item.nodeid + ("" if bad[0].when == "call" else f" ({bad[0].when})")
+                                why = _why(bad[0])
                                 break
-                        self.result.write_text(json.dumps({"code": code, "failed": failed}))
+                        self.result.write_text(json.dumps({"code": code, "failed": failed, "why": why}))
                 finally:
                     os._exit(code)
             deadline = time.monotonic() + job["timeout"]
@@ -646,7 +691,7 @@ def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
     for row in rows:
         if seen[row["mutant"]] > 1:     # two edits share a name (nested operators at one column): run both
             continue
-        test = str(row.get("detail") or "").split(" (")[0]
+        test = _test_of(str(row.get("detail") or ""))
         module = row["mutant"].split(":")[0]
         if row["outcome"] == "killed" and module in same and (ROOT / test.split("::")[0]).exists():
             kept[row["mutant"]] = test
@@ -784,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.timeouts += outcome == "timeout"
                 if outcome == "killed" and detail and not detail.startswith(("(", "collection error")) \
                         and not detail.endswith("(carried over)"):
-                    killers.setdefault(detail.split(" (")[0], []).append(mutant)
+                    killers.setdefault(_test_of(detail), []).append(mutant)
             elif outcome == "error":
                 row.errors += 1
                 row.survivors.append(f"{mutant.name}  (harness error: {detail})")
@@ -827,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
                     slot.start(mutant, selection, budget, cold=True)
                     cold += 1
                     continue
-                record(mutant, *outcome, len(selection))
+                record(mutant, outcome[0], outcome[1], len(selection))
             time.sleep(0.005)
         # Every test that killed a mutant must pass alone on the unmutated code.
         print(f"checking the {len(killers)} killing tests alone on the unmutated code ...",
@@ -851,8 +896,8 @@ def main(argv: list[str] | None = None) -> int:
                 if outcome[0] == "survived":
                     continue
                 victims = killers[test]
-                print(f"  {test} fails alone on the unmutated code: its {len(victims)} kills withdrawn",
-                      file=sys.stderr)
+                print(f"  {test} fails alone on the unmutated code ({outcome[2] or outcome[1] or outcome[0]}): "
+                      f"its {len(victims)} kills withdrawn", file=sys.stderr)
                 for mutant in victims:
                     tally[mutant.module].killed -= 1
                     tally[mutant.module].errors += 1

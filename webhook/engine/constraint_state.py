@@ -104,9 +104,8 @@ class ConstraintState:
                 if value is not None:
                     self.anti_counts[i][value] = self.anti_counts[i].get(value, 0) + count
         for i, hit in enumerate(spread):
-            if hit and node.name in self.spread_nodes[i]:
-                value = node.labels[self.spread[i].topology_key]
-                self.spread_counts[i][value] = self.spread_counts[i].get(value, 0) + count
+            if hit and node.name in self.spread_nodes[i]:      # a domain: _spread_domains put it in at 0
+                self.spread_counts[i][node.labels[self.spread[i].topology_key]] += count
 
     def _count_repelling(self, pod, node_name: str | None, sign: int) -> None:
         """A placed pod whose own anti-affinity matches us keeps us out of its domain."""
