@@ -154,6 +154,19 @@ def test_a_node_class_the_webhook_cannot_read_still_names_the_field_to_change():
             "allows 29 on m5.large)") in verdict.message
 
 
+def test_prefix_delegation_advice_names_at_most_three_node_classes():
+    # Four m5.large Karpenter nodes, one EC2NodeClass each: 3 ENIs x (10 - 1) = 27 pod IPs a node, 108 in all.
+    names = [f"ip-10-0-{i}-1.ec2.internal" for i in range(4)]
+    classes = ["alpha", "bravo", "charlie", "delta"]
+    items = [karpenter_node(n, "m5.large", 29, node_class=c) for n, c in zip(names, classes, strict=True)]
+    items += [ec2_node_class(c) for c in classes] + [s.aws_node(), s.namespace("default")]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 200))
+    assert (verdict.codes, verdict.schedulable, verdict.pending) == (["POD_IP_EXHAUSTED"], 108, 92)
+    assert ("set spec.kubelet.maxPods to 110 on EC2NodeClass alpha, EC2NodeClass bravo, EC2NodeClass charlie "
+            "(Karpenter keeps the ENI-limited figure otherwise)") in verdict.message
+    assert "delta" not in verdict.message
+
+
 # ---- the kubelet fields as Karpenter's CRD types them, and pods() where the type is unknown -------------
 # karpenter-provider-aws KubeletConfiguration: maxPods and podsPerCore are int32 with Minimum 0, so 0 is a
 # setting (maxPods 0: no pods) and anything that is not a non-negative integer never reaches pods().

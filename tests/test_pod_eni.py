@@ -74,7 +74,8 @@ def test_sgp_workload_on_m5_large_gets_nine_branch_enis_per_node():
     # 9 - 2 on A, 9 on B: 16 branch ENIs; 20 replicas leave 4 Pending.
     verdict = evaluate(state, s.small_web("web", 20))
     assert verdict.codes == ["POD_ENI_EXHAUSTED"] and (verdict.schedulable, verdict.pending) == (16, 4)
-    assert f"node {A}: 7 of 9 branch ENIs free" in verdict.message
+    assert f"16 fit (node {A}: 7 of 9 branch ENIs free; node {B}: 9 of 9 branch ENIs free); 4 would" \
+        in verdict.message
     assert evaluate(state, s.small_web("web", 16)).verdict == "allow"
 
 
@@ -212,6 +213,19 @@ def test_pods_a_selected_workloads_controller_still_has_to_create_hold_their_bra
     # Not selected by the policy, the promised pod would take a secondary IP and leave the branch ENI.
     plain = _web("api", 1, {"app": "api"})
     assert evaluate(_one_branch_cluster([plain]), _web("web2", 1)).verdict == "allow"
+
+
+def test_pods_on_branch_enis_take_no_secondary_ip_of_the_node():
+    # m5.large with the trunk: 2 ENIs x 9 = 18 secondary IPs, all held by 18 running pods. Pods a
+    # SecurityGroupPolicy selects get their IP on a branch ENI (9 per node), so 3 still fit.
+    fill = s.small_web("fill", 1)["spec"]["template"]["spec"]
+    items = [m5_large(A, "us-east-1a"), pod_eni_aws_node(), s.namespace("default"), sgp(pod_labels={"app": "db"})]
+    items += [s.pod(f"fill-{i}", "default", A, fill, labels={"app": "fill"}) for i in range(18)]
+    state = state_from_objects(items)
+    assert evaluate(state, s.small_web("other", 1)).codes == ["POD_IP_EXHAUSTED"]
+    verdict = evaluate(state, s.small_web("db", 3))
+    assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("allow", 3, 0, [])
+    assert (verdict.uses_ip, verdict.branch_eni) == (False, True)
 
 
 # ---- which policies select a pod: filterPodSecurityGroups, one policy at a time ----------------------
