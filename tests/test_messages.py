@@ -107,4 +107,37 @@ def test_a_node_with_no_ebs_attachment_left_shows_zero():
     db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
     verdict = evaluate(state_from_objects(items), db)
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (1, 2, ["EBS_ATTACH_LIMIT"])
-    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachments left)" in verdict.message
+    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachment left)" in verdict.message
+
+
+def test_counts_of_one_take_the_singular_noun():
+    # N1 has 1 EBS attachment left, N2 none: 1 of 3 volume-bearing pods fits.
+    items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
+    items += [s.csinode(N1, ebs_count=1), s.csinode(N2, ebs_count=0)]
+    template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": s.pvc("data")["spec"]}
+    db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
+    verdict = evaluate(state_from_objects(items), db)
+    assert (verdict.schedulable, verdict.pending) == (1, 2)
+    assert f"1 fit (node {N1}: 1 EBS attachment left; node {N2}: 0 EBS attachments left)" in verdict.message
+    # IP slots: t3.medium 3 x (6 - 1) = 15; N1 runs 5 pods needing an IP (15 - 10 free), so with
+    # 9 of them promised to another workload 1 is left; N2 11 free, 11 promised: 0 left.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {N1: 9, N2: 11}, each, True)
+    verdict = evaluate(state, s.small_web("web", 3))
+    assert (verdict.schedulable, verdict.pending) == (1, 2)
+    assert f"node {N1}: 1 IP slot left of 15 on t3.medium" in verdict.message
+
+
+def test_one_node_beyond_the_listed_four_is_one_more_node():
+    # Five t3.medium nodes with every IP slot taken: four are listed by name, then "and 1 more node".
+    items = s.two_t3_medium_cluster()["items"]
+    names = [f"ip-10-0-9-{i}.ec2.internal" for i in range(1, 4)]
+    items += [s.node(n) for n in names]
+    state = state_from_objects(items)
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {n: 15 for n in names} | {N1: 10, N2: 11}, each, True)
+    verdict = evaluate(state, s.small_web("web", 1))
+    assert verdict.pending == 1
+    assert "; and 1 more node)" in verdict.message
