@@ -99,7 +99,7 @@ def _anti_keys(placement: Placement) -> str:
 
 
 def node_list(code: str, placement: Placement, requests: Resources, state=None) -> str:
-    stopped = [(n, o) for n, o in placement.per_node.items() if o.limit == code]
+    stopped = placement.stopped_by(code)
     nodes = heapq.nsmallest(NODES_LISTED, stopped, key=lambda item: item[0])
     phrases = []
     first_type = None
@@ -139,7 +139,7 @@ def _cni_max_pods(state, room) -> int | None:
 
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
-    stopped = [o.room for o in placement.per_node.values() if o.limit == code]
+    stopped = [o.room for _name, o in placement.stopped_by(code)]
     if code == pod_eni.POD_ENI_EXHAUSTED:
         return pod_eni.fix(state, placement, lower)
     laggards = [r.node.name for r in stopped if r.node.name in set(prefix_laggards(state))] \
