@@ -179,3 +179,17 @@ def test_daemonset_node_that_took_its_pod_adds_no_reason_of_its_own():
     assert (verdict.requested, verdict.schedulable, verdict.pending) == (2, 1, 1)
     assert verdict.codes == ["INSUFFICIENT_MEMORY"]
     assert "1 fit (node a: 236.9Mi memory free); 1 would stay Pending." in verdict.message
+
+
+def test_ipv6_nodes_below_the_recommended_max_pods_are_told_to_raise_it():
+    # IPv6 on the VPC CNI: each node gets a /80 prefix, so IPs never run out and kubelet maxPods is the
+    # bound. EKS sizes IPv6 nodes with max-pods-calculator.sh --cni-prefix-delegation-enabled: t3.medium,
+    # 2 vCPUs: min(3 ENIs x (6 - 1) x 16 + 2 = 242, 110) = 110. Nodes still at maxPods 17 (7 and 6 pods
+    # there, aws-node and kube-proxy included: 10 + 11 = 21 free slots) can go to 110, so the advice is to
+    # raise maxPods, not merely to add nodes.
+    items = [i if not (i["kind"] == "DaemonSet" and i["metadata"]["name"] == "aws-node") else s.aws_node(ipv6=True)
+             for i in s.two_t3_medium_cluster()["items"]]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_LIMIT_REACHED"])
+    assert verdict.message.endswith("\nRaise kubelet maxPods (the VPC CNI allows 110 on t3.medium), add nodes, "
+                                    "or lower replicas.")

@@ -128,9 +128,19 @@ def _excluded_text(excluded: dict) -> str:
 
 
 def _cni_max_pods(state, room) -> int | None:
-    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation)."""
+    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation).
+
+    IPv6 has no per-node IP limit (each node gets a /80 prefix), so maxPods alone bounds the
+    pods; EKS runs max-pods-calculator.sh with --cni-prefix-delegation-enabled for IPv6 nodes
+    (amazon-eks-ami bootstrap: IPv6 needs prefix delegation), which gives 110, or 250 above 30
+    vCPUs (less only for the smallest types).
+    """
     limits = state.limits_for(room.node)
-    if room.capacity.slots is None or limits is None:
+    if limits is None:
+        return None
+    if state.cni.ipv6 and state.cni.aws_vpc_cni:
+        return recommended_max_pods(limits)
+    if room.capacity.slots is None:
         return None
     if state.cni.prefix_delegation:
         return recommended_max_pods(limits, state.cni.custom_networking)
