@@ -169,6 +169,7 @@ class Placement:
     unknown_types: list[str] | None = None       # set by the indexed placement (else computed from per_node)
     caps: dict | None = None                     # the per-node caps the placement obeyed (branch ENIs), for messages
     caps_held: dict | None = None                # of those, what other workloads' reservations hold per node
+    daemon: bool = False                         # one pod per eligible node (a DaemonSet), each placed on its own
 
     @property
     def pending(self) -> int:
@@ -188,11 +189,27 @@ class Placement:
         return sorted({t for o in self.per_node.values()    # "unknown-type" nodes all have a type
                        if o.room.capacity.mode == "unknown-type" and (t := o.room.node.instance_type)})
 
+    def short(self, outcome: NodeOutcome) -> bool:
+        """Whether ``outcome``'s node left a pod Pending (so its limit explains a shortfall).
+
+        Pods of a Deployment fill each node until its limit stops them, so every eligible
+        node is short when pods are pending. A DaemonSet's pod is scheduled on each
+        eligible node by itself (pkg/controller/daemon creates one pod per node, pinned
+        there, and NodeResourcesFit judges that node alone): a node that took its pod
+        leaves nothing Pending, whatever would stop a second one.
+        """
+        return not self.daemon or outcome.placed == 0
+
+    def stopped_by(self, code: str) -> list[tuple[str, NodeOutcome]]:
+        """(name, outcome) of the nodes whose limit ``code`` left pods Pending."""
+        return [(name, o) for name, o in self.per_node.items() if o.limit == code and self.short(o)]
+
     def limits(self) -> dict:
-        """How many eligible nodes each limit stopped, for nodes that filled up."""
+        """How many eligible nodes each limit stopped, for nodes that left pods Pending."""
         counts: dict[str, int] = {}
         for outcome in self.per_node.values():
-            counts[outcome.limit] = counts.get(outcome.limit, 0) + 1
+            if self.short(outcome):
+                counts[outcome.limit] = counts.get(outcome.limit, 0) + 1
         return counts
 
 
@@ -605,7 +622,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
         if take:
             room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=ports)
         remaining -= take
-    return Placement(target, target - remaining, per_node, excluded, rules.constraints)
+    return Placement(target, target - remaining, per_node, excluded, rules.constraints, daemon=daemon)
 
 
 def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
