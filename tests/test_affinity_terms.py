@@ -71,3 +71,28 @@ def test_rules_of_a_pod():
     assert rules.matches_all_affinity("shop", LABELS, None) is False
     assert PodAffinityRules.from_pod_spec(spec(anti=[zone]), "shop", LABELS).matches_all_affinity(
         "shop", LABELS, None) is False                                # no affinity terms: nothing to match
+
+
+def test_equal_terms_hash_alike_so_pods_of_one_kind_share_their_rules():
+    # Waiting pods are grouped by their rules (dict keys): two pods of one ReplicaSet resolve equal terms.
+    raw = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}
+    first, second = AffinityTerm.of(raw, "shop", LABELS), AffinityTerm.of(dict(raw), "shop", dict(LABELS))
+    assert first == second and hash(first) == hash(second)
+    rules = PodAffinityRules.from_pod_spec(spec(anti=[raw]), "shop", LABELS)
+    assert {rules: 1}[PodAffinityRules.from_pod_spec(spec(anti=[raw]), "shop", LABELS)] == 1
+
+
+def test_a_waiting_pod_with_anti_affinity_binds_away_from_the_pod_it_repels():
+    # InterPodAffinity filter: w repels app=web on the hostname and web-0 (10m) runs on a. By resources alone w
+    # would bind on a (b runs a 1 CPU pod: a lower LeastAllocated score); the filter leaves only b.
+    from tests import synthetic as s
+    from webhook.engine.placement import RoomMap
+    from webhook.state.snapshot import state_from_objects
+    repel = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "web"}}}
+    state = state_from_objects([
+        s.node("a", instance_type=None), s.node("b", instance_type=None),
+        s.pod("web-0", node_name="a", labels={"app": "web"}, spec=s.pod_spec([s.container(requests={"cpu": "10m"})])),
+        s.pod("busy", node_name="b", labels={"app": "busy"}, spec=s.pod_spec([s.container(requests={"cpu": "1"})])),
+        s.pod("w", labels={"app": "w"}, spec=s.pod_spec([s.container(requests={"cpu": "10m"})],
+                                                        affinity=spec(anti=[repel])["affinity"]))])
+    assert [(pod.name, node) for pod, node in RoomMap(state).placed] == [("w", "b")]

@@ -151,3 +151,56 @@ def test_a_gated_daemon_set_requests_nothing_yet():
                         spec=s.pod_spec([s.container(requests={"cpu": "9"})], schedulingGates=[{"name": "wait"}]))
     verdict = evaluate(cluster(), gated)
     assert (verdict.verdict, verdict.requested, verdict.pending) == ("allow", 0, 0)
+
+
+def test_a_daemonset_apply_that_keeps_its_template_places_nothing_and_counts_its_running_pods():
+    # kube-proxy runs one pod on each of the two nodes; re-applying it unchanged creates no pod.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    proxy = next(i for i in s.two_t3_medium_cluster()["items"]
+                 if i["kind"] == "DaemonSet" and i["metadata"]["name"] == "kube-proxy")
+    verdict = evaluate(state, proxy, copy.deepcopy(proxy))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("allow", 2, 2, 0)
+    assert verdict.hold_at_most is None and verdict.placement is None
+
+
+def test_an_update_of_a_bare_pod_places_nothing_and_shrinks_no_promise():
+    # A Pod's spec is immutable past a few fields: an update never creates a pod.
+    pod = s.pod("p", "default", None, s.pod_spec([s.container("c", requests={"cpu": "10m"})]))
+    verdict = evaluate(cluster(pod), pod, copy.deepcopy(pod))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("allow", 1, 1, 0)
+    assert verdict.hold_at_most is None and verdict.placement is None
+
+
+def _running_app(replicas):
+    old = app(replicas)
+    pods = [s.pod(f"app-{i}", node_name="a", spec=old["spec"]["template"]["spec"], labels={"app": "app"},
+                  owner=("apps/v1", "Deployment", "app")) for i in range(replicas)]
+    return old, cluster(old, *pods)
+
+
+def test_a_rollout_holds_room_only_for_the_pods_beyond_those_it_replaces():
+    # 3 pods of 500m run on the 4-CPU node; a new image replaces them one for one: nothing new to hold.
+    old, state = _running_app(3)
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    same = evaluate(state, new, old)
+    assert (same.verdict, same.requested, same.schedulable, same.pending) == ("allow", 3, 3, 0)
+    assert same.reserve_limit == 0 and same.reservation() == {}
+    new["spec"]["replicas"] = 5                 # and 2 more: those 2 are held
+    more = evaluate(state, new, old)
+    assert (more.requested, more.schedulable, more.reserve_limit, more.reservation()) == (5, 5, 2, {"a": 2})
+
+
+def test_an_old_object_nested_past_the_limit_is_named_and_the_check_skipped():
+    old, state = _running_app(3)
+    deep: dict = {}
+    level = deep
+    for _ in range(70):                          # 70 levels > MAX_DEPTH 64
+        level["n"] = {}
+        level = level["n"]
+    old_deep = copy.deepcopy(old)
+    old_deep["spec"]["x"] = deep
+    verdict = evaluate(state, app(5), old_deep)
+    assert (verdict.verdict, verdict.codes) == ("warn", ["INVALID_OBJECT"])
+    assert verdict.message == ("Deployment default/app: cannot read oldObject: nested more than 64 levels deep\n"
+                               "The capacity check was skipped: oldObject nested more than 64 levels deep.")

@@ -21,6 +21,7 @@ from webhook.engine.model import ClusterState
 from webhook.engine.placement import RoomMap, place
 from webhook.engine.requests import Resources
 from webhook.engine.scheduling import PodPlacementRules
+from webhook.state.snapshot import state_from_objects
 
 TYPES = {"m5.large": ("1930m", "7220184Ki", "29"), "m5.xlarge": ("3920m", "15147204Ki", "58"),
          "c5.2xlarge": ("7910m", "14636096Ki", "58"), "t3.medium": ("1930m", "3388360Ki", "17"),
@@ -304,3 +305,79 @@ def test_reservations_kept_across_decisions_match_the_reference(seed):
             else:
                 state.apply(random_node(rng, rng.choice(names)))
             _sums_agree(state)
+
+
+# ---- values beyond 64 bits: the index steps aside and the loop answers exactly ----------------------
+def _alike(count: int, **overrides) -> list[dict]:
+    nodes = []
+    for i in range(count):
+        alloc = overrides.get(f"n-{i:02d}", {"cpu": "4", "memory": "8Gi", "pods": "17"})
+        nodes.append(s.node(f"n-{i:02d}", instance_type=None, allocatable=alloc))
+    return nodes
+
+
+def _plain(state, replicas: int):
+    return evaluate(state, s.deployment("web", replicas, "default",
+                                        s.pod_spec([s.container(requests={"cpu": "10m", "memory": "64Mi"})])))
+
+
+def test_a_node_whose_pods_ask_more_than_64_bits_hold_is_placed_exactly():
+    # A quantity is at most 2^63 - 1 (resource.Quantity is an int64), so 10Ei of memory reads as 2^63 - 1, and
+    # n-05's two pods of 5Ei each ask 2 x 5 x 2^60 bytes, more than 2^63: its free memory, 8Gi - 10Ei, is below
+    # -2^63. The index cannot hold it; the loop answers: n-05 takes no pod, the others 17 each.
+    big = state_from_objects(_alike(50, **{"n-05": {"cpu": "4", "memory": "10Ei", "pods": "110"}}))
+    assert big.nodes["n-05"].allocatable.memory == 2**63 - 1
+    huge = s.pod_spec([s.container(requests={"cpu": "10m", "memory": "5Ei"})])
+    state = state_from_objects(_alike(50) + [s.pod(f"huge-{i}", "default", "n-05", spec=huge) for i in range(2)])
+    _fast, fast_view, reference_view = both_ways(state, s.deployment(
+        "web", 120, "default", s.pod_spec([s.container(requests={"cpu": "10m", "memory": "64Mi"})])))
+    assert fast_view == reference_view
+    placed = _plain(state, 120).placement.placed_per_node()
+    assert "n-05" not in placed and sum(placed.values()) == 120 and max(placed.values()) == 17
+
+
+def test_values_past_2_to_the_62_leave_room_for_the_reservations_subtracted_from_them():
+    # n-00 runs a pod asking 5Ei of memory (5 x 2^60 = 5.76 x 10^18, past 2^62): its free memory is 8Gi - 5Ei,
+    # and a reservation holds 4 x 10^18 bytes more there (below 2^62 = 4.61 x 10^18). Free minus held,
+    # -9.76 x 10^18, would pass -2^63 in 64-bit arithmetic and wrap to a large positive number; exactly, it
+    # is negative: n-00 takes no pod of the 900, the other 49 nodes 17 each (833).
+    state = state_from_objects(_alike(50) + [s.pod("huge", "default", "n-00", spec=s.pod_spec(
+        [s.container(requests={"cpu": "10m", "memory": "5Ei"})]))])
+    state.reserve(("Deployment", "default", "other"), {"n-00": 1}, Resources(0, 4 * 10**18), False)
+    placed = _plain(state, 900).placement.placed_per_node()
+    assert "n-00" not in placed and sum(placed.values()) == 833
+
+
+def test_a_reservation_too_big_for_64_bits_is_subtracted_exactly():
+    # Two promised pods of 5Ei each hold 2 x 5 x 2^60 bytes on n-00, past 2^63: n-00 has no memory left for
+    # the 900 pods; the other 49 nodes take 17 each (833).
+    state = state_from_objects(_alike(50))
+    state.reserve(("Deployment", "default", "huge"), {"n-00": 2}, Resources(10, 5 * 2**60), False)
+    placed = _plain(state, 900).placement.placed_per_node()
+    assert "n-00" not in placed and sum(placed.values()) == 833
+
+
+def test_a_node_with_no_pod_ip_left_takes_no_pod_that_needs_one():
+    # t3.medium with the VPC CNI: 3 ENIs x (6 - 1) = 15 pod IPs (eni-max-pods.txt: 3 x 5 + 2 = 17 with the two
+    # host-network pods), here with maxPods raised to 110. n-00 already runs 15 pods with IPs: 0 left, while
+    # 95 pod slots are free. 900 pods: 47 other nodes x 15 IPs = 705 placed, n-00 stopped by POD_IP_EXHAUSTED.
+    nodes = [s.node(f"n-{i:02d}", allocatable={"cpu": "1930m", "memory": "3388360Ki", "pods": "110"})
+             for i in range(48)]
+    running = [s.pod(f"r-{i}", "default", "n-00", spec=s.pod_spec([s.container(requests={"cpu": "1m"})]))
+               for i in range(15)]
+    agents = [s.pod(f"aws-node-{i:02d}", "kube-system", f"n-{i:02d}", owner=("apps/v1", "DaemonSet", "aws-node"),
+                    spec=s.pod_spec([s.container("aws-node", requests={"cpu": "25m"})], host_network=True))
+              for i in range(48)]      # aws-node runs everywhere: nothing is owed, no room is built ahead
+    state = state_from_objects([s.aws_node(), *nodes, *agents, *running])
+    placement_ = _plain(state, 900).placement
+    assert placement_.placed == 705 and "n-00" not in placement_.placed_per_node()
+    assert placement_.per_node["n-00"].limit == "POD_IP_EXHAUSTED"
+
+
+def test_a_request_of_one_unit_still_counts():
+    # Nodes with 5m of CPU and 17 pods: pods of 1m CPU fit 5 per node (INSUFFICIENT_CPU), 48 x 5 = 240.
+    nodes = [s.node(f"n-{i:02d}", instance_type=None, allocatable={"cpu": "5m", "memory": "8Gi", "pods": "17"})
+             for i in range(48)]
+    state = state_from_objects(nodes)
+    verdict = evaluate(state, s.deployment("tiny", 300, "default", s.pod_spec([s.container(requests={"cpu": "1m"})])))
+    assert verdict.placement.placed == 240 and verdict.placement.limits() == {"INSUFFICIENT_CPU": 48}

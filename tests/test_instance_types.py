@@ -6,6 +6,8 @@ neither: those two fields may be absent (``None``) but never negative; ENIs and 
 addresses per ENI are at least 1 on every EC2 type.
 """
 
+import dataclasses
+
 import pytest
 
 from webhook.engine.instance_types import InstanceLimits, InstanceTable, load_default_table, table_from_document
@@ -58,3 +60,13 @@ def test_a_table_keeps_its_sources_and_says_its_size():
         table.add({"name": "c.large"})
     shipped = load_default_table()
     assert set(shipped.sources) >= {"ec2", "vpc-cni"}
+
+
+def test_the_shipped_records_are_shared_by_every_table_and_cannot_be_changed():
+    # load_default_table() reads the file once: every table holds the same record objects, so a record that
+    # could be changed in place would change every other caller's numbers (m5.large: 3 ENIs x 10 IPv4).
+    first, second = load_default_table(), load_default_table()
+    assert first.get("m5.large") is second.get("m5.large")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.get("m5.large").enis = 4
+    assert (second.get("m5.large").enis, second.get("m5.large").ipv4_per_eni) == (3, 10)

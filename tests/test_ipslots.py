@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import synthetic as s
-from webhook.engine.instance_types import load_default_table
+from webhook.engine.instance_types import InstanceLimits, load_default_table
 from webhook.engine.ipslots import CniConfig, ip_slots, node_ip_capacity, recommended_max_pods
 
 ORACLE_DATA = Path(__file__).resolve().parent / "data"
@@ -94,3 +94,16 @@ def test_the_cap_applies_to_xen_types_too():
     assert recommended_max_pods(i3) == 250
     # m4.xlarge: Xen, 4 vCPUs, 58 (eni-max-pods.txt) stays under the 110 ceiling.
     assert recommended_max_pods(TABLE.get("m4.xlarge")) == 58
+
+
+def test_the_recommended_cap_rises_above_thirty_vcpus_not_at_thirty():
+    # max-pods-calculator.sh: `if [ "$CPU_COUNT" -gt 30 ]` then 250 else 110. Same networking (m5.8xlarge: 8 ENIs
+    # x 30 IPv4, 8 x 29 x 16 + 2 = 3714 uncapped), only the vCPU count differs.
+    m5 = TABLE.get("m5.8xlarge")
+
+    def with_vcpus(vcpus):
+        return InstanceLimits(m5.name, m5.enis, m5.ipv4_per_eni, m5.hypervisor, m5.bare_metal, vcpus,
+                              m5.ebs_attachments, m5.source)
+
+    assert [recommended_max_pods(with_vcpus(n)) for n in (30, 31, 32)] == [110, 250, 250]
+    assert recommended_max_pods(with_vcpus(None)) == 110          # vCPUs unknown: the lower cap

@@ -2,6 +2,7 @@
 
 from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
+from webhook.engine.requests import Resources
 from webhook.state.snapshot import state_from_objects
 
 N1, N2 = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
@@ -17,6 +18,8 @@ def test_attach_limit_message_names_the_attachments_each_node_had_left():
     # One new volume per pod: 2 + 3 attachments -> 5 pods, 2 Pending.
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (5, 2, ["EBS_ATTACH_LIMIT"])
     assert f"node {N1}: 2 EBS attachments left; node {N2}: 3 EBS attachments left" in verdict.message
+    assert verdict.message.endswith("\nSpread the pods over more nodes, use fewer EBS volumes per pod, or lower "
+                                    "replicas.")
 
 
 def test_kubelet_limit_below_the_cni_limit_says_how_far_max_pods_can_go():
@@ -26,3 +29,82 @@ def test_kubelet_limit_below_the_cni_limit_says_how_far_max_pods_can_go():
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (11, 1, ["POD_LIMIT_REACHED"])
     # eni-max-pods.txt: t3.medium 17.
     assert "Raise kubelet maxPods (the VPC CNI allows 17 on t3.medium)" in verdict.message
+
+
+# ---- the remedy matches the node's IP model (AWS VPC CNI docs, eni-max-pods.txt) -------------------
+
+def _two_nodes(instance_type="t3.medium", **kw):
+    items = s.two_t3_medium_cluster(**kw)["items"]
+    for item in items:
+        if item["kind"] == "Node":
+            for key in ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type"):
+                item["metadata"]["labels"][key] = instance_type
+    return state_from_objects(items)
+
+
+def test_ip_exhaustion_on_xen_nodes_says_prefix_delegation_needs_nitro():
+    # t2.medium (Xen): 3 ENIs x (6 - 1) = 15 pod IPs like t3.medium, but no prefix delegation (Nitro only).
+    verdict = evaluate(_two_nodes("t2.medium"), s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_IP_EXHAUSTED"])
+    assert f"(node {N1}: 10 IP slots left of 15 on t2.medium; node {N2}: 11 of 15)" in verdict.message
+    assert verdict.message.endswith(
+        "Prefix delegation needs Nitro instance types: use Nitro nodes, add nodes, or lower replicas.")
+
+
+def test_ip_exhaustion_with_prefix_delegation_on_asks_for_nodes_not_for_prefix_delegation():
+    # Prefixes on t3.medium: 3 ENIs x (6 - 1) = 15 /28 prefixes = 240 IPs; kubelet maxPods 300 is higher,
+    # so the IPs run out first: 240 - 5 + 240 - 4 = 471 of 600 tiny pods fit.
+    state = _two_nodes(prefix_delegation=True, max_pods=300)
+    tiny = s.deployment("web", 600, spec=s.pod_spec([s.container("web", requests={"cpu": "1m", "memory": "1Mi"})]))
+    verdict = evaluate(state, tiny)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (471, 129, ["POD_IP_EXHAUSTED"])
+    assert f"node {N1}: 235 IP slots left of 240 on t3.medium; node {N2}: 236 of 240" in verdict.message
+    assert verdict.message.endswith("\nAdd nodes or larger instance types, or lower replicas.")
+
+
+def test_nodes_that_kept_the_eni_limited_max_pods_after_prefix_delegation_are_named_for_replacement():
+    # Prefix delegation on, but both nodes still run maxPods 17 (booted before it was enabled): they
+    # keep secondary IPs, 10 + 11 free, and the remedy is to replace them.
+    state = _two_nodes(prefix_delegation=True, max_pods=17)
+    verdict = evaluate(state, s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_IP_EXHAUSTED"])
+    fix = verdict.message.splitlines()[-1]
+    assert N1 in fix and N2 in fix and "started before prefix delegation was enabled" in fix
+    assert fix.endswith(" Or add nodes, or lower replicas.")
+
+
+def test_a_kubelet_limit_equal_to_the_cni_limit_does_not_advise_raising_max_pods():
+    # hostNetwork pods take no pod IP, only pod slots: maxPods 17 (= eni-max-pods for t3.medium) less
+    # the 7 and 6 pods already there leaves 10 + 11; nothing to gain from maxPods, so: add nodes.
+    web = s.small_web("web", 40)
+    web["spec"]["template"]["spec"]["hostNetwork"] = True
+    verdict = evaluate(_two_nodes(), web)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 19, ["POD_LIMIT_REACHED"])
+    assert f"(node {N1}: 10 of 17 pod slots left; node {N2}: 11 of 17 pod slots left)" in verdict.message
+    assert verdict.message.endswith("\nAdd nodes or lower replicas.")
+
+
+def test_room_promised_to_other_workloads_names_the_biggest_holder_and_counts_the_rest():
+    # N1: 10 free IP slots, promised 6 + 4; N2: 11, promised 5 + 3 + 3. Nothing is left for a new pod.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {N1: 6, N2: 5}, each, True)
+    state.reserve(("Deployment", "default", "b"), {N1: 4}, each, True)
+    state.reserve(("StatefulSet", "default", "c"), {N2: 3}, each, True)
+    state.reserve(("Job", "batch", "d"), {N2: 3}, each, True)
+    verdict = evaluate(state, s.small_web("web", 2))
+    assert (verdict.schedulable, verdict.pending) == (0, 2)
+    assert (f"(node {N1}: 0 IP slots left of 15 on t3.medium (10 reserved for Deployment default/a and 1 other "
+            f"workload); node {N2}: 0 of 15 (11 reserved for Deployment default/a and 2 other workloads))") \
+        in verdict.message
+
+
+def test_a_node_with_no_ebs_attachment_left_shows_zero():
+    items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
+    items += [s.csinode(N1, ebs_count=0), s.csinode(N2, ebs_count=1)]
+    template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": s.pvc("data")["spec"]}
+    db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
+    verdict = evaluate(state_from_objects(items), db)
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (1, 2, ["EBS_ATTACH_LIMIT"])
+    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachments left)" in verdict.message

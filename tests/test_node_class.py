@@ -15,8 +15,8 @@ from pathlib import Path
 from tests.test_subnets import instance
 from tests import synthetic as s
 from webhook.engine.evaluate import evaluate
-from webhook.engine.instance_types import load_default_table
-from webhook.engine.node_class import NodeClass, class_pod_limit
+from webhook.engine.instance_types import InstanceLimits, load_default_table
+from webhook.engine.node_class import NodeClass, PodLimit, class_pod_limit, raise_advice
 from webhook.state.snapshot import state_from_objects
 
 A, B = "ip-10-0-1-17.ec2.internal", "ip-10-0-2-23.ec2.internal"
@@ -152,3 +152,78 @@ def test_a_node_class_the_webhook_cannot_read_still_names_the_field_to_change():
     verdict = evaluate(state_from_objects(items), s.small_web("web", 20))
     assert ("Raise spec.kubelet.maxPods on EC2NodeClass small to 29 (its setting is not readable here; the VPC CNI "
             "allows 29 on m5.large)") in verdict.message
+
+
+def test_prefix_delegation_advice_names_at_most_three_node_classes():
+    # Four m5.large Karpenter nodes, one EC2NodeClass each: 3 ENIs x (10 - 1) = 27 pod IPs a node, 108 in all.
+    names = [f"ip-10-0-{i}-1.ec2.internal" for i in range(4)]
+    classes = ["alpha", "bravo", "charlie", "delta"]
+    items = [karpenter_node(n, "m5.large", 29, node_class=c) for n, c in zip(names, classes, strict=True)]
+    items += [ec2_node_class(c) for c in classes] + [s.aws_node(), s.namespace("default")]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 200))
+    assert (verdict.codes, verdict.schedulable, verdict.pending) == (["POD_IP_EXHAUSTED"], 108, 92)
+    assert ("set spec.kubelet.maxPods to 110 on EC2NodeClass alpha, EC2NodeClass bravo, EC2NodeClass charlie "
+            "(Karpenter keeps the ENI-limited figure otherwise)") in verdict.message
+    assert "delta" not in verdict.message
+
+
+# ---- the kubelet fields as Karpenter's CRD types them, and pods() where the type is unknown -------------
+# karpenter-provider-aws KubeletConfiguration: maxPods and podsPerCore are int32 with Minimum 0, so 0 is a
+# setting (maxPods 0: no pods) and anything that is not a non-negative integer never reaches pods().
+
+def test_maxpods_zero_is_a_setting_and_non_integers_are_no_setting():
+    zero = limit(ec2_node_class(kubelet={"maxPods": 0}), "m5.large")
+    assert (zero.pods, zero.setting, zero.phrase) == (0, "maxPods", "spec.kubelet.maxPods 0 on EC2NodeClass default")
+    for bad in ("20", True, -1, 2.5):
+        # m5.large without a usable maxPods: the ENI-limited 3 x (10 - 1) + 2 = 29.
+        assert limit(ec2_node_class(kubelet={"maxPods": bad}), "m5.large").pods == 29, bad
+    assert NodeClass.from_object(ec2_node_class(kubelet={"podsPerCore": 0})).pods_per_core == 0
+
+
+def test_the_ami_family_comes_from_the_first_alias_term():
+    obj = ec2_node_class()
+    obj["spec"]["amiSelectorTerms"] = ["junk", {"id": "ami-0123456789abcdef0"}, {"alias": "Bottlerocket@v1.20.0"},
+                                       {"alias": "al2023@latest"}]
+    assert NodeClass.from_object(obj).ami_family == "bottlerocket"
+    obj["spec"]["amiSelectorTerms"] = [{"tags": {"karpenter.sh/discovery": "demo"}}]
+    assert NodeClass.from_object(obj).ami_family is None
+
+
+def test_pods_is_unknown_without_the_instance_types_figures():
+    default = NodeClass.from_object(ec2_node_class())
+    assert class_pod_limit(default, None) == PodLimit(
+        None, "default", "Karpenter's ENI-limited default: EC2NodeClass default sets no maxPods")
+    # podsPerCore needs the vCPUs: unknown type, or a type whose vCPU count no source gave.
+    per_core = NodeClass.from_object(ec2_node_class(kubelet={"podsPerCore": 2, "maxPods": 20}))
+    unknown = PodLimit(None, "podsPerCore", "spec.kubelet.podsPerCore 2 on EC2NodeClass default")
+    assert class_pod_limit(per_core, None) == unknown
+    m5 = TABLE.get("m5.large")
+    no_vcpus = InstanceLimits(m5.name, m5.enis, m5.ipv4_per_eni, m5.hypervisor, m5.bare_metal, None,
+                              m5.ebs_attachments, m5.source)
+    assert class_pod_limit(per_core, no_vcpus) == unknown
+
+
+def test_podspercore_equal_to_maxpods_leaves_maxpods_the_named_setting():
+    # m5.large: 10 x 2 vCPUs = 20 = maxPods 20: Karpenter's min() is 20 either way; maxPods is named.
+    tie = limit(ec2_node_class(kubelet={"podsPerCore": 10, "maxPods": 20}), "m5.large")
+    assert (tie.pods, tie.setting) == (20, "maxPods")
+
+
+def _rooms(state, *names):
+    from types import SimpleNamespace
+    return [SimpleNamespace(node=state.nodes[n], capacity=state.ip_capacity(state.nodes[n])) for n in names]
+
+
+def test_raise_advice_skips_nodes_without_a_node_class_and_says_nothing_when_maxpods_is_already_enough():
+    # A (sorted first) is a plain node; B is a Karpenter node with maxPods 20 of the 29 the VPC CNI allows.
+    plain = s.node(A, "m5.large", allocatable={**M5_LARGE, "pods": "20"})
+    items = [plain, karpenter_node(B, "m5.large", 20, "small"), ec2_node_class("small", {"maxPods": 20}),
+             s.aws_node()]
+    state = state_from_objects(items)
+    advice = raise_advice(state, _rooms(state, A, B), lambda room: 29, "replicas")
+    assert advice == ("Raise spec.kubelet.maxPods on EC2NodeClass small to 29 (now spec.kubelet.maxPods 20 on "
+                      "EC2NodeClass small; the VPC CNI allows 29 on m5.large); Karpenter replaces the drifted nodes. "
+                      "Or add nodes, or lower replicas.")
+    # Allowed no higher than the node's 20 already: nothing to raise.
+    assert raise_advice(state, _rooms(state, A, B), lambda room: 20, "replicas") is None
+    assert raise_advice(state, _rooms(state, A, B), lambda room: None, "replicas") is None

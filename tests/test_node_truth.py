@@ -5,7 +5,9 @@ Numbers from the VPC CNI's rules: m5.large has 3 ENIs x 10 IPv4 (9 pod IPs each,
 
 from tests.test_subnets import instance
 from tests import synthetic as s
+from webhook.aws import instance_object
 from webhook.engine.evaluate import evaluate
+from webhook.engine.node_truth import laggard_fix
 from webhook.state.snapshot import state_from_objects
 
 A = "ip-10-0-1-17.ec2.internal"
@@ -74,3 +76,37 @@ def test_a_node_that_just_joined_owes_its_daemonset_pods():
     # A DaemonSet that does not select the node owes it nothing.
     gpu_only = s.daemonset("dcgm", spec=s.pod_spec([s.container("dcgm")], nodeSelector={"gpu": "true"}))
     assert evaluate(state_from_objects(base + running + [gpu_only]), s.small_web("web", 26)).verdict == "allow"
+
+
+def test_a_windows_node_that_advertises_no_private_ipv4_addresses_keeps_its_types_figure():
+    # No vpc.amazonaws.com/PrivateIPv4Address yet (the VPC resource controller has not set it up): nothing
+    # node-specific is known, the type's secondary-IP figure stands (m5.large: 3 x 9 = 27).
+    node = s.node(A, "m5.large", allocatable=M5_LARGE, labels={"kubernetes.io/os": "windows"})
+    assert slots(node, aws_node()) == (27, "secondary-ip")
+
+
+def test_ec2_decides_by_the_pod_enis_of_card_zero_only():
+    # Prefix delegation on, a node whose maxPods (110) is the prefix figure. Its primary ENI (card 0) holds no
+    # address yet; an ENI of network card 1 holds 9 secondary IPs, which ipamd's pod pool never uses: the node
+    # is not one still running secondary IPs.
+    fresh = s.node(A, "m5.large", allocatable={**M5_LARGE, "pods": "110"})
+    described = instance_object({
+        "InstanceId": fresh["spec"]["providerID"].rsplit("/", 1)[-1], "SubnetId": "subnet-a",
+        "InstanceType": "m5.large", "Placement": {"AvailabilityZone": "us-east-1a"}, "State": {"Name": "running"},
+        "NetworkInterfaces": [
+            {"NetworkInterfaceId": "eni-0", "SubnetId": "subnet-a", "InterfaceType": "interface",
+             "Attachment": {"DeviceIndex": 0, "NetworkCardIndex": 0}, "PrivateIpAddresses": [{"Primary": True}]},
+            {"NetworkInterfaceId": "eni-1", "SubnetId": "subnet-a", "InterfaceType": "interface",
+             "Attachment": {"DeviceIndex": 1, "NetworkCardIndex": 1},
+             "PrivateIpAddresses": [{"Primary": True}] + [{"Primary": False}] * 9}]})
+    assert slots(fresh, aws_node(prefix=True), described) == (27 * 16, "prefix-delegation")
+    # Secondary IPs and /28 prefixes side by side on card 0: prefixes are in use, the node is on prefixes.
+    both = instance(fresh, "subnet-a", [(9, 1)])
+    assert slots(fresh, aws_node(prefix=True), both) == (27 * 16, "prefix-delegation")
+
+
+def test_the_laggard_fix_names_three_nodes_and_counts_the_rest():
+    assert laggard_fix(["n1"]).startswith("Node n1 started before prefix delegation was enabled and still run")
+    assert laggard_fix(["n1", "n2", "n3"]).startswith("Nodes n1, n2, n3 started before")
+    assert laggard_fix(["n1", "n2", "n3", "n4"]).startswith("Nodes n1, n2, n3 and 1 more started before")
+    assert laggard_fix(["n1", "n2", "n3", "n4", "n5"]).startswith("Nodes n1, n2, n3 and 2 more started before")

@@ -311,3 +311,43 @@ def test_a_host_port_held_by_a_pod_that_stays_keeps_the_node_no_candidate():
     freed = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
                                 s.pod("holder", "default", "a", spec=_ported(-1, "1"))])
     assert _names(local_victims(freed, rules, victims(freed, Priority(0, True, ""), rules), [])) == ["holder"]
+    # Two pods bound to the port (nodeName set by hand bypasses NodePorts): removing the lower one leaves the
+    # keeper's claim on it, so the node is still no candidate.
+    twice = state_from_objects([s.node("a", instance_type=None, allocatable=FULL),
+                                s.pod("keeper", "default", "a", spec=_ported(5, "1")),
+                                s.pod("holder", "default", "a", spec=_ported(-1, "1"))])
+    candidates = victims(twice, Priority(0, True, ""), rules)
+    assert _names(candidates) == ["holder"] and local_victims(twice, rules, candidates, []) == []
+
+
+def test_a_daemonset_counts_only_the_nodes_preemption_really_frees():
+    # a: a 1-CPU victim beside a 3-CPU pod of HIGHER priority: with the victim gone 1 CPU is free, the 2-CPU
+    # daemon pod still does not fit (a is no candidate at all). b has room. c: two 2-CPU victims, -2 goes,
+    # -1 is reprieved (exact fit). So 1 pod runs by preemption, a's stays Pending: a deny, not a warning.
+    from webhook.engine.evaluate import evaluate
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=FULL), s.node("b", instance_type=None, allocatable=FULL),
+        s.node("c", instance_type=None, allocatable=FULL),
+        s.pod("low-a", "default", "a", spec=_cpu_spec(-5, "1")),
+        s.pod("high-a", "default", "a", spec=_cpu_spec(10, "3")),
+        s.pod("c-1", "default", "c", spec=_cpu_spec(-1)), s.pod("c-2", "default", "c", spec=_cpu_spec(-2)),
+    ])
+    verdict = evaluate(state, s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})])))
+    assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("deny", 3, 2, 1)
+    assert verdict.codes == ["PREEMPTION", "INSUFFICIENT_CPU"]
+    assert verdict.reasons[0].summary.endswith("1 pods fit only by preemption: would preempt 1 lower-priority pods")
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
+def test_a_victim_that_fills_the_last_pod_slot_exactly_is_reprieved(bulk, monkeypatch):
+    # maxPods 2, both slots held by victims -1 and -2. SelectVictimsOnNode: all out, the new pod in (1 slot),
+    # -1 back (2 of 2: still fits, reprieved), -2 back would make 3: evicted. One victim.
+    from webhook.engine.evaluate import evaluate
+    if bulk:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    state = state_from_objects([s.node("a", instance_type=None, allocatable={**FULL, "pods": "2"}),
+                                s.pod("v-1", "default", "a", spec=_cpu_spec(-1, "1")),
+                                s.pod("v-2", "default", "a", spec=_cpu_spec(-2, "1"))])
+    verdict = evaluate(state, s.deployment("new", 1, spec=_cpu_spec(0, "1")))
+    assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
+    assert verdict.reasons[0].summary.endswith("1 pods fit only by preemption: would preempt 1 lower-priority pods")

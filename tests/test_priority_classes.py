@@ -71,6 +71,10 @@ def test_a_class_missing_from_a_recorded_list_refuses_every_pod():
     assert verdict.verdict == "deny"
     assert "no PriorityClass with name gold was found" in verdict.reasons[0].message
     assert verdict.pending == 0            # never created, so never Pending
+    assert (verdict.requested, verdict.schedulable) == (3, 0)
+    agent = s.daemonset("agent", spec=s.pod_spec([s.container("agent")], priorityClassName="gold"))
+    daemon = evaluate(state_from_objects(s.two_t3_medium_cluster()["items"] + SYSTEM), agent)
+    assert (daemon.codes, daemon.verdict, daemon.pending) == (["PRIORITY_CLASS_NOT_FOUND"], "deny", 0)
 
 
 def test_an_existing_or_system_class_is_not_reported():

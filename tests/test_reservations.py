@@ -199,3 +199,17 @@ def evaluate_pending(state, replicas: int) -> int:
     from webhook.engine.evaluate import evaluate
 
     return evaluate(state, s.small_web("probe", replicas)).pending
+
+
+def test_a_deny_names_the_other_workloads_holding_room_not_its_own():
+    # N1 has 10 free IP slots, N2 11. "a" (12 pods) fills N2 and takes 1 on N1; "b" (9) takes the other 9 of N1.
+    # Scaling "a" to 30 sees its own promise as free again: N1 has 10 - 9 = 1 slot, N2 11: 12 placed, 18 Pending.
+    # N1's line names b's 9 reserved pods; a's own 1 is not "reserved for" anybody in a's decision.
+    h, state, _ = handler()
+    a12, b9 = s.small_web("a", 12), s.small_web("b", 9)
+    assert decide(h, a12).allowed and decide(h, b9).allowed
+    assert state.reservations[("Deployment", "default", "a")].per_node == {N2: 11, N1: 1}
+    assert state.reservations[("Deployment", "default", "b")].per_node == {N1: 9}
+    denied = decide(h, s.small_web("a", 30), operation="UPDATE", old=a12)
+    assert not denied.allowed and "18 of 30 pods would stay Pending" in denied.message
+    assert re.search(rf"node {N1}: [^\n]*\(9 reserved for Deployment default/b\)", denied.message), denied.message

@@ -161,3 +161,96 @@ def test_warnings_are_deduplicated_and_capped_with_a_count_of_the_rest():
 def test_an_error_body_is_a_kubernetes_status():
     assert error_body(413, "too big") == {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 413,
                                           "message": "too big"}
+
+
+# ---- decoding edge cases, in-process (the server tests run them in a subprocess) ------------------
+
+def test_a_blank_body_is_called_empty_not_invalid_json():
+    for blank in (b"", b"   ", b"\r\n\t "):
+        with pytest.raises(BadReview) as error:
+            parse_review(blank)
+        assert (error.value.status, error.value.message) == (
+            400, "request body is empty: POST an admission.k8s.io/v1 AdmissionReview")
+
+
+@pytest.mark.parametrize("raw,message", [
+    (b'{"kind": ', "request body is not JSON: Expecting value at line 1 column 10"),
+    (b'{"a": 1} x', "request body is not JSON: Extra data at line 1 column 10"),
+    (b'{"a": "\xff"}', "request body is not UTF-8 text (invalid byte at offset 7)"),
+    (b'{"a": NaN}', "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON values; "
+                    "nesting is limited)"),
+    (b'{"a": "\\ud800"}', "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)"),
+    (b'{"a": "\\udc00\\ud800"}',
+     "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)"),
+])
+def test_a_body_that_is_not_strict_json_is_a_400_naming_the_first_problem(raw, message):
+    # RFC 8259 / Go's encoding/json: UTF-8 only, no NaN, no unpaired surrogate. The position is
+    # json's own (1-based line and column), the offset is the first byte that is not UTF-8.
+    with pytest.raises(BadReview) as error:
+        parse_review(raw)
+    assert (error.value.status, error.value.message) == (400, message)
+
+
+def test_a_body_only_the_strict_fallback_reads_keeps_its_exact_numbers_and_surrogate_pairs():
+    # A 400-digit integer is valid JSON (RFC 8259 sets no range) but not a double: orjson refuses it,
+    # the standard library reads it exactly. An escaped surrogate PAIR is one valid character (U+1F600).
+    big = 10 ** 399
+    raw = ('{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", '
+           '"operation": "CREATE", "name": "\\ud83d\\ude00", "object": {"kind": "ConfigMap", "data": {"n": %d}}}}'
+           % big).encode()
+    review = parse_review(raw)
+    assert review.name == "\U0001F600" and review.obj["data"]["n"] == big
+    assert review.obj["metadata"]["name"] == "\U0001F600"
+
+
+def test_without_orjson_the_standard_library_decodes_the_same_review(monkeypatch):
+    from webhook.server import review as review_module
+
+    raw = body(scale_request())
+    fast = parse_review(raw)
+    monkeypatch.setattr(review_module, "orjson", None)
+    slow = parse_review(raw)
+    assert slow == fast and slow.uid == "u-1" and slow.obj["spec"] == {"replicas": 5}
+    with pytest.raises(BadReview) as error:
+        parse_review(b"[1, 2]")
+    assert (error.value.status, error.value.message) == (
+        400, "request body must be an AdmissionReview object, got an array")
+
+
+def test_a_warning_of_exactly_120_characters_is_kept_whole_and_121_are_clipped():
+    from webhook.server.review import sanitize_warning
+
+    assert sanitize_warning("w" * 120) == "w" * 120
+    assert sanitize_warning("w" * 121) == "w" * 117 + "..."
+
+
+def test_the_warning_list_fits_the_apiservers_4096_character_budget_exactly():
+    # k8s.io/apiserver pkg/endpoints/filters/warning.go: truncateAtTotalRunes = 4 * 1024; a warning
+    # fits while written + len(text) <= 4096. 34 warnings of 118 characters are 4012; an 84-character
+    # last one makes exactly 4096 (all shown), an 85-character one makes 4097 (counted, not shown).
+    lines = [f"{i:02d}" + "z" * 116 for i in range(34)]
+    assert sanitize_warnings(lines + ["q" * 84]) == lines + ["q" * 84]
+    assert sanitize_warnings(lines + ["q" * 85]) == lines + ["1 more warnings not shown"]
+
+
+@pytest.mark.parametrize("raw,message", [
+    (body({"uid": "u"}, kind="AdmissionReviewList"), "kind must be AdmissionReview, got 'AdmissionReviewList'"),
+    (body({"uid": "u"}, apiVersion="admission.k8s.io/v1beta1"),
+     "apiVersion must be admission.k8s.io/v1, got 'admission.k8s.io/v1beta1' "
+     "(set admissionReviewVersions: [\"v1\"] in the webhook configuration)"),
+    (body(), "AdmissionReview has no request: the apiserver sends one in every review"),
+    (body(request=["uid"]), "request must be a JSON object, got an array"),
+    (body(request="u"), "request must be a JSON object, got a string"),
+])
+def test_an_envelope_that_is_not_an_admission_review_v1_request_is_a_400(raw, message):
+    with pytest.raises(BadReview) as error:
+        parse_review(raw)
+    assert (error.value.status, error.value.message) == (400, message)
+
+
+def test_the_objects_own_kind_wins_and_no_kind_is_invented_when_the_review_names_none():
+    review = parse_review(body({"uid": "u", "operation": "UPDATE", "kind": {"kind": "Deployment"},
+                                "object": {"kind": "ReplicaSet"}, "oldObject": {}}))
+    assert review.obj == {"kind": "ReplicaSet", "metadata": {}} and review.old == {"kind": "Deployment", "metadata": {}}
+    review = parse_review(body({"uid": "u", "operation": "CREATE", "object": {"metadata": {"name": "a"}}}))
+    assert review.obj == {"metadata": {"name": "a"}} and review.kind == ""

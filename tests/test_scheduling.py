@@ -131,3 +131,42 @@ def test_daemon_pods_tolerate_the_node_condition_taints_but_not_others():
     assert ineligibility(pressured, rules()) == "taint node.kubernetes.io/disk-pressure:NoSchedule not tolerated"
     dedicated = node(taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
     assert ineligibility(dedicated, daemon) == "taint dedicated=gpu:NoSchedule not tolerated"
+
+
+def _gt_lt(operator, bound):
+    return rules(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "cores", "operator": operator, "values": [bound]}]}]}}})
+
+
+def test_gt_and_lt_read_label_values_as_go_parse_int_does():
+    # k8s.io/apimachinery labels.Requirement.Matches: strconv.ParseInt(value, 10, 64); an error is no match.
+    # "+7" and "-3" parse; "1_0" (a valid label value) and a 20-digit number (over int64) do not.
+    cases = [("+7", "Gt", "5", True), ("-3", "Lt", "0", True), ("-3", "Gt", "-4", True),
+             ("1_0", "Gt", "5", False), ("99999999999999999999", "Gt", "5", False),
+             ("9223372036854775807", "Gt", "9223372036854775806", True), ("7", "Gt", "1_0", False),
+             ("7", "Lt", "99999999999999999999", False), ("seven", "Gt", "5", False),
+             ("9223372036854775808", "Gt", "5", False),                        # 2^63: one past int64
+             ("-9223372036854775808", "Lt", "0", True), ("-9223372036854775809", "Lt", "0", False)]
+    for label, operator, bound, eligible in cases:
+        verdict = ineligibility(node(labels={"cores": label}), _gt_lt(operator, bound))
+        assert (verdict is None) is eligible, (label, operator, bound)
+    assert ineligibility(node(), _gt_lt("Gt", "0")) == "required node affinity not matched"   # no label: no match
+
+
+def test_every_taint_and_every_toleration_is_read_not_only_the_first():
+    # v1.33.13 TaintToleration Filter: a node fits when each NoSchedule/NoExecute taint is tolerated by
+    # ANY toleration (v1.Toleration.ToleratesTaint); PreferNoSchedule taints are skipped, not a stop.
+    gpu = node(taints=[{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
+    two = [{"key": "spot", "operator": "Exists", "effect": "NoExecute"},
+           {"key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert ineligibility(gpu, rules(tolerations=two)) is None
+    soft_then_hard = node(taints=[{"key": "spot", "value": "true", "effect": "PreferNoSchedule"},
+                                  {"key": "team", "value": "db", "effect": "NoSchedule"}])
+    assert ineligibility(soft_then_hard, rules()) == "taint team=db:NoSchedule not tolerated"
+    # DaemonSet pods tolerate the node-condition taints only: a custom taint after one still stops them.
+    daemon = PodPlacementRules.from_pod_spec(s.pod_spec(), daemon=True)
+    condition_then_custom = node(taints=[{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"},
+                                         {"key": "team", "value": "db", "effect": "NoExecute"}])
+    assert ineligibility(condition_then_custom, daemon) == "taint team=db:NoExecute not tolerated"
+    assert ineligibility(condition_then_custom, rules()) == "taint node.kubernetes.io/disk-pressure:NoSchedule " \
+                                                            "not tolerated"

@@ -557,3 +557,22 @@ def test_an_object_the_engine_trips_over_is_allowed_with_a_warning_not_a_500():
     response = answer.get_json()["response"]
     assert response["allowed"] is True
     assert "cannot read spec.template.spec.containers: must be an array, got a string" in response["warnings"][0]
+
+
+def test_a_body_of_exactly_3_mib_is_read_and_answered():
+    # The kube-apiserver's own request limit (MaxRequestBodyBytes, 3 * 1024 * 1024): a review of
+    # exactly 3,145,728 bytes is read and answered, one byte more is a 413 before any decoding.
+    # (No state loaded: the answer is the quick "no cluster state yet" allow, the body is still read.)
+    client = _client(StateHolder())
+    raw = json.dumps(review({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).encode()
+    assert MAX_BODY_BYTES == 3 * 1024 * 1024 == 3_145_728
+    exact = raw + b" " * (3_145_728 - len(raw))          # trailing whitespace is still one JSON document
+    answer = client.post("/validate", data=exact, content_type="application/json")
+    assert answer.status_code == 200 and answer.get_json()["response"]["allowed"] is True
+
+
+def test_one_byte_over_3_mib_is_a_413_that_names_both_sizes():
+    client = _client(StateHolder())
+    answer = client.post("/validate", data=b" " * 3_145_729, content_type="application/json")
+    assert answer.status_code == 413
+    assert answer.get_json()["message"] == "request body is 3145729 bytes, over the 3145728 byte (3 MiB) limit"

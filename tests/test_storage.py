@@ -395,7 +395,20 @@ def test_rwop_claim_shared_by_two_pods_never_works():
     # Pinning does not help: ReadWriteOncePod is one pod, not one node.
     pinned = evaluate(state, deploy("db", 2, "solo", nodeSelector={"kubernetes.io/hostname": N1}))
     assert storage.EBS_SHARED_RWO in codes(pinned) and pinned.pending == 1
-    assert codes(evaluate(state, deploy("db", 1, "solo"))) == []
+    one = evaluate(state, deploy("db", 1, "solo"))
+    assert codes(one) == [] and (one.requested, one.schedulable, one.pending) == (1, 1, 0)
+
+
+def test_scaling_up_a_rwop_workload_leaves_every_added_pod_waiting_for_the_claim():
+    # Its one running pod holds the ReadWriteOncePod claim: the 2 added pods can never mount it.
+    old = deploy("db", 1, "solo")
+    running = s.pod("db-1", node_name=N1, spec=old["spec"]["template"]["spec"], labels={"app": "db"},
+                    owner=("apps/v1", "Deployment", "db"))
+    state = cluster(*bound_claim("solo", "us-east-1a", modes=["ReadWriteOncePod"]), old, running)
+    new = deploy("db", 3, "solo")
+    verdict = evaluate(state, new, old)
+    assert storage.EBS_SHARED_RWO in codes(verdict) and verdict.verdict == "deny"
+    assert (verdict.requested, verdict.schedulable, verdict.pending) == (3, 1, 2)
 
 
 def test_rwop_claim_held_by_another_pod_leaves_the_new_pod_pending():

@@ -41,9 +41,22 @@ def test_under_custom_networking_the_pool_starts_on_the_first_secondary_eni():
     cni = CniConfig(True, custom_networking=True)
     assert held_addresses(0, cni, 14, 3, 58, False, first_eni=0) == Holding(14, 1, False)
     assert held_addresses(15, cni, 14, 3, 58, False, first_eni=0) == Holding(42, 3, False)
-    # WARM_ENI_TARGET=0 with nothing running: no pod ENI at all.
+    # WARM_ENI_TARGET=0 with nothing running: ipamd's isDatastorePoolTooLow is also true when the target is 0
+    # and no IP is free ("warmTarget == 0 && available == 0"), and an idle node has none: one pod ENI (14 IPs).
     idle = CniConfig(True, custom_networking=True, warm_eni_target=0)
-    assert held_addresses(0, idle, 14, 3, 58, False, first_eni=0) == Holding(0, 0, False)
+    assert held_addresses(0, idle, 14, 3, 58, False, first_eni=0) == Holding(14, 1, False)
+
+
+def test_warm_eni_target_zero_adds_an_eni_only_once_no_ip_is_free():
+    # pkg/ipamd/ipamd.go isDatastorePoolTooLow: available < 0 x IPs per ENI is never true, so with
+    # WARM_ENI_TARGET=0 the pool grows only when "warmTarget == 0 && available == 0". m5.large: 9 per ENI.
+    zero = CniConfig(True, warm_eni_target=0)
+    assert held_addresses(0, zero, 9, 3, 29, False) == Holding(9, 1, False)      # nothing free: fill ENI 1
+    assert held_addresses(5, zero, 9, 3, 29, False) == Holding(9, 1, False)      # 4 free: enough
+    assert held_addresses(9, zero, 9, 3, 29, False) == Holding(18, 2, False)     # 0 free: a second ENI
+    assert held_addresses(27, zero, 9, 3, 29, False) == Holding(27, 3, False)    # no fourth ENI exists
+    # WARM_ENI_TARGET=2 on an idle node: two whole ENIs of free IPs (18).
+    assert held_addresses(0, CniConfig(True, warm_eni_target=2), 9, 3, 29, False) == Holding(18, 2, False)
 
 
 def test_warm_ip_target_counts_addresses_and_is_capped_by_the_enis():
@@ -174,3 +187,16 @@ def test_stuck_pods_with_prefixes_are_sixteen_per_missing_block():
 def test_no_new_eni_once_the_pool_already_equals_max_pods():
     # 20 pods on m5.xlarge capped at maxPods 28: two ENIs (28 IPs) equal maxPods, only 8 free, still no third.
     assert held_addresses(20, ENI_DEFAULT, 14, 4, 28, False) == Holding(28, 2, False)
+
+
+def test_minimum_ip_target_alone_keeps_no_warm_ip_beyond_the_pods():
+    # ipamd datastoreTargetState: short = max(WARM_IP_TARGET (unset: 0) - available, MINIMUM_IP_TARGET - total).
+    # 20 pods with MINIMUM_IP_TARGET=12 on m5.large (9 per ENI): exactly the 20 in use, on 3 ENIs.
+    assert held_addresses(20, CniConfig(True, minimum_ip_target=12), 9, 3, 29, False) == Holding(20, 3, False)
+
+
+def test_warm_prefix_target_unset_adds_a_prefix_only_when_none_is_free():
+    pd = CniConfig(True, prefix_delegation=True)
+    # 15 pods on one /28: one IP still free, no second prefix; 16 pods: none free, a second one.
+    assert held_addresses(15, pd, 9, 3, 110, True).units == 1
+    assert held_addresses(16, pd, 9, 3, 110, True).units == 2

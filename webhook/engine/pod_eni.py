@@ -106,7 +106,7 @@ def branch_caps(state, rooms=None, exclude: tuple | None = None) -> dict[str, tu
 def node_phrase(state, name: str, outcome, caps: dict | None = None, held_by: dict | None = None) -> str:
     node = outcome.room.node
     net = state.network.nodes.get(name)
-    total = net.pod_eni if net and net.pod_eni is not None else None
+    total = net.pod_eni if net else None
     itype = node.instance_type or "unknown type"
     table = branch_limits().get(node.instance_type or "")
     if table == 0:

@@ -33,10 +33,6 @@ class ReservedSums:
         self.dirty: set[tuple] = set()               # workloads whose pods (or ReplicaSets) changed
         self.changed: set[str] = set()               # nodes whose sums moved since the RoomIndex looked
 
-    def watching(self) -> bool:
-        """Whether pod changes must be noted (nothing remembered: nothing can go stale)."""
-        return bool(self.held)
-
     def sync(self) -> "ReservedSums":
         """Bring the sums up to the state's reservations and pods; returns itself."""
         store = self.state.reservations

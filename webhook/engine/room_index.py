@@ -36,13 +36,10 @@ _INT64 = 2**62
 
 
 def eligibility_key(node) -> tuple:
-    """What ``scheduling.ineligibility`` reads of a node besides its name and its labels."""
-    try:
-        key = (node.unschedulable, node.ready, node.taints)
-        hash(key)
-        return key
-    except TypeError:        # a field of the wrong shape: a group of its own
-        return ("node", node.name)
+    """What ``scheduling.ineligibility`` reads of a node besides its name and its labels.
+
+    Hashable: every Node is shape-checked when applied (``shape.SCHEMAS``), so its taints are strings."""
+    return (node.unschedulable, node.ready, node.taints)
 
 
 def _label_code(labels, key: str, codes: dict) -> int:
@@ -64,8 +61,7 @@ class RoomIndex:
 
     def __init__(self, state):
         self.state = state
-        self.key: tuple | None = None
-        self.usable = False
+        self.key: tuple | None = None       # what the arrays were built for (None: not yet built)
 
     # ---- keeping it current ----------------------------------------------------------
     def current(self) -> "RoomIndex | None":

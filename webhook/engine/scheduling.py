@@ -7,6 +7,7 @@ Each refusal is returned as a short cause so a denial can say *why* no node fits
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -131,12 +132,23 @@ def _expression_matches(expr: Mapping, value, present: bool) -> bool:
     if operator == "DoesNotExist":
         return not present
     if operator in ("Gt", "Lt"):
-        try:
-            number, bound = int(value), int(values[0])
-        except (TypeError, ValueError, IndexError):
+        number, bound = _int64(value), _int64(values[0] if values else None)
+        if number is None or bound is None:
             return False
         return number > bound if operator == "Gt" else number < bound
     return False
+
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def _int64(text) -> int | None:
+    """Go's ``strconv.ParseInt(text, 10, 64)``, which labels.Requirement uses for Gt/Lt: ASCII digits with
+    an optional sign, in int64 range; anything else (``1_0``, `` 5``, 20 digits) is no number, so no match."""
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        return None
+    number = int(text)
+    return number if -(2 ** 63) <= number < 2 ** 63 else None
 
 
 def tolerates(tolerations: Sequence, taint: Taint) -> bool:

@@ -18,7 +18,8 @@ the aws-node settings the way ipamd sizes its pool (``held_addresses``):
   with prefix delegation rounded up to whole /28 prefixes.
 * otherwise, secondary IPs: whole ENIs are filled (``tryAssignIPs`` asks for every free
   slot) until at least ``WARM_ENI_TARGET`` ENIs' worth of IPs are free
-  (``isDatastorePoolTooLow``: available < WARM_ENI_TARGET x IPs per ENI);
+  (``isDatastorePoolTooLow``: available < WARM_ENI_TARGET x IPs per ENI, or with 0 one more
+  ENI whenever no IP is free, so an idle node still fills its first pod ENI);
 * otherwise, prefix delegation: prefixes until ``WARM_PREFIX_TARGET`` prefixes' worth of
   IPs are free (with 0, one more prefix when none is free);
 * growth stops at the node's max ENIs and once the pool reaches kubelet maxPods.
@@ -74,19 +75,19 @@ def held_addresses(used: int, cni, per_eni: int, max_enis: int, max_pods: int, p
     if cni.warm_ip_target or cni.minimum_ip_target:
         ips = max(used + (cni.warm_ip_target or 0), cni.minimum_ip_target or 0)
         units = min(_ceil_div(ips, size), capacity)
+    elif prefix:
+        warm = cni.warm_prefix_target or 0
+        units = _ceil_div(used, PREFIX_IPS)
+        while units < capacity and units * PREFIX_IPS < max_pods and (
+                units * PREFIX_IPS - used < warm * PREFIX_IPS or (warm == 0 and units * PREFIX_IPS - used <= 0)):
+            units += 1
     else:
-        units = first_eni * per_eni if not prefix else 0
-        if prefix:
-            warm = cni.warm_prefix_target or 0
-            units = _ceil_div(used, PREFIX_IPS)
-            while units < capacity and units * PREFIX_IPS < max_pods and (
-                    units * PREFIX_IPS - used < warm * PREFIX_IPS or (warm == 0 and units * PREFIX_IPS - used <= 0)):
-                units += 1
-        else:
-            units = max(units, _ceil_div(used, per_eni) * per_eni)
-            while units < capacity and units < max_pods and units - used < cni.warm_eni_target * per_eni:
-                units = min(units + per_eni, capacity)
-    enis = max(_ceil_div(units, per_eni), first_eni if first_eni else (1 if units else 0)) if per_eni else 0
+        warm = cni.warm_eni_target
+        units = _ceil_div(used, per_eni) * per_eni
+        while units < capacity and units < max_pods and (
+                units - used < warm * per_eni or (warm == 0 and units - used <= 0)):
+            units = min(units + per_eni, capacity)
+    enis = max(_ceil_div(units, per_eni), first_eni) if per_eni else 0
     return Holding(min(units, capacity), min(enis, max_enis), False)
 
 
@@ -167,9 +168,10 @@ def _node_draw(state, node, used: int, new: int, capacity_slots: int | None) -> 
     cni = state.cni
     if limits is None or capacity_slots is None:
         return None
+    per_eni = limits.ipv4_per_eni - 1        # secondary IPs (or /28 prefixes) per ENI; InstanceLimits keeps it >= 0
+    # Prefix units only when the node's slots exceed the secondary-IP figure (not a node launched before PD).
     prefix = cni.prefix_delegation and limits.supports_prefix_delegation and capacity_slots > \
-        pod_enis(limits, cni.custom_networking, cni.max_eni) * max(limits.ipv4_per_eni - 1, 0)
-    per_eni = max(limits.ipv4_per_eni - 1, 0)
+        pod_enis(limits, cni.custom_networking, cni.max_eni) * per_eni
     max_enis = pod_enis(limits, cni.custom_networking, cni.max_eni,
                         trunk="trunk" in state.ip_capacity(node).mode)
     first = 0 if cni.custom_networking else 1
