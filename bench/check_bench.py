@@ -179,6 +179,7 @@ def main() -> int:
           f"({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}); prepared in {time.perf_counter() - t0:.0f} s",
           flush=True)
 
+    print(f"load average before the timed runs: {os.getloadavg()[0]:.1f}", flush=True)
     baseline = min(json_load_seconds(snapshot) for _ in range(args.runs))
     print(f"baseline: plain json.load of the snapshot {baseline:.2f} s", flush=True)
     strict = min(json_load_seconds(snapshot, gc_off=True) for _ in range(args.runs))
@@ -192,7 +193,7 @@ def main() -> int:
         other, other_verdicts, other_count = check_seconds(Path(args.compare), snapshot, manifests)
         print(f"check ({args.compare}): {other:.2f} s wall for {other_count} verdicts {other_verdicts}; "
               f"{other / baseline:.1f}x json.load; this tree is {other / wall:.1f}x faster", flush=True)
-    print(f"total bench time {time.perf_counter() - t0:.0f} s")
+    print(f"load average after: {os.getloadavg()[0]:.1f}; total bench time {time.perf_counter() - t0:.0f} s")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     del items

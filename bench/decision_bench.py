@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests import synthetic as s  # noqa: E402
 from webhook.engine.evaluate import evaluate  # noqa: E402
+from webhook.state.gc_pause import freeze_survivors  # noqa: E402
 from webhook.engine.model import ClusterState  # noqa: E402
 from webhook.engine.requests import ZERO  # noqa: E402
 
@@ -49,8 +50,7 @@ def build(nodes: int, pods_per_node: int) -> ClusterState:
         )
         for j in range(pods_per_node - 1):
             state.apply(s.pod(f"p-{i}-{j}", "default", name, spec=spec))
-    gc.collect()
-    gc.freeze()      # as the snapshot and live sources do with a finished state
+    freeze_survivors()      # as the snapshot and live sources do with a finished state
     return state
 
 

@@ -15,8 +15,7 @@ import dataclasses
 import pytest
 
 from webhook.engine.ipslots import CniConfig
-from webhook.engine.network import (Instance, Interface, LabelSelector, NetworkState, NodeNet,
-                                    SecurityGroupPolicy, Subnet, instance_id_of)
+from webhook.engine.network import (Interface, LabelSelector, NetworkState, Subnet, instance_id_of)
 
 POD_ENI = "vpc.amazonaws.com/pod-eni"
 
@@ -55,13 +54,30 @@ def test_a_malformed_cidr_has_no_size():
     assert Subnet("subnet-1", None, "10.0.1.0/24/7", 0).size is None
 
 
+def _fed(*objects):
+    net = NetworkState()
+    for obj in objects:
+        if obj["kind"] == "Node":
+            net.note_node(obj)
+        else:
+            net.apply(obj)
+    return net
+
+
+SGP = {"kind": "SecurityGroupPolicy", "metadata": {"name": "sgp", "namespace": "default"},
+       "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "securityGroups": {"groupIds": ["sg-1"]}}}
+EC2_INSTANCE = {"kind": "EC2Instance", "metadata": {"name": "i-1"},
+                "spec": {"subnetId": "subnet-1", "networkInterfaces": [{"id": "eni-1", "secondaryIPv4": 3}]}}
+
+
+# The records as the state hands them out (built by its own parsing, so the module's code runs).
 @pytest.mark.parametrize("make", [
-    lambda: Subnet("subnet-1", "us-east-1a", "10.0.1.0/24", 200),
-    lambda: Interface("eni-1", "subnet-1", 0, 0, "interface", 3, 0),
-    lambda: Instance("i-1", "subnet-1", "us-east-1a"),
-    lambda: NodeNet("i-1"),
-    lambda: LabelSelector((("app", "web"),)),
-    lambda: SecurityGroupPolicy("default", "sgp", None, None, ("sg-1",)),
+    lambda: _fed(ec2_subnet("subnet-1", 200)).subnets["subnet-1"],
+    lambda: _fed(EC2_INSTANCE).instances["i-1"].interfaces[0],
+    lambda: _fed(EC2_INSTANCE).instances["i-1"],
+    lambda: _fed(node("n1")).nodes["n1"],
+    lambda: LabelSelector.parse({"matchLabels": {"app": "web"}}),
+    lambda: _fed(SGP).policies[("default", "sgp")],
 ], ids=["Subnet", "Interface", "Instance", "NodeNet", "LabelSelector", "SecurityGroupPolicy"])
 def test_network_records_are_immutable_values(make):
     # The live state is read by concurrent reviews: a record handed out must not be mutable.

@@ -248,3 +248,103 @@ def test_extended_resources_divide_by_the_amount_each_pod_asks():
     outcome = result.per_node["a"]
     assert (result.placed, outcome.limit) == (2, "INSUFFICIENT_EXTENDED_RESOURCE")
     assert outcome.short_of == "example.com/dongle"
+
+
+@pytest.mark.parametrize(("resource", "request_"), [("cpu", Resources(1, 0, 0)), ("memory", Resources(0, 1, 0)),
+                                                   ("ephemeral-storage", Resources(0, 0, 1))])
+def test_a_request_of_one_unit_counts_on_the_loop_path_too(resource, request_):
+    # 5 units free (5m of CPU, 5 bytes): pods asking 1 unit fit 5 of the 17 pod slots.
+    alloc = {"cpu": "4", "memory": "8Gi", "ephemeral-storage": "20Gi", "pods": "17", resource: "5m" if resource == "cpu"
+             else "5"}
+    result = place(RoomMap(state_from_objects([s.node("a", instance_type=None, allocatable=alloc)])),
+                   PodPlacementRules(), request_, False, 20)
+    assert result.placed == 5
+
+
+def test_ten_attachments_hold_five_pods_of_two_volumes():
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN), s.csinode("a", 10)])
+    result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 20, new_volumes=2)
+    assert (result.placed, result.per_node["a"].limit) == (5, "EBS_ATTACH_LIMIT")
+
+
+def test_an_extended_resource_taken_by_a_waiting_pod_leaves_the_others_whole():
+    # A Pending pod takes 1 of 5 dongles; the new pods ask widgets (3 of them): all 3 fit.
+    alloc = {**SEVENTEEN, "example.com/dongle": "5", "example.com/widget": "3"}
+    node = s.node("a", instance_type=None, allocatable=alloc)
+    waiting = s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "10m", "example.com/dongle": "1"})]))
+    rooms = RoomMap(state_from_objects([node, waiting]))
+    assert [n for _, n in rooms.placed] == ["a"]
+    result = place(rooms, PodPlacementRules(), SMALL, False, 5, extended=(("example.com/widget", 1),))
+    assert result.placed == 3
+
+
+def test_a_workloads_own_promise_does_not_block_its_next_decision_on_a_large_cluster():
+    # 50 nodes of 17 pods; web's earlier decision holds all 17 of n-00. Deciding about web again, its own
+    # promise is room for it: the 17 pods go to n-00 again (first by name among the roomiest).
+    state = _fleet(50)
+    state.reserve(("Deployment", "default", "web"), {"n-00": 17}, SMALL, False)
+    verdict = evaluate(state, s.deployment("web", 17, "default",
+                                           s.pod_spec([s.container(requests={"cpu": "10m", "memory": "16Mi"})])))
+    assert verdict.placement.placed_per_node() == {"n-00": 17}
+
+
+def test_waiting_pods_of_lower_priority_are_skipped_not_the_ones_after_them():
+    # The scheduling queue pops higher priority first: with new pods of priority 5, a waiting pod of priority 0
+    # queues behind them, one of priority 10 still binds first (whatever order the state lists them in).
+    low = s.pod("low", spec=s.pod_spec([s.container(requests={"cpu": "100m"})], priority=0))
+    high = s.pod("high", spec=s.pod_spec([s.container(requests={"cpu": "100m"})], priority=10))
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN), low, high])
+    assert [pod.name for pod, _ in RoomMap(state, priority=5).placed] == ["high"]
+
+
+def test_the_workloads_own_waiting_pods_are_skipped_not_the_others():
+    own = s.pod("web-1", spec=s.pod_spec([s.container(requests={"cpu": "100m"})]),
+                owner=("apps/v1", "ReplicaSet", "web-rs"))
+    other = s.pod("zz-other", spec=s.pod_spec([s.container(requests={"cpu": "100m"})]))
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": s.metadata("web-rs", "default", owner=("apps/v1", "Deployment", "web")), "spec": {"replicas": 1}}
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN), rs, own, other])
+    assert [pod.name for pod, _ in RoomMap(state, ignore_owner=("Deployment", "default", "web")).placed] == ["zz-other"]
+
+
+def test_a_waiting_pod_repelled_by_a_running_pods_anti_affinity_binds_elsewhere():
+    # Symmetric InterPodAffinity: "guard" on a repels app=w on the hostname. w (no rules of its own) would score
+    # higher on a (b runs a 1 CPU pod) but binds on b.
+    repel = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "w"}}}]}}
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=SEVENTEEN), s.node("b", instance_type=None, allocatable=SEVENTEEN),
+        s.pod("guard", node_name="a", labels={"app": "guard"},
+              spec=s.pod_spec([s.container(requests={"cpu": "10m"})], affinity=repel)),
+        s.pod("busy", node_name="b", spec=s.pod_spec([s.container(requests={"cpu": "1"})])),
+        s.pod("w", labels={"app": "w"}, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))])
+    assert [(pod.name, node) for pod, node in RoomMap(state).placed] == [("w", "b")]
+
+
+def test_a_scanned_waiting_pod_passes_a_full_node_and_ties_go_to_the_first_name():
+    # Pods with a host port are placed by the scan: a is full (no pod slot), b and c are alike: b (first name).
+    full = {"cpu": "4", "memory": "8Gi", "pods": "1"}
+    ported = s.pod_spec([dict(s.container(requests={"cpu": "100m"}), ports=[{"containerPort": 80, "hostPort": 80}])])
+    state = state_from_objects([
+        s.node("a", instance_type=None, allocatable=full), s.node("b", instance_type=None, allocatable=SEVENTEEN),
+        s.node("c", instance_type=None, allocatable=SEVENTEEN),
+        s.pod("filler", node_name="a", spec=s.pod_spec([s.container(requests={"cpu": "10m"})])),
+        s.pod("w", spec=ported)])
+    assert [(pod.name, node) for pod, node in RoomMap(state).placed] == [("w", "b")]
+
+
+def test_a_per_node_cap_above_the_nodes_own_fit_changes_nothing():
+    # caps (branch ENIs): 30 allowed on a, but its 17 pod slots stop it first.
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN)])
+    result = place(RoomMap(state), PodPlacementRules(), SMALL, False, 20, caps={"a": (30, "POD_ENI_EXHAUSTED")})
+    assert (result.placed, result.per_node["a"].limit) == (17, "POD_LIMIT_REACHED")
+
+
+def test_room_held_for_admitted_pods_counts_in_the_scores_too():
+    # LeastAllocated scores a node's requests including what reservations hold (their pods will run there):
+    # a holds 2 x 1 CPU promised, b nothing; a waiting 100m pod binds on b.
+    state = state_from_objects([s.node("a", instance_type=None, allocatable=SEVENTEEN),
+                                s.node("b", instance_type=None, allocatable=SEVENTEEN),
+                                s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "100m"})]))])
+    state.reserve(("Deployment", "default", "held"), {"a": 2}, Resources(1000, 0), False)
+    assert [node for _, node in RoomMap(state).placed] == ["b"]

@@ -53,6 +53,7 @@ def test_warm_eni_target_zero_adds_an_eni_only_once_no_ip_is_free():
     zero = CniConfig(True, warm_eni_target=0)
     assert held_addresses(0, zero, 9, 3, 29, False) == Holding(9, 1, False)      # nothing free: fill ENI 1
     assert held_addresses(5, zero, 9, 3, 29, False) == Holding(9, 1, False)      # 4 free: enough
+    assert held_addresses(8, zero, 9, 3, 29, False) == Holding(9, 1, False)      # 1 free: still enough
     assert held_addresses(9, zero, 9, 3, 29, False) == Holding(18, 2, False)     # 0 free: a second ENI
     assert held_addresses(27, zero, 9, 3, 29, False) == Holding(27, 3, False)    # no fourth ENI exists
     # WARM_ENI_TARGET=2 on an idle node: two whole ENIs of free IPs (18).

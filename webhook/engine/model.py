@@ -67,7 +67,8 @@ def controller_of(obj: Mapping) -> tuple[str, str] | None:
     refs = _meta(obj).get("ownerReferences")
     for ref in refs if isinstance(refs, list) else ():
         # Read defensively: the admission policy asks this before the shapes are checked.
-        if isinstance(ref, Mapping) and ref.get("controller") is True:
+        # (``type(ref) is dict`` first: the ABC check is slow, and this runs for every pod.)
+        if (type(ref) is dict or isinstance(ref, Mapping)) and ref.get("controller") is True:
             kind, name = ref.get("kind"), ref.get("name")
             return (kind, name) if isinstance(kind, str) and isinstance(name, str) else None
     return None
@@ -136,6 +137,9 @@ _REQUESTS_MEMO: dict = {}          # resource signature of a pod spec -> its (sh
 _REQUESTS_MEMO_MAX = 8192
 
 
+_NO_RESOURCES = ((), ())
+
+
 def _resource_items(mapping) -> tuple:
     return tuple(mapping.items()) if mapping else ()
 
@@ -143,9 +147,9 @@ def _resource_items(mapping) -> tuple:
 def _requests_signature(spec: Mapping) -> tuple | None:
     """The parts of a pod spec that decide its requests (None if they cannot be hashed)."""
     try:
-        parts: list = [tuple((_resource_items((c.get("resources") or {}).get("requests")),
-                              _resource_items((c.get("resources") or {}).get("limits")))
-                             for c in spec.get("containers") or ())]
+        parts: list = [tuple([(_resource_items(r.get("requests")), _resource_items(r.get("limits")))
+                              if (r := c.get("resources")) else _NO_RESOURCES
+                              for c in spec.get("containers") or ()])]
         if spec.get("initContainers"):
             parts.append(tuple((_resource_items((c.get("resources") or {}).get("requests")),
                                 _resource_items((c.get("resources") or {}).get("limits")), c.get("restartPolicy"))
@@ -164,16 +168,16 @@ def _all_requests(spec: Mapping, path: str) -> tuple:
             extended_requests(spec, path))
 
 
-def _pod_requests_shared(spec: Mapping, path: str) -> tuple:
+def _pod_requests_shared(spec: Mapping, meta: Mapping) -> tuple:
     """(requests, requests as scored, extended requests), memoized on the spec's resource
     fields: pods of one template share one instance of each, and a watch event does not
     parse the same quantities again."""
     key = _requests_signature(spec)
     if key is None:
-        return _all_requests(spec, path)
+        return _all_requests(spec, f"pod {meta.get('namespace')}/{meta.get('name')} spec")
     found = _REQUESTS_MEMO.get(key)
     if found is None:
-        found = _all_requests(spec, path)
+        found = _all_requests(spec, f"pod {meta.get('namespace')}/{meta.get('name')} spec")
         if len(_REQUESTS_MEMO) >= _REQUESTS_MEMO_MAX:
             _REQUESTS_MEMO.clear()
         _REQUESTS_MEMO[key] = found
@@ -242,13 +246,14 @@ class PodRecord:
             return None
         spec = obj.get("spec") or {}
         node = spec.get("nodeName") or None
-        claims = tuple(sorted({v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []
-                               if (v.get("persistentVolumeClaim") or {}).get("claimName")}))
+        volumes = spec.get("volumes")
+        claims = tuple(sorted({v["persistentVolumeClaim"]["claimName"] for v in volumes
+                               if (v.get("persistentVolumeClaim") or {}).get("claimName")})) if volumes else ()
         owner = controller_of(obj)
         if owner and isinstance(owner[0], str) and isinstance(owner[1], str):
             owner = (_intern(owner[0]), _intern(owner[1]))
         namespace = meta.get("namespace", "default")
-        requests, scored, extended = _pod_requests_shared(spec, f"pod {meta.get('namespace')}/{meta.get('name')} spec")
+        requests, scored, extended = _pod_requests_shared(spec, meta)
         labels = meta.get("labels") or {}
         priority = spec.get("priority")
         return PodRecord(

@@ -42,9 +42,10 @@ INSUFFICIENT_EXTENDED = "INSUFFICIENT_EXTENDED_RESOURCE"
 LIMIT_ORDER = (POD_IP_EXHAUSTED, POD_LIMIT_REACHED, INSUFFICIENT_CPU, INSUFFICIENT_MEMORY,
                INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_EXTENDED, EBS_ATTACH_LIMIT)
 SEQUENTIAL_BUDGET = 400_000        # node checks the one-pod-at-a-time placement may spend per decision
+_UNSET = object()
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeRoom:
     """What is still free on one node, after its pods, reservations and waiting pods."""
 
@@ -137,7 +138,7 @@ class NodeRoom:
                           requests, scored)
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeOutcome:
     """One eligible node after placement: what was free before, what it took, what stopped it.
 
@@ -210,6 +211,7 @@ class RoomMap:
                  give_back: Iterable[PodRecord] = (), priority: int | None = None):
         self.state = state
         self._rooms: dict[str, NodeRoom] | None = None
+        self._kept: object = _UNSET          # the RoomIndex rooms are copied from (None: build each)
         self.touched: dict[str, NodeRoom] = {}
         self._lazy: list = []            # per_node mappings of indexed placements not yet built
         self._ignore = ignore_owner
@@ -308,10 +310,26 @@ class RoomMap:
         return room
 
     def _new_room(self, name: str, node: NodeRecord) -> NodeRoom:
-        room = NodeRoom.of(self.state, node, self._reserved)
+        kept = self._kept_rooms()
+        room = kept.room_of(node, self._reserved) if kept is not None else None
+        if room is None:
+            room = NodeRoom.of(self.state, node, self._reserved)
         if self._sums is not None and self._reserved:     # whose promises the node holds, for the messages
             room.held_for = self._sums.owners_on(name, self._ignore)
         return room
+
+    def _kept_rooms(self):
+        """The state's RoomIndex, current, for copying rooms from (None: compute them)."""
+        if self._kept is _UNSET:
+            kept = None
+            if FAST_PLACEMENT and len(self.state.nodes) >= FAST_PLACEMENT_MIN_NODES:
+                from .room_index import RoomIndex
+
+                if self.state.room_index is None:
+                    self.state.room_index = RoomIndex(self.state)
+                kept = self.state.room_index.current()
+            self._kept = kept
+        return self._kept
 
     @property
     def rooms(self) -> dict[str, NodeRoom]:

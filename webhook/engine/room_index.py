@@ -107,6 +107,7 @@ class RoomIndex:
         self.group_ids: dict[tuple, int] = {}
         self.group_nodes: list = []            # group id -> a node of the group
         self.columns: dict[str, tuple] = {}    # label key -> (codes per node, value -> code)
+        self.rooms: list = [None] * n          # NodeRoom.of(state, node, None) per node, never handed out
         self.usable = True
         for i, name in enumerate(self.names):
             self._set(i, state.nodes[name])
@@ -135,7 +136,7 @@ class RoomIndex:
     def _set(self, i: int, node) -> None:
         from .placement import NodeRoom
 
-        room = NodeRoom.of(self.state, node, None)
+        room = self.rooms[i] = NodeRoom.of(self.state, node, None)
         values = (room.free.cpu, room.free.memory, room.free.ephemeral, room.pods, room.ips or 0)
         if any(not isinstance(v, int) or abs(v) >= _INT64 for v in values):
             self.usable = False                # beyond 64 bits: only the reference loop is exact
@@ -153,6 +154,27 @@ class RoomIndex:
             codes[i] = _label_code(node.labels, label, values)
 
     # ---- questions -------------------------------------------------------------------
+    def room_of(self, node, reserved_by_node: dict | None):
+        """``NodeRoom.of(state, node, reserved_by_node)`` from the room kept for ``node`` (None: not kept).
+
+        The kept room is the reference's own result for the node as it is now (it is
+        recomputed whenever the node's room may have moved, as the arrays are); what a
+        reservation holds is taken off it with the same arithmetic ``NodeRoom.of`` does.
+        Decisions that touch every node (a deny explains every node) no longer recompute
+        each node's IP rule, volumes and sums.
+        """
+        i = self.pos.get(node.name)
+        base = self.rooms[i] if i is not None else None
+        if base is None or base.node is not node:
+            return None
+        reserved, reserved_pods, reserved_ips = (reserved_by_node or {}).get(node.name, (None, 0, 0))
+        NodeRoom = type(base)
+        if reserved is None:
+            return NodeRoom(node, base.capacity, base.free, base.pods, base.ips, base.volumes, base.score_used)
+        return NodeRoom(node, base.capacity, base.free - reserved, base.pods - reserved_pods,
+                        None if base.ips is None else base.ips - reserved_ips, base.volumes,
+                        base.score_used + reserved)
+
     def nodes_type(self, i: int) -> str | None:
         return self.state.nodes[self.names[i]].instance_type
 

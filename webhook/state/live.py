@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..engine.model import INSTANCE_TYPE_LABELS, ClusterState
-from .gc_pause import gc_paused as _gc_paused
+from .gc_pause import freeze_survivors, gc_paused as _gc_paused
 from .holder import StateHolder
 from .live_client import LiveSourceError, host_of as _host_of, make_api_client
 from .live_instances import InstanceLookup, region_of
@@ -222,6 +222,11 @@ class LiveSource:
                         with self.holder.lock:
                             for obj in items:
                                 seen.add(self._apply(res, obj))
+                    if self.tune_gc and not status.listed:
+                        # The first list, at start-up: its records are frozen before the collector
+                        # runs again, else its first collection would walk all of them (every
+                        # allocation of the pause is still in the youngest generation).
+                        gc.freeze()
                 break
             except WatchExpired:
                 continue                     # continue token expired mid-list: start over
@@ -260,8 +265,7 @@ class LiveSource:
             if self.tune_gc:
                 # The cache is built and long-lived: move it out of the GC's reach, so later
                 # collections (triggered by watch traffic) do not walk 150,000 pod records.
-                gc.collect()
-                gc.freeze()
+                freeze_survivors()
             state = self.holder.state
             self.holder.mark_ready(f"live {_host_of(self.api_client)}: {len(state.nodes)} nodes, "
                                    f"{len(state.pods)} pods")
