@@ -381,3 +381,28 @@ def test_a_request_of_one_unit_still_counts():
     state = state_from_objects(nodes)
     verdict = evaluate(state, s.deployment("tiny", 300, "default", s.pod_spec([s.container(requests={"cpu": "1m"})])))
     assert verdict.placement.placed == 240 and verdict.placement.limits() == {"INSUFFICIENT_CPU": 48}
+
+
+def test_a_dropped_reservation_gives_its_node_back_whole():
+    # 50 nodes of 17 pods: "held" promises all 17 of n-00, a decision sees it; the promise is dropped, and
+    # the next decision finds n-00 whole again: 17 pods go to n-00 (first by name among the roomiest).
+    state = state_from_objects(_alike(50))
+    state.reserve(("Deployment", "default", "held"), {"n-00": 17}, Resources(10, 0), True)
+    assert "n-00" not in _plain(state, 17).placement.placed_per_node()
+    del state.reservations[("Deployment", "default", "held")]
+    assert _plain(state, 17).placement.placed_per_node() == {"n-00": 17}
+
+
+def test_a_dropped_reservation_gives_its_pod_ips_back_too():
+    # As above, on t3.mediums with the VPC CNI (15 pod IPs each, maxPods raised to 110): the promise held
+    # all 15 IPs of n-00; once dropped, 15 pods that need IPs go to n-00 again.
+    nodes = [s.node(f"n-{i:02d}", allocatable={"cpu": "1930m", "memory": "3388360Ki", "pods": "110"})
+             for i in range(48)]
+    agents = [s.pod(f"aws-node-{i:02d}", "kube-system", f"n-{i:02d}", owner=("apps/v1", "DaemonSet", "aws-node"),
+                    spec=s.pod_spec([s.container("aws-node", requests={"cpu": "25m"})], host_network=True))
+              for i in range(48)]
+    state = state_from_objects([s.aws_node(), *nodes, *agents])
+    state.reserve(("Deployment", "default", "held"), {"n-00": 15}, Resources(10, 0), True)
+    assert "n-00" not in _plain(state, 15).placement.placed_per_node()
+    del state.reservations[("Deployment", "default", "held")]
+    assert _plain(state, 15).placement.placed_per_node() == {"n-00": 15}

@@ -137,3 +137,9 @@ def test_a_per_node_cap_holds_in_the_play():
     empty = state_from_objects([node("a")])
     played = _play(empty, _constrained(spread), 4, caps={"a": (2, "POD_ENI_EXHAUSTED")})
     assert (played.placed, played.per_node) == (2, {"a": 2})
+
+
+def test_a_cap_of_one_allows_exactly_one_pod_before_the_first_bind_too():
+    state = state_from_objects([node("a")])
+    assert _play(state, PodPlacementRules(), 3, caps={"a": (1, "POD_ENI_EXHAUSTED")}).per_node == {"a": 1}
+    assert _play(state, _constrained(PORTED), 3, caps={"a": (1, "POD_ENI_EXHAUSTED")}).per_node == {"a": 1}
