@@ -15,6 +15,7 @@ verdict explains to the user.
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
@@ -230,7 +231,10 @@ class RoomMap:
         self._rooms: dict[str, NodeRoom] | None = None
         self._kept: object = _UNSET          # the RoomIndex rooms are copied from (None: build each)
         self.touched: dict[str, NodeRoom] = {}
-        self._lazy: list = []            # per_node mappings of indexed placements not yet built
+        # per_node mappings of indexed placements not yet built, held weakly: each one's ``rest``
+        # holds this map, so a strong list made every decision a reference cycle that only the
+        # cyclic collector frees (one not needed any more needs no building either)
+        self._lazy: list = []
         self._ignore = ignore_owner
         self._sums = current_reserved_sums(state) if FAST_PLACEMENT else None
         if self._sums is not None:
@@ -370,8 +374,10 @@ class RoomMap:
     def flush(self) -> None:
         """Build the outcomes of earlier indexed placements before rooms change again."""
         lazy, self._lazy = self._lazy, []
-        for outcomes in lazy:
-            outcomes.materialize()
+        for ref in lazy:
+            outcomes = ref()
+            if outcomes is not None:
+                outcomes.materialize()
 
     def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
         out = []
@@ -751,7 +757,7 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
         return out
 
     per_node = LazyOutcomes(first, len(positions), rest)
-    rooms._lazy.append(per_node)
+    rooms._lazy.append(weakref.ref(per_node))
     placement = Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
     flagged = positions[index.unknown_type[positions]]
     placement.unknown_types = sorted({index.nodes_type(i) for i in flagged.tolist()})
