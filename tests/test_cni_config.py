@@ -34,6 +34,18 @@ def test_the_settings_come_from_the_aws_node_container_whatever_its_position():
         assert (cni.aws_vpc_cni, cni.prefix_delegation, cni.warm_eni_target) == (True, True, 0)
 
 
+def test_another_containers_settings_never_leak_into_ipamds():
+    # The node agent before aws-node sets MAX_ENI and ENABLE_POD_ENI; aws-node sets neither: ipamd has neither.
+    agent = container("aws-eks-nodeagent", MAX_ENI="1", ENABLE_POD_ENI="true")
+    cni = CniConfig.from_daemonset(aws_node([agent, container("aws-node", ENABLE_PREFIX_DELEGATION="true")]))
+    assert (cni.prefix_delegation, cni.max_eni, cni.pod_eni) == (True, None, False)
+    # No container named aws-node: the first container's settings, and only its.
+    renamed = aws_node([container("vpc-cni", ENABLE_PREFIX_DELEGATION="true"), container("sidecar", MAX_ENI="2")])
+    assert (CniConfig.from_daemonset(renamed).prefix_delegation, CniConfig.from_daemonset(renamed).max_eni) == \
+        (True, None)
+    assert CniConfig.from_daemonset(aws_node([])) == CniConfig(aws_vpc_cni=True)
+
+
 def test_env_from_a_reference_is_not_a_value():
     ds = aws_node([container("aws-node")])
     ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
@@ -47,6 +59,7 @@ def test_env_from_a_reference_is_not_a_value():
     ({"WARM_IP_TARGET": "5", "MINIMUM_IP_TARGET": " 12 "}, dict(warm_ip_target=5, minimum_ip_target=12)),
     ({"WARM_IP_TARGET": "five", "WARM_ENI_TARGET": "-1"}, dict(warm_ip_target=None, warm_eni_target=1)),
     ({"MAX_ENI": "0"}, dict(max_eni=None)),
+    ({"MAX_ENI": "1"}, dict(max_eni=1)),                      # ipamd's minimum: one ENI
     ({"MAX_ENI": "2", "WARM_PREFIX_TARGET": "0"}, dict(max_eni=2, warm_prefix_target=0)),
     ({"ENABLE_POD_ENI": "True", "ENABLE_IPv6": "true", "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "TRUE"},
      dict(pod_eni=True, ipv6=True, custom_networking=True)),

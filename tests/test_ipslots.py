@@ -107,3 +107,11 @@ def test_the_recommended_cap_rises_above_thirty_vcpus_not_at_thirty():
 
     assert [recommended_max_pods(with_vcpus(n)) for n in (30, 31, 32)] == [110, 250, 250]
     assert recommended_max_pods(with_vcpus(None)) == 110          # vCPUs unknown: the lower cap
+
+
+def test_custom_networking_with_max_eni_1_leaves_no_eni_for_pods():
+    # MAX_ENI=1 keeps only the primary ENI, which custom networking keeps for the node: 0 pod IP slots
+    # (m5.large: min(3, 1) - 1 = 0 ENIs x 9), so only host-network pods run.
+    m5 = TABLE.get("m5.large")
+    assert ip_slots(m5, custom_networking=True, max_eni=1) == 0
+    assert ip_slots(m5, custom_networking=False, max_eni=1) == 9

@@ -110,3 +110,14 @@ def test_the_laggard_fix_names_three_nodes_and_counts_the_rest():
     assert laggard_fix(["n1", "n2", "n3"]).startswith("Nodes n1, n2, n3 started before")
     assert laggard_fix(["n1", "n2", "n3", "n4"]).startswith("Nodes n1, n2, n3 and 1 more started before")
     assert laggard_fix(["n1", "n2", "n3", "n4", "n5"]).startswith("Nodes n1, n2, n3 and 2 more started before")
+
+
+def test_an_ipv6_cluster_has_no_ipv4_slot_rule_whatever_the_node_says():
+    # IPv6 (which the VPC CNI runs with prefix delegation): pods take IPv6 addresses, no IPv4 slot limit applies,
+    # not even on a node whose maxPods (29) is the IPv4 secondary-IP figure or that carries a trunk ENI.
+    ipv6 = s.aws_node(prefix_delegation=True, ipv6=True)
+    ipv6["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "ENABLE_POD_ENI", "value": "true"})
+    old = s.node(A, "m5.large", allocatable=M5_LARGE)
+    assert slots(old, ipv6) == (None, "ipv6")
+    trunk = s.node(A, "m5.large", allocatable={**M5_LARGE, "pods": "110", "vpc.amazonaws.com/pod-eni": "9"})
+    assert slots(trunk, ipv6) == (None, "ipv6")

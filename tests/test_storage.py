@@ -586,3 +586,18 @@ def test_a_daemonset_whose_claim_never_binds_counts_every_node():
     ds = s.daemonset("agent", "default", spec=spec_with_claim("shared", cpu="10m"))
     verdict = evaluate(state, ds)
     assert verdict.verdict == "deny" and (verdict.requested, verdict.pending) == (2, 2)
+
+
+def test_messages_about_one_added_pod_say_pod_not_pods():
+    # One pod of `reader` against a claim another pod holds: the count is 1, so the noun is singular.
+    rwop_holder = s.pod("holder", node_name=N1, spec=spec_with_claim("solo"))
+    rwop = evaluate(cluster(*bound_claim("solo", "us-east-1a", modes=["ReadWriteOncePod"]), rwop_holder),
+                    deploy("reader", 1, "solo"))
+    assert "Deployment default/reader wants 1 more pod on it; none can start." in rwop.message
+    rwo_holder = s.pod("holder", node_name=N1, spec=spec_with_claim("data"))
+    rwo = evaluate(cluster(*bound_claim("data", "us-east-1a"), rwo_holder), deploy("reader", 1, "data"))
+    assert f"Deployment default/reader wants 1 pod on a ReadWriteOnce volume another workload's pod holds on {N1};" \
+        in rwo.message
+    three = evaluate(cluster(*bound_claim("solo", "us-east-1a", modes=["ReadWriteOncePod"]), rwop_holder),
+                     deploy("reader", 3, "solo"))
+    assert "wants 3 more pods on it; none can start." in three.message

@@ -67,13 +67,14 @@ class CniConfig:
     def from_daemonset(daemonset: Mapping | None) -> "CniConfig":
         if not daemonset:
             return CniConfig()
-        env: dict[str, object] = {}
         containers = (((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-        for container in containers:
-            if container.get("name") == "aws-node" or not env:
-                for item in container.get("env") or []:
-                    if "value" in item:
-                        env[item.get("name")] = item["value"]
+        # ipamd reads its own container's environment ("aws-node"); a DaemonSet that names none falls back to its
+        # first container. Another container's settings (aws-eks-nodeagent's) are never ipamd's.
+        chosen = next((c for c in containers if c.get("name") == "aws-node"), containers[0] if containers else {})
+        env: dict[str, object] = {}
+        for item in chosen.get("env") or []:
+            if "value" in item:
+                env[item.get("name")] = item["value"]
         warm_ip = _count(env.get("WARM_IP_TARGET"), None)
         minimum_ip = _count(env.get("MINIMUM_IP_TARGET"), None)
         return CniConfig(
