@@ -51,6 +51,7 @@ import importlib
 import json
 import os
 import random
+import resource
 import select
 import shutil
 import signal
@@ -350,19 +351,30 @@ def _test_of(detail: str) -> str:
 
 
 class _CoverageMap:
-    """pytest plugin for the baseline run: which test executes which line, and how long each test takes."""
+    """pytest plugin for the baseline run: which test executes which line, and how long each test takes.
+
+    Two clocks per test. Wall time (pytest's phase durations) sizes a mutant's hang budget: it is
+    what a run will take on this machine. CPU time (this process's plus that of the child
+    processes the test reaped, from its first phase to its last) decides ``--slowest``: on a
+    shared machine wall time swells with the load (at load 10-20 on 2 cores some 150 tests
+    crossed 0.5 s wall and were dropped, so the score moved with the load), while the CPU a
+    test burns does not; a test that drives a subprocess still counts the subprocess's work.
+    """
 
     def __init__(self, copy_root: Path, modules: list[str]):
         import coverage
         self.cov = coverage.Coverage(data_file=None, include=[str(copy_root / m) for m in modules])
         self.durations: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.failed: list[str] = []
+        self._cpu_start = 0.0
 
     def pytest_sessionstart(self, session):  # noqa: ANN001 (pytest hook)
         self.cov.start()
 
     def pytest_runtest_logstart(self, nodeid, location):  # noqa: ANN001 (pytest hook)
         self.cov.switch_context(nodeid)
+        self._cpu_start = _cpu_seconds()
 
     def pytest_runtest_logreport(self, report):  # noqa: ANN001 (pytest hook)
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
@@ -370,10 +382,17 @@ class _CoverageMap:
             self.failed.append(report.nodeid)
 
     def pytest_runtest_logfinish(self, nodeid, location):  # noqa: ANN001 (pytest hook)
+        self.cpu[nodeid] = self.cpu.get(nodeid, 0.0) + _cpu_seconds() - self._cpu_start
         self.cov.switch_context("")
 
     def pytest_sessionfinish(self, session):  # noqa: ANN001 (pytest hook)
         self.cov.stop()
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and by the child processes it has waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _child_setup(copy_root: Path, show: bool) -> None:
@@ -432,7 +451,8 @@ def coverage_map(copy_root: Path, modules: list[str], tests: list[str], out: Pat
             libraries = sorted(name for name, mod in list(sys.modules.items())
                                if _is_library(name, getattr(mod, "__file__", None), copy_root))
             out.write_text(json.dumps({"code": code, "failed": mapper.failed, "lines": lines,
-                                       "durations": mapper.durations, "libraries": libraries}))
+                                       "durations": mapper.durations, "cpu": mapper.cpu,
+                                       "libraries": libraries}))
         finally:
             os._exit(code)
     os.waitpid(pid, 0)
@@ -700,7 +720,7 @@ def _carried_kills(carry: list[str], modules: list[str]) -> dict[str, str]:
 
 def _fingerprint(modules: list[str], tests: list[str]) -> str:
     """A digest of every file the coverage map depends on: the package, the scripts' helpers, the tests."""
-    digest = hashlib.sha256(b"map format 3: the whole scope")
+    digest = hashlib.sha256(b"map format 4: the whole scope, CPU seconds per test")
     files = sorted({*modules, *tests, *(str(p.relative_to(ROOT)) for p in (ROOT / "webhook").rglob("*.py")),
                     *(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("*.py"))})
     for name in files:
@@ -735,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map", metavar="FILE",
                         help="keep the coverage map in FILE and reuse it while the code and tests are unchanged")
     parser.add_argument("--slowest", type=float, default=0.5,
-                        help="leave out tests slower than this many seconds (they drive subprocesses)")
+                        help="leave out tests that use more than this many CPU seconds, their subprocesses' "
+                             "included (they drive servers and subprocesses); measured in CPU, not wall, "
+                             "time so the cut does not move with the machine's load")
     parser.add_argument("--cold", action="store_true",
                         help="import the mutated module afresh for every mutant (slower; no patching in place)")
     parser.add_argument("--carry", nargs=2, metavar=("JSON", "DIR"),
@@ -793,10 +815,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(broken)} tests fail on the unmutated code and are left out of every selection:\n  "
                   + "\n  ".join(sorted(broken)), file=sys.stderr)
         durations = baseline["durations"]
-        slow = {t for t, seconds in durations.items() if seconds > args.slowest}
+        # CPU seconds, not wall: the cut must not move with the machine's load (see _CoverageMap)
+        slow = {t for t, seconds in baseline["cpu"].items() if seconds > args.slowest}
         if slow:        # tests that start servers and subprocesses: their in-process lines are incidental
-            print(f"{len(slow)} tests take more than {args.slowest} s and are left out of every selection",
-                  file=sys.stderr)
+            print(f"{len(slow)} tests take more than {args.slowest} s of CPU and are left out of every "
+                  "selection", file=sys.stderr)
         lines = {module: {n: [t for t in chosen if t not in broken and t not in slow] for n, chosen in by_line.items()}
                  for module, by_line in baseline["lines"].items()}
         for name in baseline["libraries"]:      # warm this process: every child inherits these imports

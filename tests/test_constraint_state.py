@@ -403,3 +403,18 @@ def test_the_first_pod_rule_holds_again_once_the_only_matching_pod_is_gone():
     assert _refusals(watch, state) == {"a": None, "b": None}
     stays = _watch(state, _incoming(affinity=_affinity(ZONE)))
     assert _refusals(stays, state) == {"a": None, "b": AFFINITY}
+
+
+def test_each_constraint_applies_its_own_inclusion_policy_to_a_node():
+    # "c" fails the nodeSelector and carries an untolerated NoSchedule taint: the zone constraint
+    # (Honor, Honor) leaves it out, the hostname constraint (Ignore, Ignore) still counts it
+    taint = [{"key": "dedicated", "effect": "NoSchedule"}]
+    nodes = _nodes(("c", "z3", {}, taint), ("a", "z1", {"disk": "ssd"}, ()))
+    state = _state(nodes, [_bound("p1", "c")])
+    constraints = _spread(nodeAffinityPolicy="Honor", nodeTaintsPolicy="Honor") + \
+        _spread(key=HOST, max_skew=3, nodeAffinityPolicy="Ignore", nodeTaintsPolicy="Ignore")
+    watch = _watch(state, _incoming(nodeSelector={"disk": "ssd"}, topologySpreadConstraints=constraints))
+    assert watch.spread_counts == [{"z1": 0}, {"c": 1, "a": 0}]
+    only_taints = _spread(nodeAffinityPolicy="Ignore", nodeTaintsPolicy="Honor") + _spread(key=HOST, max_skew=3)
+    watch = _watch(state, _incoming(topologySpreadConstraints=only_taints))
+    assert watch.spread_counts == [{"z1": 0}, {"c": 1, "a": 0}]

@@ -54,8 +54,8 @@ def test_a_pool_adds_whole_template_nodes_under_its_tightest_limit(limits, used,
 def test_a_pool_with_a_limit_that_is_not_a_quantity_is_left_out_and_pools_are_in_name_order():
     found = sources(pool("zeta", {"cpu": "8"}), pool("bad", {"cpu": "eight"}), pool("alpha", {"cpu": "2"}),
                     headroom=1)
-    assert [g.source for g in found] == ["--headroom-nodes allows 1 more nodes",
-                                        "Karpenter NodePool alpha can add 1 nodes",
+    assert [g.source for g in found] == ["--headroom-nodes allows 1 more node",
+                                        "Karpenter NodePool alpha can add 1 node",
                                         "Karpenter NodePool zeta can add 4 nodes"]
 
 

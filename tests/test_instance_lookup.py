@@ -65,7 +65,7 @@ def test_unknown_type_is_looked_up_once_and_added_to_the_table(aws):
     lookup = InstanceLookup(client_factory=factory).attach(holder)
     assert lookup.request("m5.large", "eu-west-1")
     assert not lookup.request("m5.large", "eu-west-1")      # already queued or known: no second call
-    assert lookup.wait_idle(10)
+    assert lookup.wait_idle(60)
     assert not lookup.request("m5.large", "eu-west-1")
     limits = holder.state.instance_table.get("m5.large")
     assert limits is not None and limits.enis == 3 and limits.ipv4_per_eni == 10 and limits.source == "ec2"
@@ -79,21 +79,21 @@ def test_failures_are_remembered_and_not_retried(aws):
     factory = CountingFactory()
     lookup = InstanceLookup(client_factory=factory, retry_after=600, clock=lambda: clock[0]).attach(holder)
     # A type EC2 does not know: permanent, never asked again.
-    assert lookup.request("zz9.mega", "us-east-1") and lookup.wait_idle(10)
+    assert lookup.request("zz9.mega", "us-east-1") and lookup.wait_idle(60)
     assert lookup.failures["zz9.mega"].permanent and "zz9.mega" in lookup.failures["zz9.mega"].error
     clock[0] += 10_000
     assert not lookup.request("zz9.mega", "us-east-1")
     # A transient failure (here: no client at all) waits retry_after before one more try.
     broken = InstanceLookup(client_factory=lambda region: (_ for _ in ()).throw(RuntimeError("no credentials")),
                             retry_after=600, clock=lambda: clock[0]).attach(holder)
-    assert broken.request("m7i.large", "us-east-1") and broken.wait_idle(10)
+    assert broken.request("m7i.large", "us-east-1") and broken.wait_idle(60)
     failure = broken.failures["m7i.large"]
     assert not failure.permanent and "no credentials" in failure.error
     for _ in range(100):                                    # a busy watch loop does not hammer AWS
         assert not broken.request("m7i.large", "us-east-1")
     assert broken.calls == 1
     clock[0] += 601
-    assert broken.request("m7i.large", "us-east-1") and broken.wait_idle(10)
+    assert broken.request("m7i.large", "us-east-1") and broken.wait_idle(60)
     assert broken.calls == 2
     assert factory.regions == ["us-east-1"]
     lookup.stop()
@@ -120,14 +120,14 @@ def test_live_source_looks_up_in_the_background_and_the_warning_goes_away(aws):
             server.add(s.pod("after", "default", "ip-10-0-9-9.eu-west-1.compute.internal"))
             assert wait_until(lambda: ("default", "after") in holder.state.pods, 5)
             gate.set()
-            assert lookup.wait_idle(10)
+            assert lookup.wait_idle(60)
             assert holder.state.instance_table.get("m5.large") is not None
             with holder.locked() as state:
                 assert UNKNOWN_INSTANCE_TYPE not in evaluate(state, big).codes
             # More nodes of that type: no more lookups.
             server.add(s.node("ip-10-0-9-10.eu-west-1.compute.internal", "m5.large", zone="eu-west-1b"))
             assert wait_until(lambda: "ip-10-0-9-10.eu-west-1.compute.internal" in holder.state.nodes, 5)
-            assert lookup.wait_idle(5) and lookup.calls == 1
+            assert lookup.wait_idle(60) and lookup.calls == 1
         finally:
             gate.set()
             holder.stop()
@@ -139,14 +139,14 @@ def test_failed_lookup_keeps_the_unknown_instance_type_warning(aws):
         lookup = InstanceLookup(client_factory=CountingFactory())
         holder = live_holder(api_client=server.api_client(), instance_lookup=lookup, wait=True, wait_timeout=10, **FAST)
         try:
-            assert lookup.wait_idle(10) and "zz9.mega" in lookup.failures
+            assert lookup.wait_idle(60) and "zz9.mega" in lookup.failures
             with holder.locked() as state:
                 assert UNKNOWN_INSTANCE_TYPE in evaluate(state, s.small_web(replicas=30)).codes
             node = server.get("Node", "ip-10-0-7-7.ec2.internal")
             node["metadata"]["labels"]["touched"] = "yes"
             server.modify(node)                              # seen again: not asked again
             assert wait_until(lambda: holder.state.nodes["ip-10-0-7-7.ec2.internal"].labels.get("touched"), 5)
-            assert lookup.wait_idle(5) and lookup.calls == 1
+            assert lookup.wait_idle(60) and lookup.calls == 1
         finally:
             holder.stop()
 

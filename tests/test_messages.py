@@ -107,4 +107,89 @@ def test_a_node_with_no_ebs_attachment_left_shows_zero():
     db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
     verdict = evaluate(state_from_objects(items), db)
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (1, 2, ["EBS_ATTACH_LIMIT"])
-    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachments left)" in verdict.message
+    assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachment left)" in verdict.message
+
+
+def test_counts_of_one_take_the_singular_noun():
+    # N1 has 1 EBS attachment left, N2 none: 1 of 3 volume-bearing pods fits.
+    items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
+    items += [s.csinode(N1, ebs_count=1), s.csinode(N2, ebs_count=0)]
+    template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": s.pvc("data")["spec"]}
+    db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
+    verdict = evaluate(state_from_objects(items), db)
+    assert (verdict.schedulable, verdict.pending) == (1, 2)
+    assert f"1 fit (node {N1}: 1 EBS attachment left; node {N2}: 0 EBS attachments left)" in verdict.message
+    # IP slots: t3.medium 3 x (6 - 1) = 15; N1 runs 5 pods needing an IP (15 - 10 free), so with
+    # 9 of them promised to another workload 1 is left; N2 11 free, 11 promised: 0 left.
+    state = state_from_objects(s.two_t3_medium_cluster()["items"])
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {N1: 9, N2: 11}, each, True)
+    verdict = evaluate(state, s.small_web("web", 3))
+    assert (verdict.schedulable, verdict.pending) == (1, 2)
+    assert f"node {N1}: 1 IP slot left of 15 on t3.medium" in verdict.message
+
+
+def test_one_node_beyond_the_listed_four_is_one_more_node():
+    # Five t3.medium nodes with every IP slot taken: four are listed by name, then "and 1 more node".
+    items = s.two_t3_medium_cluster()["items"]
+    names = [f"ip-10-0-9-{i}.ec2.internal" for i in range(1, 4)]
+    items += [s.node(n) for n in names]
+    state = state_from_objects(items)
+    each = Resources(cpu=10, memory=32 * 2**20)
+    state.reserve(("Deployment", "default", "a"), {n: 15 for n in names} | {N1: 10, N2: 11}, each, True)
+    verdict = evaluate(state, s.small_web("web", 1))
+    assert verdict.pending == 1
+    assert "; and 1 more node)" in verdict.message
+
+
+# ---- a DaemonSet's pods are placed node by node: only the nodes whose pod stays Pending are named ----------
+# pkg/controller/daemon creates one pod per eligible node, pinned to it; NodeResourcesFit then judges each
+# pod against its own node alone. A node that takes its pod leaves nothing Pending, whatever its room.
+
+def _daemon_cluster():
+    # t3.medium allocatable 1930m CPU, 3388360Ki memory. Node a runs a 1800m pod: 130m CPU free.
+    # Node b has 4 CPU: room for the 500m daemon pod.
+    a = s.node("a")
+    b = s.node("b", allocatable=dict(s.T3_MEDIUM_ALLOCATABLE, cpu="4"))
+    hog = s.pod("hog", node_name="a", spec=s.pod_spec([s.container(requests={"cpu": "1800m"})]))
+    return state_from_objects([a, b, hog])
+
+
+def test_daemonset_cpu_shortfall_names_only_the_node_whose_pod_stays_pending():
+    agent = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "500m"})]))
+    verdict = evaluate(_daemon_cluster(), agent)
+    # a: 130m < 500m, Pending; b: 4000m >= 500m, runs.
+    assert (verdict.requested, verdict.schedulable, verdict.pending, verdict.codes) == (2, 1, 1, ["INSUFFICIENT_CPU"])
+    assert "DaemonSet kube-system/agent wants 2 pods; 1 fit (node a: 130m CPU free); 1 would stay Pending." \
+        in verdict.message
+    assert "node b" not in verdict.message
+
+
+def test_daemonset_node_that_took_its_pod_adds_no_reason_of_its_own():
+    # Node a lacks memory for the daemon pod (a 3Gi pod runs there: 3388360Ki - 3145728Ki = 242632Ki = 236.9Mi free,
+    # under 512Mi); node b has CPU for exactly one 1500m pod (1930m), so CPU would stop a second one there.
+    # Only a's pod is Pending, for memory: CPU stopped nothing.
+    a = s.node("a")
+    b = s.node("b")
+    hog = s.pod("hog", node_name="a", spec=s.pod_spec([s.container(requests={"cpu": "10m", "memory": "3Gi"})]))
+    agent = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "1500m",
+                                                                                  "memory": "512Mi"})]))
+    verdict = evaluate(state_from_objects([a, b, hog]), agent)
+    assert (verdict.requested, verdict.schedulable, verdict.pending) == (2, 1, 1)
+    assert verdict.codes == ["INSUFFICIENT_MEMORY"]
+    assert "1 fit (node a: 236.9Mi memory free); 1 would stay Pending." in verdict.message
+
+
+def test_ipv6_nodes_below_the_recommended_max_pods_are_told_to_raise_it():
+    # IPv6 on the VPC CNI: each node gets a /80 prefix, so IPs never run out and kubelet maxPods is the
+    # bound. EKS sizes IPv6 nodes with max-pods-calculator.sh --cni-prefix-delegation-enabled: t3.medium,
+    # 2 vCPUs: min(3 ENIs x (6 - 1) x 16 + 2 = 242, 110) = 110. Nodes still at maxPods 17 (7 and 6 pods
+    # there, aws-node and kube-proxy included: 10 + 11 = 21 free slots) can go to 110, so the advice is to
+    # raise maxPods, not merely to add nodes.
+    items = [i if not (i["kind"] == "DaemonSet" and i["metadata"]["name"] == "aws-node") else s.aws_node(ipv6=True)
+             for i in s.two_t3_medium_cluster()["items"]]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_LIMIT_REACHED"])
+    assert verdict.message.endswith("\nRaise kubelet maxPods (the VPC CNI allows 110 on t3.medium), add nodes, "
+                                    "or lower replicas.")

@@ -17,7 +17,9 @@ import pytest
 from tests import synthetic as s
 from webhook.engine.model import (
     ClusterState,
+    NodeRecord,
     PodRecord,
+    Reservation,
     controller_of,
     desired_pods,
     shared_labels,
@@ -289,9 +291,14 @@ def test_pods_that_differ_only_in_limits_do_not_share_requests():
     def init_spec(cpus):
         return s.pod_spec(_cpu("100m"), initContainers=[s.container("init", limits={"cpu": cpus})])
 
+    def init_requests(cpus):
+        return s.pod_spec(_cpu("100m"), initContainers=[s.container("init", requests={"cpu": cpus})])
+
     state = _state(s.pod("one", spec=spec("1")), s.pod("two", spec=spec("2")),
-                   s.pod("i3", spec=init_spec("3")), s.pod("i4", spec=init_spec("4")))
-    assert [state.pods[("default", n)].requests.cpu for n in ("one", "two", "i3", "i4")] == [1000, 2000, 3000, 4000]
+                   s.pod("i3", spec=init_spec("3")), s.pod("i4", spec=init_spec("4")),
+                   s.pod("r5", spec=init_requests("5")), s.pod("r6", spec=init_requests("6")))
+    assert [state.pods[("default", n)].requests.cpu for n in ("one", "two", "i3", "i4", "r5", "r6")] == \
+        [1000, 2000, 3000, 4000, 5000, 6000]
 
 
 def test_a_sidecar_and_an_init_container_with_equal_resources_are_told_apart():
@@ -656,3 +663,29 @@ def test_a_bare_pods_promise_counts_that_pod():
     assert state.held(held) == {}
     other = state.reserve(("Pod", "default", "later"), {"a": 1}, R, uses_ip=True)
     assert state.held(other) == {"a": 1}
+
+
+def test_promise_is_what_reserve_would_store_without_storing_it():
+    state = _state(s.node("a"))
+    held = state.promise(DEPLOY, {"a": 2}, R, uses_ip=True, expires_at=5.0, uid="u1")
+    assert (held.per_node, held.expires_at, held.uid, held.branch_eni) == ({"a": 2}, 5.0, "u1", False)
+    assert state.reservations == {}
+    assert state.promise(DEPLOY, {}, R, uses_ip=True) is None
+
+
+def test_ip_capacity_of_a_node_the_state_was_not_fed():
+    # a node record built apart (no Node object applied): the instance type's rule alone
+    state = _state(s.aws_node())
+    assert state.network.nodes == {}
+    assert state.ip_capacity(NodeRecord.from_object(s.node("new"))).slots == 15      # 3 x (6 - 1)
+
+
+def test_a_reservation_read_without_a_base_counts_no_pod_at_promise_time():
+    # a ledger entry without "base": nothing was on the node when it was promised
+    state = _state(s.deployment("web", replicas=4), s.node("a"))
+    rs = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "default", "ownerReferences": [
+        {"controller": True, "kind": "Deployment", "name": "web"}]}, "spec": {"replicas": 4}}
+    state.apply(rs)
+    state.apply(_pod("n1", "a", owner=WEB))
+    held = Reservation(DEPLOY, {"a": 2}, R, True, None, {}, 2)
+    assert state.held(held) == {"a": 1}          # 0 + 2 - 1 on a; the cap 2 + 2 - 1 = 3 does not bind

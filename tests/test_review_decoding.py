@@ -177,8 +177,13 @@ def test_a_blank_body_is_called_empty_not_invalid_json():
     (b'{"kind": ', "request body is not JSON: Expecting value at line 1 column 10"),
     (b'{"a": 1} x', "request body is not JSON: Extra data at line 1 column 10"),
     (b'{"a": "\xff"}', "request body is not UTF-8 text (invalid byte at offset 7)"),
-    (b'{"a": NaN}', "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON values; "
-                    "nesting is limited)"),
+    (b'{"a": NaN}', "request body is not JSON (numbers beyond a double such as 1e400, numbers over 4,300 digits, "
+                    "NaN and Infinity are not JSON values; nesting is limited)"),
+    # 1e400 > 1.7976931348623157e308: orjson and Go's encoding/json refuse it; json.loads would give inf
+    (b'{"a": 1e400}', "request body is not JSON (numbers beyond a double such as 1e400, numbers over 4,300 "
+                      "digits, NaN and Infinity are not JSON values; nesting is limited)"),
+    (b'{"a": [-2.5E+999]}', "request body is not JSON (numbers beyond a double such as 1e400, numbers over 4,300 "
+                            "digits, NaN and Infinity are not JSON values; nesting is limited)"),
     (b'{"a": "\\ud800"}', "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)"),
     (b'{"a": "\\udc00\\ud800"}',
      "request body is not valid Unicode: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)"),
@@ -215,6 +220,19 @@ def test_without_orjson_the_standard_library_decodes_the_same_review(monkeypatch
         parse_review(b"[1, 2]")
     assert (error.value.status, error.value.message) == (
         400, "request body must be an AdmissionReview object, got an array")
+
+
+def test_without_orjson_a_number_beyond_a_double_is_a_400_not_infinity(monkeypatch):
+    # scale to 1e400 replicas: json.loads alone would read float("1e400") == inf; orjson and Go's
+    # encoding/json refuse the number, and so must the standard-library path.
+    from webhook.server import review as review_module
+
+    monkeypatch.setattr(review_module, "orjson", None)
+    raw = body(scale_request()).replace(b'"replicas": 5', b'"replicas": 1e400')
+    assert b"1e400" in raw
+    with pytest.raises(BadReview) as error:
+        parse_review(raw)
+    assert error.value.status == 400 and "1e400" in error.value.message
 
 
 def test_a_warning_of_exactly_120_characters_is_kept_whole_and_121_are_clipped():

@@ -139,7 +139,7 @@ def test_arbitrary_bytes_get_4xx(client, data):
 
 
 @pytest.mark.parametrize("raw", [b'{"kind": "\\ud800"}', b"\xed\xa0\x80", b"\xff\xfe", b"[" * 100_000,
-                                 b"1" * 5000, b'{"apiVersion": NaN}'])
+                                 b"1" * 5000, b'{"apiVersion": NaN}', b'{"apiVersion": 1e400}'])
 def test_bodies_that_are_not_valid_json_text_get_400(client, raw):
     assert _post(client, raw).status_code == 400
 

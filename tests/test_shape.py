@@ -294,3 +294,52 @@ def test_a_schema_used_twice_is_one_compiled_function():
     assert compiler.function(outer) == name
     # the outer function inlines its object fields; each list of items is looped in place
     assert len(compiler.lines) == 1 and compiler.keep == [outer]
+
+
+# ---- the two walks agree at every range edge -------------------------------------------------------
+# check_object runs the compiled walk (_valid) and, only when it fails, the path-naming one
+# (_check): a bound wrong in either would either pass a bad object or name a field that is fine.
+EDGES = [(INT32_MIN, True), (INT32_MAX, True), (INT32_MIN - 1, False), (INT32_MAX + 1, False)]
+EDGES64 = [(INT64_MIN, True), (INT64_MAX, True), (INT64_MIN - 1, False), (INT64_MAX + 1, False)]
+
+
+def _both_walks(obj) -> tuple[bool, bool]:
+    schema = shape.SCHEMAS[obj["kind"]]
+    try:
+        shape._check(obj, schema, "")
+        named = True
+    except ObjectError:
+        named = False
+    return shape._valid(obj, schema), named
+
+
+def test_both_walks_take_exactly_the_int32_range():
+    for value, ok in EDGES:
+        assert _both_walks(_pod(priority=value)) == (ok, ok), value
+        strategy = {"rollingUpdate": {"maxSurge": value}}
+        assert _both_walks(_deployment(strategy=strategy)) == (ok, ok), value
+
+
+def test_both_walks_take_exactly_the_int64_range():
+    for value, ok in EDGES64:
+        assert _both_walks(_pod(tolerations=[{"tolerationSeconds": value}])) == (ok, ok), value
+
+
+def test_a_field_in_range_is_never_the_one_named_when_a_later_field_is_wrong():
+    # priority and maxSurge come before the wrong field in the walk: only the wrong one is named
+    for value in (INT32_MIN, INT32_MAX, "25%", ""):
+        strategy = {"rollingUpdate": {"maxSurge": value, "maxUnavailable": value}}
+        assert _error(_deployment(strategy=strategy, podManagementPolicy=5)) == \
+            "spec.podManagementPolicy: must be a string, got an integer"
+    for value in (INT32_MIN, INT32_MAX):
+        assert _error(_pod(priority=value, preemptionPolicy=5)) == \
+            "spec.preemptionPolicy: must be a string, got an integer"
+    for value in (INT64_MIN, INT64_MAX):
+        assert _error(_pod(tolerations=[{"tolerationSeconds": value}], volumes="x")) == \
+            "spec.volumes: must be an array, got a string"
+
+
+def test_the_smallest_int64_is_an_integer_in_range_in_messages():
+    assert _error(_pod(hostNetwork=INT64_MIN)) == "spec.hostNetwork: must be a boolean, got an integer"
+    assert _error(_pod(hostNetwork=INT64_MIN - 1)) == \
+        "spec.hostNetwork: must be a boolean, got an integer out of range"

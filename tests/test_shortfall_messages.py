@@ -100,7 +100,7 @@ def test_a_full_pod_limit_shows_zero_slots():
     node = s.node("n0", instance_type=None, allocatable={**NODE, "pods": "1"})
     hog = s.pod("hog", "default", "n0", spec=s.pod_spec([s.container("hog")]))
     verdict = evaluate(state_from_objects([node, hog]), web(1))
-    assert "0 fit (node n0: 0 of 1 pod slots left); 1 would stay Pending." in verdict.message
+    assert "0 fit (node n0: 0 of 1 pod slot left); 1 would stay Pending." in verdict.message
     assert verdict.message.endswith("Add nodes or lower replicas.")
 
 

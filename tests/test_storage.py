@@ -755,3 +755,17 @@ def test_the_attach_limit_finding_names_only_nodes_the_pods_may_use_and_at_most_
     # the us-east-1a nodes sorted by name, the first three; 0b (us-east-1b) sorts first but cannot be used
     assert attach[0].message.split("\n")[0] == \
         "Deployment default/app: no node it can run on can attach its EBS volume (a0, a1, a2)"
+
+def test_messages_about_one_added_pod_say_pod_not_pods():
+    # One pod of `reader` against a claim another pod holds: the count is 1, so the noun is singular.
+    rwop_holder = s.pod("holder", node_name=N1, spec=spec_with_claim("solo"))
+    rwop = evaluate(cluster(*bound_claim("solo", "us-east-1a", modes=["ReadWriteOncePod"]), rwop_holder),
+                    deploy("reader", 1, "solo"))
+    assert "Deployment default/reader wants 1 more pod on it; none can start." in rwop.message
+    rwo_holder = s.pod("holder", node_name=N1, spec=spec_with_claim("data"))
+    rwo = evaluate(cluster(*bound_claim("data", "us-east-1a"), rwo_holder), deploy("reader", 1, "data"))
+    assert f"Deployment default/reader wants 1 pod on a ReadWriteOnce volume another workload's pod holds on {N1};" \
+        in rwo.message
+    three = evaluate(cluster(*bound_claim("solo", "us-east-1a", modes=["ReadWriteOncePod"]), rwop_holder),
+                     deploy("reader", 3, "solo"))
+    assert "wants 3 more pods on it; none can start." in three.message

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 
 import yaml
 
+from .fastjson import strict_json_loads
 from .unicode_text import has_lone_surrogate
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -49,7 +50,7 @@ def reject_surrogates(document: object, source: str) -> None:
 def load_json(text: str, source: str) -> object:
     """``json.loads`` with every failure as one InputError line (deep nesting, huge numbers, surrogates)."""
     try:
-        document = json.loads(text, parse_constant=_no_constant)
+        document = strict_json_loads(text)     # no NaN, inf, 1e400
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except RecursionError:
@@ -81,10 +82,6 @@ def _check_flow_depth(text: str, source: str) -> None:
             line = text.count("\n", 0, match.start()) + 1
             raise InputError(f"{source}:{line}: invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep")
         depth = max(depth, 0)
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _documents(text: str, source: str) -> Iterator[object]:

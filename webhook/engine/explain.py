@@ -24,7 +24,7 @@ from .placement import (
 )
 from .quantity import format_bytes, format_cpu
 from .requests import Resources
-from .verdict import clip
+from .verdict import clip, counted
 
 NODES_LISTED = 4
 CAUSES = {
@@ -55,9 +55,11 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
         free = max(0, outcome.free_ips_before or 0)
         if short:
             return f"node {name}: {free} of {total}"
-        return f"node {name}: {free} IP slots left of {total} on {room.capacity.instance_type}"
+        return f"node {name}: {counted(free, 'IP slot')} left of {total} on {room.capacity.instance_type}"
     if code == POD_LIMIT_REACHED:
-        return f"node {name}: {max(0, outcome.free_pods_before)} of {outcome.room.node.allocatable_pods} pod slots left"
+        # "0 of 1 pod slot left", "1 of 110 pod slots left": the noun agrees with the total
+        total = outcome.room.node.allocatable_pods
+        return f"node {name}: {max(0, outcome.free_pods_before)} of {counted(total, 'pod slot')} left"
     if code == INSUFFICIENT_CPU:
         return f"node {name}: {format_cpu(max(outcome.free_before.cpu, 0))} CPU free"
     if code == INSUFFICIENT_MEMORY:
@@ -74,7 +76,7 @@ def _node_phrase(code: str, name: str, outcome, requests: Resources, short: bool
         return f"node {name}: one more pod there would exceed maxSkew"
     if code == HOST_PORT:
         return f"node {name}: host port in use"
-    return f"node {name}: {max(0, outcome.free_volumes_before or 0)} EBS attachments left"
+    return f"node {name}: {counted(max(0, outcome.free_volumes_before or 0), 'EBS attachment')} left"
 
 
 def held_phrase(outcome) -> str:
@@ -97,7 +99,7 @@ def _anti_keys(placement: Placement) -> str:
 
 
 def node_list(code: str, placement: Placement, requests: Resources, state=None) -> str:
-    stopped = [(n, o) for n, o in placement.per_node.items() if o.limit == code]
+    stopped = placement.stopped_by(code)
     nodes = heapq.nsmallest(NODES_LISTED, stopped, key=lambda item: item[0])
     phrases = []
     first_type = None
@@ -114,7 +116,7 @@ def node_list(code: str, placement: Placement, requests: Resources, state=None) 
                        + (held_phrase(outcome) if code != EBS_ATTACH_LIMIT else ""))
         first_type = first_type or itype
     if len(stopped) > NODES_LISTED:
-        phrases.append(f"and {len(stopped) - NODES_LISTED} more nodes")
+        phrases.append(f"and {counted(len(stopped) - NODES_LISTED, 'more node')}")
     return "; ".join(phrases)
 
 
@@ -126,9 +128,19 @@ def _excluded_text(excluded: dict) -> str:
 
 
 def _cni_max_pods(state, room) -> int | None:
-    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation)."""
+    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation).
+
+    IPv6 has no per-node IP limit (each node gets a /80 prefix), so maxPods alone bounds the
+    pods; EKS runs max-pods-calculator.sh with --cni-prefix-delegation-enabled for IPv6 nodes
+    (amazon-eks-ami bootstrap: IPv6 needs prefix delegation), which gives 110, or 250 above 30
+    vCPUs (less only for the smallest types).
+    """
     limits = state.limits_for(room.node)
-    if room.capacity.slots is None or limits is None:
+    if limits is None:
+        return None
+    if state.cni.ipv6 and state.cni.aws_vpc_cni:
+        return recommended_max_pods(limits)
+    if room.capacity.slots is None:
         return None
     if state.cni.prefix_delegation:
         return recommended_max_pods(limits, state.cni.custom_networking)
@@ -137,7 +149,7 @@ def _cni_max_pods(state, room) -> int | None:
 
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
     """The remedy that matches the cause: prefix delegation, maxPods, requests or nodes."""
-    stopped = [o.room for o in placement.per_node.values() if o.limit == code]
+    stopped = [o.room for _name, o in placement.stopped_by(code)]
     if code == pod_eni.POD_ENI_EXHAUSTED:
         return pod_eni.fix(state, placement, lower)
     laggards = [r.node.name for r in stopped if r.node.name in set(prefix_laggards(state))] \
@@ -195,15 +207,10 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
     return f"Spread the pods over more nodes, use fewer EBS volumes per pod, or lower {lower}."
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 pod``, ``2 pods``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def shortfall_message(code: str, label: str, requested: int, schedulable: int, pending: int, detail: str,
                       fix: str, excluded: dict) -> str:
-    summary = clip(f"{label}: {pending} of {_count(requested, 'pod')} would stay Pending: {CAUSES.get(code, code)}")
-    body = f"{label} wants {_count(requested, 'pod')}; {schedulable} fit ({detail}); {pending} would stay Pending."
+    summary = clip(f"{label}: {pending} of {counted(requested, 'pod')} would stay Pending: {CAUSES.get(code, code)}")
+    body = f"{label} wants {counted(requested, 'pod')}; {schedulable} fit ({detail}); {pending} would stay Pending."
     return f"{summary}\n{body}{_excluded_text(excluded)}\n{fix}"
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .placement import NodeRoom, Placement
 from .quantity import QuantityError, milli, units
 from .requests import Resources
+from .verdict import counted
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Growth:
 def growth_sources(state, template) -> list[Growth]:
     sources = []
     if state.headroom_nodes > 0:
-        sources.append(Growth(state.headroom_nodes, f"--headroom-nodes allows {state.headroom_nodes} more nodes"))
+        allows = counted(state.headroom_nodes, "more node")
+        sources.append(Growth(state.headroom_nodes, f"--headroom-nodes allows {allows}"))
     for name, pool in sorted(state.node_pools.items()):
         limits, used = pool["spec"]["limits"], pool["status"]["resources"]
         if not limits:
@@ -39,7 +41,8 @@ def growth_sources(state, template) -> list[Growth]:
         except QuantityError:
             continue
         nodes = max(0, min(counts)) if counts else None
-        sources.append(Growth(nodes, f"Karpenter NodePool {name} can add {'more' if nodes is None else nodes} nodes"))
+        more = "more nodes" if nodes is None else counted(nodes, "node")
+        sources.append(Growth(nodes, f"Karpenter NodePool {name} can add {more}"))
     return sources
 
 

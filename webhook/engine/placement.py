@@ -15,6 +15,7 @@ verdict explains to the user.
 from __future__ import annotations
 
 import heapq
+import weakref
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
@@ -168,6 +169,7 @@ class Placement:
     unknown_types: list[str] | None = None       # set by the indexed placement (else computed from per_node)
     caps: dict | None = None                     # the per-node caps the placement obeyed (branch ENIs), for messages
     caps_held: dict | None = None                # of those, what other workloads' reservations hold per node
+    daemon: bool = False                         # one pod per eligible node (a DaemonSet), each placed on its own
 
     @property
     def pending(self) -> int:
@@ -187,11 +189,27 @@ class Placement:
         return sorted({t for o in self.per_node.values()    # "unknown-type" nodes all have a type
                        if o.room.capacity.mode == "unknown-type" and (t := o.room.node.instance_type)})
 
+    def short(self, outcome: NodeOutcome) -> bool:
+        """Whether ``outcome``'s node left a pod Pending (so its limit explains a shortfall).
+
+        Pods of a Deployment fill each node until its limit stops them, so every eligible
+        node is short when pods are pending. A DaemonSet's pod is scheduled on each
+        eligible node by itself (pkg/controller/daemon creates one pod per node, pinned
+        there, and NodeResourcesFit judges that node alone): a node that took its pod
+        leaves nothing Pending, whatever would stop a second one.
+        """
+        return not self.daemon or outcome.placed == 0
+
+    def stopped_by(self, code: str) -> list[tuple[str, NodeOutcome]]:
+        """(name, outcome) of the nodes whose limit ``code`` left pods Pending."""
+        return [(name, o) for name, o in self.per_node.items() if o.limit == code and self.short(o)]
+
     def limits(self) -> dict:
-        """How many eligible nodes each limit stopped, for nodes that filled up."""
+        """How many eligible nodes each limit stopped, for nodes that left pods Pending."""
         counts: dict[str, int] = {}
         for outcome in self.per_node.values():
-            counts[outcome.limit] = counts.get(outcome.limit, 0) + 1
+            if self.short(outcome):
+                counts[outcome.limit] = counts.get(outcome.limit, 0) + 1
         return counts
 
 
@@ -213,7 +231,10 @@ class RoomMap:
         self._rooms: dict[str, NodeRoom] | None = None
         self._kept: object = _UNSET          # the RoomIndex rooms are copied from (None: build each)
         self.touched: dict[str, NodeRoom] = {}
-        self._lazy: list = []            # per_node mappings of indexed placements not yet built
+        # per_node mappings of indexed placements not yet built, held weakly: each one's ``rest``
+        # holds this map, so a strong list made every decision a reference cycle that only the
+        # cyclic collector frees (one not needed any more needs no building either)
+        self._lazy: list = []
         self._ignore = ignore_owner
         self._sums = current_reserved_sums(state) if FAST_PLACEMENT else None
         if self._sums is not None:
@@ -353,8 +374,10 @@ class RoomMap:
     def flush(self) -> None:
         """Build the outcomes of earlier indexed placements before rooms change again."""
         lazy, self._lazy = self._lazy, []
-        for outcomes in lazy:
-            outcomes.materialize()
+        for ref in lazy:
+            outcomes = ref()
+            if outcomes is not None:
+                outcomes.materialize()
 
     def _waiting(self, ignore_owner: tuple | None, priority: int | None) -> list[PodRecord]:
         out = []
@@ -599,7 +622,7 @@ def place(rooms: RoomMap, rules: PodPlacementRules, requests: Resources, uses_ip
         if take:
             room.take(take, requests, uses_ip, new_volumes, scored=scored, extended=extended, ports=ports)
         remaining -= take
-    return Placement(target, target - remaining, per_node, excluded, rules.constraints)
+    return Placement(target, target - remaining, per_node, excluded, rules.constraints, daemon=daemon)
 
 
 def _place_one_by_one(eligible: list[NodeRoom], watcher: ConstraintState, requests: Resources, scored: Resources,
@@ -734,7 +757,7 @@ def _place_indexed(rooms: RoomMap, rules: PodPlacementRules, requests: Resources
         return out
 
     per_node = LazyOutcomes(first, len(positions), rest)
-    rooms._lazy.append(per_node)
+    rooms._lazy.append(weakref.ref(per_node))
     placement = Placement(wanted, wanted - remaining, per_node, excluded, rules.constraints)
     flagged = positions[index.unknown_type[positions]]
     placement.unknown_types = sorted({index.nodes_type(i) for i in flagged.tolist()})

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, cast
 from .model import _is_ebs_pv
 from .quantity import QuantityError, parse_quantity
 from .requests import ObjectError
-from .verdict import DENY, WARN, Reason, clip
+from .verdict import DENY, WARN, Reason, clip, counted
 
 EBS_PROVISIONERS = ("ebs.csi.aws.com", "kubernetes.io/aws-ebs")
 EFS_PROVISIONERS = ("efs.csi.aws.com",)
@@ -324,7 +324,8 @@ def _one_pod_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, 
         rules.blocking = True
     if holders:
         summary = f"{claim_label} is ReadWriteOncePod and a pod on {', '.join(sorted(holders))} already uses it"
-        detail = f"{demand.kind} {demand.namespace}/{demand.name} wants {replicas} more pods on it; none can start."
+        detail = (f"{demand.kind} {demand.namespace}/{demand.name} wants {counted(replicas, 'more pod')} on it; "
+                  "none can start.")
     else:
         summary = f"{claim_label} is ReadWriteOncePod but {pods} pods would mount it; only one can run"
         detail = "The scheduler keeps every other pod Pending."
@@ -352,8 +353,8 @@ def _shared_claim(rules: VolumeRules, demand, claim_label: str, replicas: int, h
             summary = f"{claim_label} (ReadWriteOnce EBS) is attached to {where}; pods elsewhere get Multi-Attach"
             fix = ("Use a StatefulSet with volumeClaimTemplates, an EFS StorageClass (ReadWriteMany), or pin the "
                    "pods to that node.")
-        detail = (f"{workload} wants {replicas} pods on a ReadWriteOnce volume another workload's pod holds on "
-                  f"{where}; pods on other nodes stay in ContainerCreating (Multi-Attach error).")
+        detail = (f"{workload} wants {counted(replicas, 'pod')} on a ReadWriteOnce volume another workload's pod "
+                  f"holds on {where}; pods on other nodes stay in ContainerCreating (Multi-Attach error).")
     else:
         summary = (f"{claim_label} (ReadWriteOnce EBS) is shared by {pods} pods; "
                    "all but one node get Multi-Attach errors")

@@ -24,6 +24,14 @@ def clip(line: str, limit: int = SUMMARY_LIMIT) -> str:
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 pod``, ``2 pods``, ``0 pods``: a count and its noun in agreement (``1 EBS attachment left``).
+
+    ``plural`` for nouns whose plural is not noun + "s".
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 @dataclass(frozen=True)
 class Reason:
     code: str

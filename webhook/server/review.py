@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from ..fastjson import strict_json_loads
 from ..unicode_text import has_lone_surrogate
 
 try:
@@ -97,10 +98,6 @@ def _object(request: dict, key: str, required: bool) -> dict | None:
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON value")
-
-
 _REFUSED = object()
 
 
@@ -121,12 +118,12 @@ def _strict_slow(body: bytes):
     except UnicodeDecodeError as exc:
         raise BadReview(400, f"request body is not UTF-8 text (invalid byte at offset {exc.start})") from None
     try:
-        document = json.loads(text, parse_constant=_no_constant)
+        document = strict_json_loads(text)     # no NaN, inf, 1e400
     except json.JSONDecodeError as exc:
         raise BadReview(400, f"request body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError):
-        raise BadReview(400, "request body is not JSON (numbers over 4,300 digits, NaN and Infinity are not JSON "
-                             "values; nesting is limited)") from None
+        raise BadReview(400, "request body is not JSON (numbers beyond a double such as 1e400, numbers over 4,300 "
+                             "digits, NaN and Infinity are not JSON values; nesting is limited)") from None
     if _ESCAPED_SURROGATE.search(text) and has_lone_surrogate(document):
         raise BadReview(400, "request body is not valid Unicode: it has a lone UTF-16 surrogate escape "
                              "(\\ud800-\\udfff)")
