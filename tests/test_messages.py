@@ -166,6 +166,20 @@ def test_daemonset_cpu_shortfall_names_only_the_node_whose_pod_stays_pending():
     assert "node b" not in verdict.message
 
 
+def test_daemonset_advice_names_the_node_and_never_says_add_nodes():
+    # The DaemonSet controller pins each pod to its node (pkg/controller/daemon), so a new node gets a
+    # pod of its own and never takes a stuck one; and a DaemonSet has no replicas to lower.
+    agent = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "500m"})]))
+    fix = evaluate(_daemon_cluster(), agent).message.splitlines()[-1]
+    assert fix == ("A DaemonSet pod can only run on its own node, so added nodes do not seat it: free room on a, "
+                   "lower the pod's requests (500m CPU), give the DaemonSet a higher priorityClassName so the "
+                   "scheduler preempts for it, or keep it off those nodes with a nodeSelector or node affinity.")
+    # The same shortfall for a Deployment keeps the replica advice.
+    web = s.deployment("web", replicas=2, spec=s.pod_spec([s.container("web", requests={"cpu": "3500m"})]))
+    assert evaluate(_daemon_cluster(), web).message.splitlines()[-1] == \
+        "Each pod requests 3500m CPU: lower the requests, add nodes, or lower replicas."
+
+
 def test_daemonset_node_that_took_its_pod_adds_no_reason_of_its_own():
     # Node a lacks memory for the daemon pod (a 3Gi pod runs there: 3388360Ki - 3145728Ki = 242632Ki = 236.9Mi free,
     # under 512Mi); node b has CPU for exactly one 1500m pod (1930m), so CPU would stop a second one there.
