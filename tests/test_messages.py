@@ -166,6 +166,20 @@ def test_daemonset_cpu_shortfall_names_only_the_node_whose_pod_stays_pending():
     assert "node b" not in verdict.message
 
 
+def test_daemonset_advice_names_the_node_and_never_says_add_nodes():
+    # The DaemonSet controller pins each pod to its node (pkg/controller/daemon), so a new node gets a
+    # pod of its own and never takes a stuck one; and a DaemonSet has no replicas to lower.
+    agent = s.daemonset("agent", spec=s.pod_spec([s.container("agent", requests={"cpu": "500m"})]))
+    fix = evaluate(_daemon_cluster(), agent).message.splitlines()[-1]
+    assert fix == ("A DaemonSet pod can only run on its own node, so added nodes do not seat it: free room on a, "
+                   "lower the pod's requests (500m CPU), give the DaemonSet a higher priorityClassName so the "
+                   "scheduler preempts for it, or keep it off those nodes with a nodeSelector or node affinity.")
+    # The same shortfall for a Deployment keeps the replica advice.
+    web = s.deployment("web", replicas=2, spec=s.pod_spec([s.container("web", requests={"cpu": "3500m"})]))
+    assert evaluate(_daemon_cluster(), web).message.splitlines()[-1] == \
+        "Each pod requests 3500m CPU: lower the requests, add nodes, or lower replicas."
+
+
 def test_daemonset_node_that_took_its_pod_adds_no_reason_of_its_own():
     # Node a lacks memory for the daemon pod (a 3Gi pod runs there: 3388360Ki - 3145728Ki = 242632Ki = 236.9Mi free,
     # under 512Mi); node b has CPU for exactly one 1500m pod (1930m), so CPU would stop a second one there.
@@ -179,3 +193,17 @@ def test_daemonset_node_that_took_its_pod_adds_no_reason_of_its_own():
     assert (verdict.requested, verdict.schedulable, verdict.pending) == (2, 1, 1)
     assert verdict.codes == ["INSUFFICIENT_MEMORY"]
     assert "1 fit (node a: 236.9Mi memory free); 1 would stay Pending." in verdict.message
+
+
+def test_ipv6_nodes_below_the_recommended_max_pods_are_told_to_raise_it():
+    # IPv6 on the VPC CNI: each node gets a /80 prefix, so IPs never run out and kubelet maxPods is the
+    # bound. EKS sizes IPv6 nodes with max-pods-calculator.sh --cni-prefix-delegation-enabled: t3.medium,
+    # 2 vCPUs: min(3 ENIs x (6 - 1) x 16 + 2 = 242, 110) = 110. Nodes still at maxPods 17 (7 and 6 pods
+    # there, aws-node and kube-proxy included: 10 + 11 = 21 free slots) can go to 110, so the advice is to
+    # raise maxPods, not merely to add nodes.
+    items = [i if not (i["kind"] == "DaemonSet" and i["metadata"]["name"] == "aws-node") else s.aws_node(ipv6=True)
+             for i in s.two_t3_medium_cluster()["items"]]
+    verdict = evaluate(state_from_objects(items), s.small_web("web", 30))
+    assert (verdict.schedulable, verdict.pending, verdict.codes) == (21, 9, ["POD_LIMIT_REACHED"])
+    assert verdict.message.endswith("\nRaise kubelet maxPods (the VPC CNI allows 110 on t3.medium), add nodes, "
+                                    "or lower replicas.")

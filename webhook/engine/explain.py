@@ -128,13 +128,46 @@ def _excluded_text(excluded: dict) -> str:
 
 
 def _cni_max_pods(state, room) -> int | None:
-    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation)."""
+    """The kubelet maxPods the node's IP model supports (AWS's recommendation under prefix delegation).
+
+    IPv6 has no per-node IP limit (each node gets a /80 prefix), so maxPods alone bounds the
+    pods; EKS runs max-pods-calculator.sh with --cni-prefix-delegation-enabled for IPv6 nodes
+    (amazon-eks-ami bootstrap: IPv6 needs prefix delegation), which gives 110, or 250 above 30
+    vCPUs (less only for the smallest types).
+    """
     limits = state.limits_for(room.node)
-    if room.capacity.slots is None or limits is None:
+    if limits is None:
+        return None
+    if state.cni.ipv6 and state.cni.aws_vpc_cni:
+        return recommended_max_pods(limits)
+    if room.capacity.slots is None:
         return None
     if state.cni.prefix_delegation:
         return recommended_max_pods(limits, state.cni.custom_networking)
     return room.capacity.max_pods
+
+
+_DAEMON_ROOM_CODES = (INSUFFICIENT_CPU, INSUFFICIENT_MEMORY, INSUFFICIENT_EPHEMERAL_STORAGE, INSUFFICIENT_EXTENDED,
+                      HOST_PORT)
+
+
+def _daemon_fix(code: str, nodes: list[str], requests: Resources) -> str:
+    """A DaemonSet's Pending pod is pinned to its node: only room on that node seats it.
+
+    The DaemonSet controller creates one pod per eligible node with a node affinity for
+    that node (pkg/controller/daemon), so added nodes get pods of their own and never
+    take a stuck one, and fewer replicas is not a knob a DaemonSet has. What helps is
+    room on the named nodes, a smaller pod, preemption, or not targeting those nodes.
+    """
+    wants = {INSUFFICIENT_CPU: f"{format_cpu(requests.cpu)} CPU",
+             INSUFFICIENT_MEMORY: f"{format_bytes(requests.memory)} memory",
+             INSUFFICIENT_EPHEMERAL_STORAGE: f"{format_bytes(requests.ephemeral)} ephemeral storage"}.get(code)
+    shown = ", ".join(nodes[:3]) + (f" and {counted(len(nodes) - 3, 'more node')}" if len(nodes) > 3 else "")
+    smaller = "drop the hostPort" if code == HOST_PORT else \
+        (f"lower the pod's requests ({wants})" if wants else "lower the pod's request")
+    return (f"A DaemonSet pod can only run on its own node, so added nodes do not seat it: free room on {shown}, "
+            f"{smaller}, give the DaemonSet a higher priorityClassName so the scheduler preempts for it, "
+            f"or keep it off those nodes with a nodeSelector or node affinity.")
 
 
 def fix_for(code: str, state, placement: Placement, lower: str, requests: Resources) -> str:
@@ -142,6 +175,8 @@ def fix_for(code: str, state, placement: Placement, lower: str, requests: Resour
     stopped = [o.room for _name, o in placement.stopped_by(code)]
     if code == pod_eni.POD_ENI_EXHAUSTED:
         return pod_eni.fix(state, placement, lower)
+    if placement.daemon and code in _DAEMON_ROOM_CODES:
+        return _daemon_fix(code, [r.node.name for r in stopped], requests)
     laggards = [r.node.name for r in stopped if r.node.name in set(prefix_laggards(state))] \
         if code in (POD_IP_EXHAUSTED, POD_LIMIT_REACHED) and state.cni.prefix_delegation else []
     if laggards:
