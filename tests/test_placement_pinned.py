@@ -348,3 +348,13 @@ def test_room_held_for_admitted_pods_counts_in_the_scores_too():
                                 s.pod("w", spec=s.pod_spec([s.container(requests={"cpu": "100m"})]))])
     state.reserve(("Deployment", "default", "held"), {"a": 2}, Resources(1000, 0), False)
     assert [node for _, node in RoomMap(state).placed] == ["b"]
+
+
+def test_extended_resources_taken_by_several_pods_at_once_are_all_spent():
+    # 10 dongles, 2 per pod: three pods take 6, so a second placement on the same rooms finds 4: two pods.
+    node = s.node("a", instance_type=None, allocatable={**SEVENTEEN, "example.com/dongle": "10"})
+    rooms = RoomMap(state_from_objects([node]))
+    dongles = (("example.com/dongle", 2),)
+    assert place(rooms, PodPlacementRules(), SMALL, False, 3, extended=dongles).placed == 3
+    assert rooms.room("a").extended_free("example.com/dongle") == 4
+    assert place(rooms, PodPlacementRules(), SMALL, False, 5, extended=dongles).placed == 2
