@@ -47,13 +47,17 @@ class ConstraintState:
         self._spread_domains(rules)
         for (namespace, labels), per_node in state.label_index.items():
             self._count(namespace, labels, per_node.items(), +1)
+        # Pods being deleted still hold their room and count for pod affinity, but the
+        # scheduler's spread counts skip them (podtopologyspread countPodsMatchSelector).
+        for (namespace, labels), per_node in state.terminating_index.items():
+            self._count(namespace, labels, per_node.items(), -1, with_affinity=False)
         for pod in state.anti_pods.values():
             self._count_repelling(pod, pod.node, +1)
         for pod, node in extra_pods:
             self.observe_pod(pod, node)
         for pod in removed_pods:
             if pod.node:
-                self._count(pod.namespace, pod.labels, ((pod.node, 1),), -1)
+                self._count(pod.namespace, pod.labels, ((pod.node, 1),), -1, with_spread=not pod.terminating)
                 self._count_repelling(pod, pod.node, -1)
 
     # ---- building ----------------------------------------------------------------------
@@ -76,14 +80,17 @@ class ConstraintState:
                 self.spread_nodes[i].add(node.name)
                 self.spread_counts[i].setdefault(node.labels[c.topology_key], 0)
 
-    def _count(self, namespace: str, labels: tuple, per_node, sign: int) -> None:
+    def _count(self, namespace: str, labels: tuple, per_node, sign: int,
+               with_affinity: bool = True, with_spread: bool = True) -> None:
+        """Add ``sign`` x the pods of one label set to the affinity and/or spread counts."""
         if not (self.aff_terms or self.anti_terms or self.spread):
             return
         label_map = dict(labels)
-        all_aff = bool(self.aff_terms) and all(t.matches(namespace, label_map, self.state.namespace_labels(namespace))
-                                               for t in self.aff_terms)
-        anti = [t.matches(namespace, label_map, self.state.namespace_labels(namespace)) for t in self.anti_terms]
-        spread = [namespace == self.namespace and c.counts(label_map) for c in self.spread]
+        all_aff = with_affinity and bool(self.aff_terms) and all(
+            t.matches(namespace, label_map, self.state.namespace_labels(namespace)) for t in self.aff_terms)
+        anti = [with_affinity and t.matches(namespace, label_map, self.state.namespace_labels(namespace))
+                for t in self.anti_terms]
+        spread = [with_spread and namespace == self.namespace and c.counts(label_map) for c in self.spread]
         if not (all_aff or any(anti) or any(spread)):
             return
         for node_name, count in per_node:

@@ -210,6 +210,21 @@ def _anti_terms(spec: Mapping, namespace: str, labels: Mapping) -> tuple:
     return tuple(AffinityTerm.of(t, namespace, labels) for t in terms)
 
 
+def _count_bound(index: dict[tuple, dict], pod: "PodRecord", sign: int) -> None:
+    """Add ``sign`` to the count of ``pod``'s (namespace, labels) on its node, dropping zeros."""
+    group_key = (pod.namespace, pod.labels)
+    group = index.get(group_key)
+    if group is None:
+        group = index[group_key] = {}
+    left = group.get(pod.node, 0) + sign
+    if left > 0:
+        group[pod.node] = left
+    else:
+        group.pop(pod.node, None)
+        if not group:
+            del index[group_key]
+
+
 @dataclass(frozen=True, slots=True)
 class PodRecord:
     """What the engine keeps of a pod: where it runs, what it takes, who owns it.
@@ -233,6 +248,7 @@ class PodRecord:
     ports: tuple = ()                        # host ports: (protocol, hostIP, port)
     anti: tuple = ()                         # required anti-affinity terms (repel pods placed later)
     gated: bool = False                      # spec.schedulingGates: not demand until the gates are removed
+    terminating: bool = False                # metadata.deletionTimestamp set: holds its room, not a spread count
 
     @property
     def key(self) -> tuple[str, str]:
@@ -274,6 +290,7 @@ class PodRecord:
             ports=host_ports(spec),
             anti=_anti_terms(spec, namespace, labels),
             gated=bool(spec.get("schedulingGates")) and not node,
+            terminating=bool(meta.get("deletionTimestamp")),
         )
 
 
@@ -378,6 +395,7 @@ class ClusterState:
         self.replica_failure: set[tuple] = set()                      # controllers reporting they cannot create pods
         self.short: set[tuple] = set()                                 # workloads with fewer pods than desired
         self.label_index: dict[tuple, dict] = {}                      # (ns, labels) -> node -> bound pods
+        self.terminating_index: dict[tuple, dict] = {}                # the same, of pods being deleted only
         self.anti_pods: dict[tuple, PodRecord] = {}                    # bound pods with required anti-affinity
         self.bound_priorities: dict[int, int] = {}                    # priority -> bound pods (preemption victims?)
         self.priority_classes: dict[str, dict] = {}                   # name -> value, globalDefault, preemptionPolicy
@@ -685,17 +703,9 @@ class ClusterState:
     def _index_labels(self, pod: PodRecord, sign: int) -> None:
         """Bound pods by (namespace, labels) and node: pod affinity and spread count from here,
         so a decision matches a selector once per distinct label set, never once per pod."""
-        group_key = (pod.namespace, pod.labels)
-        group = self.label_index.get(group_key)
-        if group is None:
-            group = self.label_index[group_key] = {}
-        left = group.get(pod.node, 0) + sign
-        if left > 0:
-            group[pod.node] = left
-        else:
-            group.pop(pod.node, None)
-            if not group:
-                del self.label_index[group_key]
+        _count_bound(self.label_index, pod, sign)
+        if pod.terminating:     # PodTopologySpread skips these (countPodsMatchSelector); affinity does not
+            _count_bound(self.terminating_index, pod, sign)
         left = self.bound_priorities.get(pod.priority, 0) + sign
         if left > 0:
             self.bound_priorities[pod.priority] = left
