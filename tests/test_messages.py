@@ -99,25 +99,25 @@ def test_room_promised_to_other_workloads_names_the_biggest_holder_and_counts_th
         in verdict.message
 
 
-def test_a_node_with_no_ebs_attachment_left_shows_zero():
+def _three_volume_pods(ebs_left_n1: int, ebs_left_n2: int):
+    """A 3-replica StatefulSet with one EBS claim per pod, on nodes with these attachments left."""
     items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
-    items += [s.csinode(N1, ebs_count=0), s.csinode(N2, ebs_count=1)]
+    items += [s.csinode(N1, ebs_count=ebs_left_n1), s.csinode(N2, ebs_count=ebs_left_n2)]
     template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
                 "spec": s.pvc("data")["spec"]}
     db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
-    verdict = evaluate(state_from_objects(items), db)
+    return evaluate(state_from_objects(items), db)
+
+
+def test_a_node_with_no_ebs_attachment_left_shows_zero():
+    verdict = _three_volume_pods(0, 1)
     assert (verdict.schedulable, verdict.pending, verdict.codes) == (1, 2, ["EBS_ATTACH_LIMIT"])
     assert f"1 fit (node {N1}: 0 EBS attachments left; node {N2}: 1 EBS attachment left)" in verdict.message
 
 
 def test_counts_of_one_take_the_singular_noun():
     # N1 has 1 EBS attachment left, N2 none: 1 of 3 volume-bearing pods fits.
-    items = [i for i in s.two_t3_medium_cluster()["items"] if i["kind"] != "CSINode"]
-    items += [s.csinode(N1, ebs_count=1), s.csinode(N2, ebs_count=0)]
-    template = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
-                "spec": s.pvc("data")["spec"]}
-    db = s.statefulset("db", 3, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]), claim_templates=[template])
-    verdict = evaluate(state_from_objects(items), db)
+    verdict = _three_volume_pods(1, 0)
     assert (verdict.schedulable, verdict.pending) == (1, 2)
     assert f"1 fit (node {N1}: 1 EBS attachment left; node {N2}: 0 EBS attachments left)" in verdict.message
     # IP slots: t3.medium 3 x (6 - 1) = 15; N1 runs 5 pods needing an IP (15 - 10 free), so with
