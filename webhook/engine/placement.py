@@ -69,16 +69,23 @@ class NodeRoom:
         """``reserved_by_node`` is ``state.reserved_by_node(...)``, computed once per decision."""
         capacity = state.ip_capacity(node)
         used, alloc = node.used, node.allocatable
-        reserved, reserved_pods, reserved_ips = (reserved_by_node or {}).get(node.name, (None, 0, 0))
-        if reserved is None:
-            free = Resources(alloc.cpu - used.cpu, alloc.memory - used.memory, alloc.ephemeral - used.ephemeral)
-        else:
-            free = alloc - used - reserved
-        ips = None if capacity.slots is None else capacity.slots - node.ip_pods - reserved_ips
+        free = Resources(alloc.cpu - used.cpu, alloc.memory - used.memory, alloc.ephemeral - used.ephemeral)
+        ips = None if capacity.slots is None else capacity.slots - node.ip_pods
         limit = state.csinode_ebs_limit.get(node.name)
         volumes = None if limit is None else limit - state.ebs_volume_count(node)
-        return NodeRoom(node, capacity, free, node.allocatable_pods - node.pods - reserved_pods, ips, volumes,
-                        node.score_used + reserved if reserved is not None else node.score_used)
+        room = NodeRoom(node, capacity, free, node.allocatable_pods - node.pods, ips, volumes, node.score_used)
+        return room.less_reserved(reserved_by_node) if reserved_by_node and node.name in reserved_by_node else room
+
+    def less_reserved(self, reserved_by_node: dict | None) -> "NodeRoom":
+        """A new room: this one (a node's room before reservations) less what reservations hold there.
+
+        ``RoomIndex.room_of`` copies its kept rooms through here, so both give the same room.
+        """
+        reserved, pods, ips = (reserved_by_node or {}).get(self.node.name, (None, 0, 0))
+        if reserved is None:
+            return NodeRoom(self.node, self.capacity, self.free, self.pods, self.ips, self.volumes, self.score_used)
+        return NodeRoom(self.node, self.capacity, self.free - reserved, self.pods - pods,
+                        None if self.ips is None else self.ips - ips, self.volumes, self.score_used + reserved)
 
     def extended_free(self, name: str) -> int:
         taken = self.extended_taken.get(name, 0) if self.extended_taken else 0

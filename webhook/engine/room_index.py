@@ -159,7 +159,7 @@ class RoomIndex:
 
         The kept room is the reference's own result for the node as it is now (it is
         recomputed whenever the node's room may have moved, as the arrays are); what a
-        reservation holds is taken off it with the same arithmetic ``NodeRoom.of`` does.
+        reservation holds is taken off it by ``NodeRoom.less_reserved``, as ``NodeRoom.of`` does.
         Decisions that touch every node (a deny explains every node) no longer recompute
         each node's IP rule, volumes and sums.
         """
@@ -167,13 +167,7 @@ class RoomIndex:
         base = self.rooms[i] if i is not None else None
         if base is None or base.node is not node:
             return None
-        reserved, reserved_pods, reserved_ips = (reserved_by_node or {}).get(node.name, (None, 0, 0))
-        NodeRoom = type(base)
-        if reserved is None:
-            return NodeRoom(node, base.capacity, base.free, base.pods, base.ips, base.volumes, base.score_used)
-        return NodeRoom(node, base.capacity, base.free - reserved, base.pods - reserved_pods,
-                        None if base.ips is None else base.ips - reserved_ips, base.volumes,
-                        base.score_used + reserved)
+        return base.less_reserved(reserved_by_node)
 
     def nodes_type(self, i: int) -> str | None:
         return self.state.nodes[self.names[i]].instance_type
