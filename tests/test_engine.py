@@ -212,7 +212,7 @@ def test_headroom_nodes_turn_an_absorbable_shortfall_into_a_warning():
     # A fresh t3.medium keeps aws-node + kube-proxy (host network): 15 IP slots, 15 kubelet slots.
     verdict = evaluate(state, light(replicas=36))
     assert (verdict.verdict, verdict.pending) == ("warn", 15)
-    assert "about 1 new t3.medium node(s) of 15 pods each" in verdict.message
+    assert "about 1 new t3.medium node of 15 pods each" in verdict.message
     assert evaluate(state, light(replicas=37)).verdict == "deny"
 
 

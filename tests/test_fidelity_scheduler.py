@@ -294,7 +294,7 @@ def test_preemption_also_clears_a_host_port_held_by_a_lower_priority_pod():
     spec = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}], priorityClassName="high")
     verdict = evaluate(state, s.deployment("exporter", 1, spec=spec))
     assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
     same = s.pod_spec([s.container(requests={"cpu": "100m"}) | {"ports": ports}])
     assert evaluate(state, s.deployment("exporter", 1, spec=same)).codes == ["HOST_PORT_CONFLICT"]
 
@@ -309,7 +309,7 @@ def test_preemption_clears_a_lower_priority_pods_anti_affinity():
                                 s.pod("filler", "default", "a", spec=other, labels={"app": "filler"})])
     verdict = evaluate(state, web(2))
     assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 def test_a_repelling_pod_on_a_cordoned_node_still_blocks_its_zone_and_cannot_be_preempted():
@@ -346,7 +346,7 @@ def test_preemption_clears_pods_the_new_pods_anti_affinity_rejects():
                                     namespaceSelector={}))
     verdict = evaluate(state, s.deployment("web", 1, spec=spec))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 def test_preemption_cannot_clear_a_zone_held_by_pods_on_other_nodes():
@@ -380,7 +380,7 @@ def test_preemption_keeps_a_node_whose_affinity_the_workloads_own_bound_pods_sat
                       affinity=affinity({"matchLabels": {"app": "web"}}, key=HOST))
     verdict = evaluate(state, s.deployment("web", 3, spec=spec))
     assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 3, 0, ["PREEMPTION"])
-    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "1 pod fits only by preemption: would preempt 1 lower-priority pod" in verdict.reasons[0].summary
     # Pods that do not match their own term need buddy itself: its node is no candidate (differential F3).
     other = s.pod_spec([s.container(requests={"cpu": "375m"})],
                        affinity=affinity({"matchLabels": {"app": "web"}}, key=HOST))
@@ -444,7 +444,7 @@ def test_preemption_picks_the_node_whose_highest_victim_has_the_lowest_priority(
     spec = s.pod_spec([s.container(requests={"cpu": "3"})], priorityClassName="high")
     verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
-    assert "1 pods fit only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
+    assert "1 pod fits only by preemption: would preempt 2 lower-priority pods" in verdict.reasons[0].summary
     # A second pod then preempts b-1 on b: 3 victims for 2 pods.
     both = evaluate(state, s.deployment("urgent", 2, spec=spec))
     assert (both.pending, "would preempt 3 lower-priority pods" in both.reasons[0].summary) == (0, True)

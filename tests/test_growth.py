@@ -78,7 +78,7 @@ def test_pending_pods_that_new_nodes_take_are_a_warning_that_counts_the_nodes():
     state = cluster_with(pool("p", {"cpu": "6"}, {"cpu": "2"}))      # room for 2 more nodes
     verdict = evaluate(state, web(10))
     assert (verdict.verdict, verdict.pending) == ("warn", 6)
-    assert "about 2 new node node(s) of 4 pods each would take the 6 pending pods" in verdict.message
+    assert "about 2 new nodes of 4 pods each would take the 6 pending pods" in verdict.message
     assert evaluate(state, web(13)).verdict == "deny"                 # 9 pending > 2 nodes x 4 pods
 
 
@@ -87,7 +87,7 @@ def test_no_growth_source_or_nothing_pending_means_no_growth_sentence():
     verdict = evaluate(cluster_with(headroom=5), web(4))
     assert verdict.pending == 0 and "can grow" not in verdict.message
     verdict = evaluate(cluster_with(headroom=1), web(8))             # 4 pending fit one new node exactly
-    assert verdict.verdict == "warn" and "about 1 new node node(s) of 4 pods each" in verdict.message
+    assert verdict.verdict == "warn" and "about 1 new node of 4 pods each" in verdict.message
 
 
 def test_every_pool_is_a_source_after_an_unlimited_one():
@@ -105,7 +105,7 @@ def test_a_new_node_comes_with_its_daemon_set_pods():
     state = cluster_with(ds, agent, headroom=3)
     verdict = evaluate(state, web(5))                       # 3 fit on "a", 2 pending
     assert (verdict.verdict, verdict.pending) == ("warn", 2)
-    assert "about 1 new node node(s) of 3 pods each would take the 2 pending pods" in verdict.message
+    assert "about 1 new node of 3 pods each would take the 2 pending pods" in verdict.message
 
 
 def test_a_pod_no_fresh_node_can_hold_is_no_growth_and_one_per_node_is():
@@ -113,7 +113,7 @@ def test_a_pod_no_fresh_node_can_hold_is_no_growth_and_one_per_node_is():
     assert evaluate(cluster_with(headroom=5), too_big).verdict == "deny"
     one_each = s.deployment("one", 3, spec=s.pod_spec([s.container(requests={"cpu": "1500m"})]))
     verdict = evaluate(cluster_with(headroom=2), one_each)      # 1 fits, 2 pending, 1 per new node
-    assert verdict.verdict == "warn" and "about 2 new node node(s) of 1 pods each" in verdict.message
+    assert verdict.verdict == "warn" and "about 2 new nodes of 1 pod each" in verdict.message
     assert evaluate(cluster_with(headroom=1), one_each).verdict == "deny"
 
 
@@ -126,7 +126,7 @@ def test_a_fresh_node_keeps_the_pod_slots_its_daemon_set_pods_leave():
     state.headroom_nodes = 1
     verdict = evaluate(state, web(6))            # 3 slots left on "a"; a new node also has 4 - 1 = 3
     assert (verdict.verdict, verdict.pending) == ("warn", 3)
-    assert "about 1 new node node(s) of 3 pods each" in verdict.message
+    assert "about 1 new node of 3 pods each" in verdict.message
     assert evaluate(state, web(7)).verdict == "deny"
 
 
@@ -147,4 +147,4 @@ def test_a_fresh_node_keeps_the_pod_ips_its_daemon_set_pods_leave():
     tiny = s.deployment("web", 28, spec=s.pod_spec([s.container(requests={"cpu": "10m"})]))
     verdict = evaluate(state, tiny)                    # 14 fit on "a", 14 pending
     assert (verdict.verdict, verdict.pending) == ("warn", 14)
-    assert "about 1 new t3.medium node(s) of 14 pods each would take the 14 pending pods" in verdict.message
+    assert "about 1 new t3.medium node of 14 pods each would take the 14 pending pods" in verdict.message

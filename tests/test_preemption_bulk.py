@@ -133,7 +133,7 @@ def test_a_victim_that_fills_the_node_exactly_is_reprieved(case, bulk, monkeypat
     new = s.deployment("new", 1, spec=s.pod_spec([s.container(requests=requests, limits=dict(requests))]))
     verdict = evaluate(_reprieve_state(requests, allocatable), new)
     assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"]), verdict.reasons
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 def _two_nodes_a_full(victim_spec_a, extra=()):
@@ -160,7 +160,7 @@ def test_a_daemonset_preempts_only_on_the_node_it_does_not_fit(bulk, monkeypatch
     ds = s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})]))
     verdict = evaluate(state, ds)
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 RACK = "example.com/rack"        # a topology key no node carries: such a term never repels (interpodaffinity)
@@ -183,7 +183,7 @@ def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk
     ported["containers"][0]["ports"] = [{"containerPort": 9200, "hostPort": 9200, "protocol": "TCP"}]
     verdict = evaluate(state, s.deployment("new", 1, spec=ported, labels={"app": "new"}))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
     # the new pods' own anti-affinity to app=old over the missing key: likewise no clash
     repel_old = fidelity.anti({"matchLabels": {"app": "old"}}, key=RACK)
     own = s.deployment("new", 1, spec=_cpu_spec(0, "3", affinity=repel_old), labels={"app": "new"})
@@ -194,7 +194,7 @@ def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk
     ])
     verdict = evaluate(plain, own)
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
@@ -218,7 +218,7 @@ def test_the_workloads_own_bound_pods_keep_a_node_a_candidate_when_a_match_lives
                       affinity=fidelity.affinity({"matchLabels": {"app": "web"}}, key=fidelity.HOST))
     verdict = evaluate(state, s.deployment("web", 3, spec=spec))
     assert (verdict.verdict, verdict.schedulable, verdict.pending, verdict.codes) == ("warn", 3, 0, ["PREEMPTION"])
-    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "1 pod fits only by preemption: would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 PORT = [{"containerPort": 9100, "hostPort": 9100, "protocol": "TCP"}]
@@ -255,7 +255,7 @@ def test_a_victim_holding_the_new_pods_host_port_stays_out_and_the_others_are_st
     ])
     verdict = evaluate(state, s.deployment("new", 1, spec=_ported(0, "3", ports=False)))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"]), verdict.reasons
-    assert "would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
@@ -335,7 +335,7 @@ def test_a_daemonset_counts_only_the_nodes_preemption_really_frees():
     verdict = evaluate(state, s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})])))
     assert (verdict.verdict, verdict.requested, verdict.schedulable, verdict.pending) == ("deny", 3, 2, 1)
     assert verdict.codes == ["PREEMPTION", "INSUFFICIENT_CPU"]
-    assert verdict.reasons[0].summary.endswith("1 pods fit only by preemption: would preempt 1 lower-priority pods")
+    assert verdict.reasons[0].summary.endswith("1 pod fits only by preemption: would preempt 1 lower-priority pod")
 
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
@@ -350,4 +350,4 @@ def test_a_victim_that_fills_the_last_pod_slot_exactly_is_reprieved(bulk, monkey
                                 s.pod("v-2", "default", "a", spec=_cpu_spec(-2, "1"))])
     verdict = evaluate(state, s.deployment("new", 1, spec=_cpu_spec(0, "1")))
     assert (verdict.verdict, verdict.pending, verdict.codes) == ("warn", 0, ["PREEMPTION"])
-    assert verdict.reasons[0].summary.endswith("1 pods fit only by preemption: would preempt 1 lower-priority pods")
+    assert verdict.reasons[0].summary.endswith("1 pod fits only by preemption: would preempt 1 lower-priority pod")

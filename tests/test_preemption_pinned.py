@@ -38,7 +38,7 @@ def test_the_sum_of_victim_priorities_is_taken_with_max_int32_plus_one_added_to_
     spec = s.pod_spec([s.container(requests={"cpu": "4"})], priorityClassName="high")
     verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
     assert (verdict.pending, verdict.codes) == (0, ["PREEMPTION"])
-    assert "1 pods fit only by preemption: would preempt 3 lower-priority pods" in verdict.reasons[0].summary
+    assert "1 pod fits only by preemption: would preempt 3 lower-priority pods" in verdict.reasons[0].summary
 
 
 def _play(state, rules, wanted, lower=None, caps=None):
@@ -100,7 +100,7 @@ def test_fewer_victims_win_when_the_highest_priorities_are_equal():
                                 _bound("b-1", "b", "2", 0), _bound("b-2", "b", "2", 0)])
     spec = s.pod_spec([s.container(requests={"cpu": "4"})], priorityClassName="high")
     verdict = evaluate(state, s.deployment("urgent", 1, spec=spec))
-    assert "1 pods fit only by preemption: would preempt 1 lower-priority pods" in verdict.reasons[0].summary
+    assert "1 pod fits only by preemption: would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
 def test_a_cordoned_node_takes_no_pod_in_the_play_either():

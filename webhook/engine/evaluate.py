@@ -19,7 +19,7 @@ from .priority import (PRIORITY_CLASS_NOT_FOUND, local_victims, pod_priority, pr
                        victims, victims_used)
 from .requests import NO_DEFAULTS, ObjectError, extended_requests, pod_requests, uses_pod_ip
 from .scheduling import PodPlacementRules, ineligibility
-from .verdict import DENY, WARN, Reason, Verdict, clip, decide
+from .verdict import DENY, WARN, Reason, Verdict, clip, counted, decide
 from .workloads import POD_KINDS, Demand, demand_of, same_template
 
 INVALID_OBJECT = "INVALID_OBJECT"
@@ -277,5 +277,6 @@ def _check_surge(state, demand: Demand, requests, uses_ip, rules, volumes, label
     if surge.placed == 0 and demand.max_unavailable == 0:
         verdict.reasons.append(Reason(ROLLOUT_STALL, clip(
             f"{label}: the rollout will stall: no room for a surge pod and maxUnavailable is 0")
-            + f"\nmaxSurge allows {demand.max_surge} extra pods but none fits next to the running ones, and no old "
-              "pod may stop first.\nSet maxUnavailable to 1 or more, or free capacity before the rollout.", WARN))
+            + f"\nmaxSurge allows {counted(demand.max_surge, 'extra pod')} but none fits next to the running ones, "
+              "and no old pod may stop first.\nSet maxUnavailable to 1 or more, or free capacity before the "
+              "rollout.", WARN))

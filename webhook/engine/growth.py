@@ -64,7 +64,8 @@ def absorb(state, placement: Placement, requests: Resources, uses_ip: bool) -> s
     for growth in growth_sources(state, template):
         if growth.nodes is None or growth.nodes * per_node >= placement.pending:
             needed = -(-placement.pending // per_node)
-            return (f"The cluster can grow: {growth.source}; about {needed} new {template.instance_type or 'node'} "
-                    f"node(s) of {per_node} pods each would take the {placement.pending} pending pods once the "
-                    "autoscaler reacts.")
+            kind = f"{template.instance_type} " if template.instance_type else ""
+            return (f"The cluster can grow: {growth.source}; about {counted(needed, f'new {kind}node')} "
+                    f"of {counted(per_node, 'pod')} each would take the "
+                    f"{counted(placement.pending, 'pending pod')} once the autoscaler reacts.")
     return None

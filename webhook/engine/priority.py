@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from .verdict import WARN, Reason, clip
+from .verdict import WARN, Reason, clip, counted
 
 PREEMPTION = "PREEMPTION"
 PRIORITY_CLASS_NOT_FOUND = "PRIORITY_CLASS_NOT_FOUND"
@@ -201,7 +201,8 @@ def _clashes(victim, constraints, node, ports_conflict, namespace_labels) -> boo
 
 def preemption_reason(placement, priority: Priority, covered: int, count: int, label: str) -> Reason:
     return Reason(PREEMPTION, clip(
-        f"{label}: {covered} pods fit only by preemption: would preempt {count} lower-priority pods")
+        f"{label}: {counted(covered, 'pod')} {'fits' if covered == 1 else 'fit'} only by preemption: would preempt "
+        f"{counted(count, 'lower-priority pod')}")
         + f"\nIts priority {priority.value}"
         + (f" (PriorityClass {priority.class_name})" if priority.class_name else "")
         + " lets the scheduler evict lower-priority pods to make room; those pods go Pending instead."

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from .ipslots import PREFIX_IPS, pod_enis
 from .network import Subnet
-from .verdict import WARN, Reason, clip
+from .verdict import WARN, Reason, clip, counted
 
 SUBNET_IP_EXHAUSTED = "SUBNET_IP_EXHAUSTED"
 SUBNET_DATA_UNAVAILABLE = "SUBNET_DATA_UNAVAILABLE"
@@ -265,6 +265,7 @@ def subnet_findings(state, placement, label: str, lower: str = "replicas",
         where = f"subnet {subnet.id} ({subnet.zone or 'zone unknown'})"
         nodes = sorted(n.node for n in draw.nodes)
         node_text = ", ".join(nodes[:3]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
+        pods_need = f"{counted(draw.pods, 'new pod')} on {node_text} {'needs' if draw.pods == 1 else 'need'}"
         basis = ("EC2 says what the nodes hold" if draw.measured else
                  "the nodes' warm pools are estimated from the aws-node settings")
         seen = f", read {subnet.observed_at}" if subnet.observed_at else ""
@@ -286,7 +287,7 @@ def subnet_findings(state, placement, label: str, lower: str = "replicas",
                 certain = None
             if certain is not None:
                 stuck = _stuck_pods(draw, left)
-                detail = (f"{draw.pods} new pods on {node_text} need {need} more /28 prefixes "
+                detail = (f"{pods_need} {counted(need, 'more /28 prefix', 'more /28 prefixes')} "
                           f"({draw.eni_addresses} addresses for new ENIs); the subnet has {left} free addresses "
                           f"(AvailableIpAddressCount {subnet.available}{seen}), so {possible} /28 blocks at most and "
                           f"{guaranteed} for certain: free addresses may be scattered (fragmentation), EC2 does not "
@@ -309,11 +310,13 @@ def subnet_findings(state, placement, label: str, lower: str = "replicas",
                 summary = f"{label}: {where} has {max(left, 0)} free IPs, its new pods need {need}"
                 admitted_before = (f", less {subnet.available - left} for pods admitted before"
                                    if left != subnet.available else "")
-                detail = (f"{draw.pods} new pods on {node_text} need {draw.hard} addresses beyond what the nodes hold"
+                detail = (f"{pods_need} {counted(draw.hard, 'address', 'addresses')} "
+                          "beyond what the nodes hold"
                           f"{f' and {draw.eni_addresses} for new ENIs' if draw.eni_addresses else ''}; the subnet has "
                           f"{max(left, 0)} (AvailableIpAddressCount {subnet.available}{seen}"
                           f"{admitted_before}"
-                          f"). About {stuck} pods would stay in ContainerCreating (failed to assign an IP address); "
+                          f"). About {counted(stuck, 'pod')} would stay in ContainerCreating (failed to assign an IP "
+                          f"address); "
                           f"{basis}.")
                 reasons.append(Reason(SUBNET_IP_EXHAUSTED, clip(summary) + "\n" + detail + "\n" + fix,
                                       "deny" if certain else WARN))
