@@ -18,6 +18,16 @@ from webhook.engine import preemption
 from webhook.engine.priority import Priority, preemption_reason, victims
 from webhook.state.snapshot import state_from_objects
 
+
+@pytest.fixture(params=[True, False], ids=["bulk", "played"])
+def evaluate(request, monkeypatch):
+    """``evaluate``, on the bulk path (no budget for the pod-by-pod play) or played pod by pod:
+    both must give the scheduler's answer."""
+    from webhook.engine.evaluate import evaluate as evaluate_workload
+    if request.param:
+        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+    return evaluate_workload
+
 SCENARIOS = [
     fidelity.test_a_higher_priority_workload_warns_that_it_would_preempt,
     fidelity.test_preemption_that_cannot_make_room_for_all_still_denies,
@@ -123,12 +133,8 @@ def _reprieve_state(requests, allocatable):
     ])
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
 @pytest.mark.parametrize("case", sorted(RESOURCE_CASES))
-def test_a_victim_that_fills_the_node_exactly_is_reprieved(case, bulk, monkeypatch):
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+def test_a_victim_that_fills_the_node_exactly_is_reprieved(case, evaluate):
     requests, allocatable = RESOURCE_CASES[case]
     new = s.deployment("new", 1, spec=s.pod_spec([s.container(requests=requests, limits=dict(requests))]))
     verdict = evaluate(_reprieve_state(requests, allocatable), new)
@@ -149,13 +155,9 @@ def _cpu_spec(priority, cpu="2", **extra):
     return s.pod_spec([s.container(requests={"cpu": cpu})], priority=priority, **extra)
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_a_daemonset_preempts_only_on_the_node_it_does_not_fit(bulk, monkeypatch):
+def test_a_daemonset_preempts_only_on_the_node_it_does_not_fit(evaluate):
     # A DaemonSet pod per node: b has room (its own low pod stays), a is full of two 2-CPU victims. The pod
     # for a (2 CPU) preempts: victim -1 is reprieved (exact fit), victim -2 is evicted: one victim in all.
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     state = _two_nodes_a_full(_cpu_spec, [s.pod("low-b", "default", "b", spec=_cpu_spec(-5, "1"))])
     ds = s.daemonset("agent", spec=s.pod_spec([s.container(requests={"cpu": "2"})]))
     verdict = evaluate(state, ds)
@@ -166,12 +168,8 @@ def test_a_daemonset_preempts_only_on_the_node_it_does_not_fit(bulk, monkeypatch
 RACK = "example.com/rack"        # a topology key no node carries: such a term never repels (interpodaffinity)
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk, monkeypatch):
+def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(evaluate):
     # 4 CPU full: victim -1 (1 CPU) and -2 (3 CPU); the new pod asks 3: -1 is reprieved, -2 is the one victim.
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     repel_new = fidelity.anti({"matchLabels": {"app": "new"}}, key=RACK)
     state = state_from_objects([
         s.node("a", instance_type=None, allocatable=FULL),
@@ -197,14 +195,10 @@ def test_anti_affinity_over_a_key_the_node_lacks_does_not_keep_a_victim_out(bulk
     assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_the_workloads_own_bound_pods_keep_a_node_a_candidate_when_a_match_lives_elsewhere(bulk, monkeypatch):
+def test_the_workloads_own_bound_pods_keep_a_node_a_candidate_when_a_match_lives_elsewhere(evaluate):
     # differential seed 108 again, with one more app=web pod on a full node b: now the "first pod" exception of
     # InterPodAffinity (no matching pod anywhere, the pod matches its own term) cannot carry node a. After
     # buddy is removed only the two web pods bound on a satisfy the affinity there: buddy is still the victim.
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     buddy = s.pod_spec([s.container(requests={"cpu": "500m"})], priority=-10)
     big = s.pod_spec([s.container(requests={"cpu": "2400m"})], priority=0)
     elsewhere = s.pod_spec([s.container(requests={"cpu": "1"})], priority=0)
@@ -229,14 +223,10 @@ def _ported(priority, cpu, ports=True, **extra):
     return s.pod_spec([container], priority=priority, **extra)
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_a_victim_holding_the_new_pods_host_port_stays_out_and_the_others_are_still_weighed(bulk, monkeypatch):
+def test_a_victim_holding_the_new_pods_host_port_stays_out_and_the_others_are_still_weighed(evaluate):
     # 5 CPU full: victim -1 (2 CPU, hostPort 9100), -2 (2 CPU), -3 (1 CPU). The new pod: 3 CPU and hostPort 9100.
     # All out, the new pod in (3); -1 clashes on the port (NodePorts): victim; -2 fits (5): reprieved; -3 would
     # make 6 > 5: victim. Two victims.
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     state = state_from_objects([
         s.node("a", instance_type=None, allocatable={**FULL, "cpu": "5"}),
         s.pod("victim-1", "default", "a", spec=_ported(-1, "2")),
@@ -258,11 +248,7 @@ def test_a_victim_holding_the_new_pods_host_port_stays_out_and_the_others_are_st
     assert "would preempt 1 lower-priority pod" in verdict.reasons[0].summary
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_a_daemonset_preempts_on_every_full_node_whatever_their_order(bulk, monkeypatch):
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
+def test_a_daemonset_preempts_on_every_full_node_whatever_their_order(evaluate):
     spec = lambda priority: _cpu_spec(priority)  # noqa: E731
     state = state_from_objects([
         s.node("a", instance_type=None, allocatable=FULL), s.node("b", instance_type=None, allocatable=FULL),
@@ -338,13 +324,9 @@ def test_a_daemonset_counts_only_the_nodes_preemption_really_frees():
     assert verdict.reasons[0].summary.endswith("1 pod fits only by preemption: would preempt 1 lower-priority pod")
 
 
-@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "played"])
-def test_a_victim_that_fills_the_last_pod_slot_exactly_is_reprieved(bulk, monkeypatch):
+def test_a_victim_that_fills_the_last_pod_slot_exactly_is_reprieved(evaluate):
     # maxPods 2, both slots held by victims -1 and -2. SelectVictimsOnNode: all out, the new pod in (1 slot),
     # -1 back (2 of 2: still fits, reprieved), -2 back would make 3: evicted. One victim.
-    from webhook.engine.evaluate import evaluate
-    if bulk:
-        monkeypatch.setattr(preemption, "SEQUENTIAL_BUDGET", 0)
     state = state_from_objects([s.node("a", instance_type=None, allocatable={**FULL, "pods": "2"}),
                                 s.pod("v-1", "default", "a", spec=_cpu_spec(-1, "1")),
                                 s.pod("v-2", "default", "a", spec=_cpu_spec(-2, "1"))])
